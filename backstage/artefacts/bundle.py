@@ -1,0 +1,63 @@
+"""Pack an act's source into one gzip tarball, streamed to each host.
+
+The release id is the UTC time plus a digest of the content, so the same source gives the same
+digest and a reader of ``releases/`` sees both when and what.
+"""
+
+import hashlib
+import io
+import os
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+EXCLUDED_DIRS = {".git", ".hg", "__pycache__", ".venv", "venv", "node_modules", "var",
+                 ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox"}
+EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".sqlite3", ".log")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    release: str
+    digest: str
+    data: bytes
+    files: int
+
+
+def source_files(source: Path) -> list[Path]:
+    """The files of a release, sorted, without caches, local databases or VCS folders."""
+    found = []
+    for folder, dirs, files in os.walk(source):
+        dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
+        found += [Path(folder, f) for f in sorted(files) if not f.endswith(EXCLUDED_SUFFIXES)]
+    return found
+
+
+def content_digest(source: Path, files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(source)).encode() + b"\0")
+        digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def release_id(digest: str, now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return f"{stamp}-{digest[:8]}"
+
+
+def pack(source: Path, now: float | None = None) -> Bundle:
+    """A tar.gz of the source under ``code/``, built in memory, sent as is to every host."""
+    files = source_files(source)
+    digest = content_digest(source, files)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for path in files:
+            info = tar.gettarinfo(str(path), arcname=f"code/{path.relative_to(source)}")
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with path.open("rb") as f:
+                tar.addfile(info, f)
+    return Bundle(release_id(digest, now), digest, buffer.getvalue(), len(files))

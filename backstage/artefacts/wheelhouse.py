@@ -1,0 +1,81 @@
+"""Build wheels once on the workstation and ship them, so hosts never need a package index.
+
+Wheels are built with the workstation's Python and cached under
+``$BACKSTAGE_CACHE`` (default ``~/.cache/backstage``) by the digest of what they were built
+for. Hosts must therefore run the same Python minor version as the workstation; the probe
+checks the ABI tag and says so before anything is installed.
+"""
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from backstage.errors import BackstageError
+
+DONE_MARKER = ".complete"
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "backstage"
+    return Path(os.environ.get("BACKSTAGE_CACHE", default)).expanduser()
+
+
+def workstation_tag() -> str:
+    return sys.implementation.cache_tag
+
+
+def venue_digest(python: str, requirements: str) -> str:
+    """The key of a venue: which interpreter, which requirements."""
+    text = f"{python}\n{workstation_tag()}\n{requirements}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def interpreter_key() -> str:
+    """Which Python builds the wheels: compiled wheels (uWSGI) embed it."""
+    identity = f"{os.path.realpath(sys.executable)}\n{sys.version}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:8]
+
+
+def build(requirement_args: list[str], key: str, label: str) -> list[Path]:
+    """``pip wheel`` into the cache (once per key); return the wheel files."""
+    target = cache_dir() / "wheels" / f"{workstation_tag()}-{interpreter_key()}-{key}"
+    if not (target / DONE_MARKER).exists():
+        target.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--quiet",
+             "--use-pep517",
+             "--wheel-dir", str(target), *requirement_args],
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise BackstageError(f"building wheels for {label} failed: {' '.join(tail)}")
+        (target / DONE_MARKER).touch()
+    return sorted(target.glob("*.whl"))
+
+
+def for_requirements(requirements: Path, digest: str) -> list[Path]:
+    return build(["-r", str(requirements)], digest, str(requirements))
+
+
+def for_uwsgi(requirement: str) -> list[Path]:
+    key = hashlib.sha256(requirement.encode()).hexdigest()[:12]
+    return build([requirement], key, requirement)
+
+
+def pack(wheels: list[Path], skip: set[str] = frozenset(), extra: dict[str, bytes] = None) -> bytes:
+    """A tar of the wheels the host lacks, plus extra named files (e.g. requirements)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for wheel in wheels:
+            if wheel.name not in skip:
+                tar.add(str(wheel), arcname=wheel.name)
+        for name, data in (extra or {}).items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -1,0 +1,39 @@
+"""Commands that book and cancel gigs: nginx server blocks, tested before every reload."""
+
+from backstage.commands.shell import Script, argv, q
+from backstage.commands.stage import nginx_command
+from backstage.model import Layout
+
+
+def reload_nginx(layout: Layout, systemd: bool) -> str:
+    if systemd and layout.kind == "system":
+        return argv("systemctl", "reload", "nginx")
+    return nginx_command(layout, "-s", "reload")
+
+
+def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed: list[str],
+                 systemd: bool) -> Script:
+    """Write (or remove) gig files, run ``nginx -t``, and reload only if it passes.
+
+    When the test fails, every file is put back as it was, so nginx keeps serving (and would
+    restart with) the previous configuration.
+    """
+    paths = [*files, *removed]
+    if not paths:
+        return script
+    script.step("gig")
+    for path in paths:
+        script.raw(f"if [ -e {q(path)} ]; then {argv('cp', '-p', path, path + '.backstage-old')}; fi")
+    for path, content in files.items():
+        script.write_file(path, content)
+    script.run("rm", "-f", *removed)
+    restore = "; ".join(
+        f"if [ -e {q(p + '.backstage-old')} ]; then {argv('mv', '-f', p + '.backstage-old', p)}; "
+        f"else {argv('rm', '-f', p)}; fi"
+        for p in paths
+    )
+    script.raw(f"if ! {nginx_command(layout, '-t', '-q')}; then {restore}; "
+               "echo 'nginx -t refused the new configuration; the previous one is kept' >&2; "
+               "exit 1; fi")
+    script.run("rm", "-f", *(p + ".backstage-old" for p in paths))
+    return script.raw(reload_nginx(layout, systemd))

@@ -1,0 +1,66 @@
+"""Commands that unpack a release, link its shared state and run Django's management steps."""
+
+from backstage.commands.shell import Script, argv, q
+from backstage.model import Layout
+
+
+def unpack_release(script: Script, layout: Layout, act: str, release: str,
+                   env_size: int) -> Script:
+    """Read the env file then the release tarball from stdin, and install both.
+
+    Stdin holds ``env_size`` bytes of env file (environment and secrets: written 0600, never
+    in argv), then a tar.gz whose ``code/`` folder becomes the release. ``dd bs=1`` reads the
+    env file byte by byte so that not one byte of the tarball behind it is consumed.
+    """
+    incoming = f"{layout.releases(act)}/.incoming-{release}"
+    final = layout.release(act, release)
+    env_tmp = f"{layout.env_file(act)}.backstage-new"
+    script.step("upload")
+    script.mkdirs([layout.releases(act), layout.media(act), layout.data])
+    script.remove(incoming)
+    script.mkdirs([incoming])
+    script.raw(f"(umask 077 && dd bs=1 count={int(env_size)} status=none of={q(env_tmp)})")
+    script.run("tar", "-xzf", "-", "-C", incoming)
+    script.run("mv", "-f", env_tmp, layout.env_file(act))
+    script.remove(final)
+    script.run("mv", f"{incoming}/code", final)
+    return script.remove(incoming)
+
+
+def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,
+                    manage: str) -> str:
+    """A shell function ``manage ARGS`` running manage.py as the vassal would run the app.
+
+    Same working directory (the act's shared directory), same environment (the env file,
+    exported line by line without any expansion), same interpreter, same import path.
+    """
+    release_dir = layout.release(act, release)
+    exports = " ".join([
+        "export",
+        q(f"DJANGO_SETTINGS_MODULE={settings}"),
+        q(f"BACKSTAGE_ACT={act}"),
+        q(f"BACKSTAGE_RELEASE={release}"),
+        q(f"BACKSTAGE_STATIC_ROOT={layout.static(act, release)}"),
+        q(f"PYTHONPATH={release_dir}"),
+    ])
+    return (
+        "manage() { ("
+        f" cd {q(layout.shared(act))};"
+        f" while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
+        f" < {q(layout.env_file(act))};"
+        f" {exports};"
+        f" {argv(venue_dir + '/bin/python', release_dir + '/' + manage)} \"$@\"; ) }}"
+    )
+
+
+def prepare_release(script: Script, layout: Layout, act: str, release: str, settings: str,
+                    venue_dir: str, manage: str, databases: list[str]) -> Script:
+    """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``."""
+    script.raw(manage_function(layout, act, release, settings, venue_dir, manage))
+    script.step("check")
+    script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR"))
+    for database in databases:
+        script.step(f"migrate {database}")
+        script.raw("manage " + argv("migrate", "--noinput", "--database", database))
+    script.step("collectstatic")
+    return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0"))

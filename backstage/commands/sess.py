@@ -1,0 +1,96 @@
+"""Commands that start, health-check, switch, retire, stop and restart sesses (vassals)."""
+
+from backstage.commands import hostside
+from backstage.commands.shell import Script, argv, q
+from backstage.commands.stage import rescan_emperor, rescan_line, wait_for
+from backstage.model import Layout
+
+LOG_TAIL_LINES = 30
+STOPPED_SUFFIX = ".stopped"
+
+
+def start_vassal(script: Script, layout: Layout, act: str, release: str, ini: str) -> Script:
+    script.step("start")
+    script.write_file(layout.vassal(act, release), ini)
+    return rescan_emperor(script, layout)
+
+
+def health_check(script: Script, layout: Layout, python: str, act: str, release: str,
+                 check: dict) -> Script:
+    """Check the new release through its own socket; on failure remove it and mark it bad."""
+    script.step("health")
+    spec = {"socket": layout.socket(act, release), **check}
+    on_failure = "; ".join([
+        argv("rm", "-f", layout.vassal(act, release)),
+        rescan_line(layout),
+        f"printf '%s\\n' {q(release)} >> {q(bad_list(layout, act))}",
+        f"echo {q('--- last lines of ' + layout.act_log(act) + ':')} >&2",
+        f"tail -n {LOG_TAIL_LINES} {q(layout.act_log(act))} >&2 || true",
+        "exit 1",
+    ])
+    return script.raw(f"if ! {hostside(python, 'health', spec)}; then {on_failure}; fi")
+
+
+def health_via_nginx(script: Script, python: str, port: int, check: dict) -> Script:
+    """Check the act through nginx; this also waits out nginx's asynchronous reload."""
+    script.step("health via nginx")
+    return script.raw(hostside(python, "health", {"port": port, **check}))
+
+
+def bad_list(layout: Layout, act: str) -> str:
+    """Releases that failed before their switch; rollback never picks one of them."""
+    return f"{layout.act_dir(act)}/bad-releases"
+
+
+def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Point the stable socket (what nginx uses) and ``current`` at the new release."""
+    script.step("switch")
+    script.link(f"{act}@{release}.sock", layout.stable_socket(act))
+    return script.link(f"releases/{release}", layout.current(act))
+
+
+def retire(script: Script, layout: Layout, act: str, releases: list[str]) -> Script:
+    """Remove old releases' vassal files: the Emperor stops them gracefully."""
+    if not releases:
+        return script
+    script.step("retire")
+    vassals = [layout.vassal(act, r) + suffix for r in releases for suffix in ("", STOPPED_SUFFIX)]
+    script.run("rm", "-f", *vassals)
+    return rescan_emperor(script, layout)
+
+
+def stop(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Disable the vassal file (the Emperor ignores ``*.ini.stopped``) and wait for its exit."""
+    ini = layout.vassal(act, release)
+    script.step("stop")
+    script.raw(f"if [ -e {q(ini)} ]; then {argv('mv', '-f', ini, ini + STOPPED_SUFFIX)}; fi")
+    rescan_emperor(script, layout)
+    sock = q(layout.socket(act, release))
+    return wait_for(script, f"[ ! -S {sock} ]", f"{act}@{release} did not stop within 30 s", 300)
+
+
+def start(script: Script, layout: Layout, act: str, release: str) -> Script:
+    ini = layout.vassal(act, release)
+    script.step("start")
+    script.raw(f"if [ -e {q(ini + STOPPED_SUFFIX)} ]; then "
+               f"{argv('mv', '-f', ini + STOPPED_SUFFIX, ini)}; fi")
+    return rescan_emperor(script, layout)
+
+
+def restart(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Reload a vassal gracefully by bumping its file's mtime.
+
+    The Emperor compares mtimes in whole seconds, so the new mtime is at least one second
+    past the old one even when two restarts come within the same second.
+    """
+    ini = q(layout.vassal(act, release))
+    script.step("restart")
+    script.raw(f"m=$(( $(stat -c %Y {ini}) + 1 )); n=$(date +%s); "
+               f"touch -d \"@$(( m > n ? m : n ))\" {ini}")
+    return rescan_emperor(script, layout)
+
+
+def wait_reloaded(script: Script, python: str, layout: Layout, act: str, release: str,
+                  old_workers: list[int]) -> Script:
+    spec = {"stats": layout.stats_socket(act, release), "old": old_workers, "timeout": 30}
+    return script.raw(hostside(python, "reloaded", spec))

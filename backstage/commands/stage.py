@@ -1,0 +1,94 @@
+"""Commands that make a host a stage: directories, the Emperor, nginx."""
+
+from backstage.commands.shell import Script, argv, q
+from backstage.model import Layout
+
+UWSGI_REQUIREMENT = "uwsgi==2.0.31"
+PIP_QUIET = ("--disable-pip-version-check", "--no-input", "--quiet")
+
+
+def make_directories(script: Script, layout: Layout) -> Script:
+    return script.step("directories").mkdirs(layout.directories)
+
+
+def unpack_wheels(script: Script, layout: Layout) -> Script:
+    """Unpack the tar of wheels on stdin into the stage's wheelhouse."""
+    return script.run("tar", "-xf", "-", "-C", layout.wheelhouse)
+
+
+def build_stage_venv(script: Script, layout: Layout, python: str) -> Script:
+    """The Emperor's own virtualenv, holding the uWSGI built for the host's Python."""
+    script.step("stage-venv")
+    unpack_wheels(script, layout)
+    script.remove(layout.stage_venv)
+    script.run(python, "-m", "venv", layout.stage_venv)
+    return script.run(
+        f"{layout.stage_venv}/bin/pip", "install", *PIP_QUIET, "--no-index",
+        "--find-links", layout.wheelhouse, UWSGI_REQUIREMENT,
+    )
+
+
+def start_emperor_daemon(script: Script, layout: Layout, restart: bool) -> Script:
+    """Start the Emperor as a daemon with a pidfile (hosts without systemd)."""
+    script.step("emperor")
+    pid = f"$(cat {q(layout.emperor_pidfile)} 2>/dev/null || true)"
+    alive = pid_alive(layout.emperor_pidfile)
+    if restart:
+        script.raw(f"if {alive}; then kill -INT \"{pid}\"; fi")
+        script.raw(f"for i in $(seq 100); do {alive} || break; sleep 0.1; done")
+    script.raw(f"if ! {alive}; then {argv(layout.uwsgi, '--ini', layout.emperor_ini)}; fi")
+    return wait_for(script, alive, "the Emperor did not start: see " + layout.log + "/emperor.log")
+
+
+def start_emperor_systemd(script: Script, layout: Layout, restart: bool) -> Script:
+    script.step("emperor")
+    script.run("systemctl", "daemon-reload")
+    script.run("systemctl", "enable", "--now", layout.emperor_unit_name)
+    if restart:
+        script.run("systemctl", "restart", layout.emperor_unit_name)
+    return script
+
+
+def nginx_command(layout: Layout, *args: str) -> str:
+    """nginx with the layout's configuration (the user layout runs its own nginx)."""
+    if layout.kind == "user":
+        return argv("nginx", "-p", layout.nginx_dir + "/", "-c", layout.nginx_conf,
+                    "-e", f"{layout.log}/nginx-error.log", *args)
+    return argv("nginx", *args)
+
+
+def start_nginx(script: Script, layout: Layout, systemd: bool, reload: bool) -> Script:
+    """Start nginx if it is not running; reload it when its configuration changed."""
+    script.step("nginx")
+    alive = pid_alive(layout.nginx_pidfile)
+    script.raw(nginx_command(layout, "-t", "-q"))
+    if systemd and layout.kind == "system":
+        script.run("systemctl", "start", "nginx")
+        if reload:
+            script.run("systemctl", "reload", "nginx")
+        return script
+    script.raw(f"if ! {alive}; then {nginx_command(layout)}; "
+               + (f"else {nginx_command(layout, '-s', 'reload')}; " if reload else "") + "fi")
+    return wait_for(script, alive, "nginx did not start: see " + layout.log)
+
+
+def pid_alive(pidfile: str) -> str:
+    """A shell condition: the process named in a pidfile is alive."""
+    pid = f"$(cat {q(pidfile)} 2>/dev/null || true)"
+    return f'{{ [ -n "{pid}" ] && kill -0 "{pid}" 2>/dev/null; }}'
+
+
+def wait_for(script: Script, condition: str, message: str, tenths: int = 100) -> Script:
+    """Poll a shell condition every 0.1 s; fail with a message when it never holds."""
+    script.raw(f"for i in $(seq {tenths}); do if {condition}; then break; fi; sleep 0.1; done")
+    return script.raw(f"if ! {condition}; then echo {q(message)} >&2; exit 1; fi")
+
+
+def rescan_line(layout: Layout) -> str:
+    """Make the Emperor rescan its vassal directory now instead of at its next poll (3 s)."""
+    pid = f"$(cat {q(layout.emperor_pidfile)} 2>/dev/null || true)"
+    return f'if [ -n "{pid}" ]; then kill -WINCH "{pid}" 2>/dev/null || true; fi'
+
+
+def rescan_emperor(script: Script, layout: Layout) -> Script:
+    return script.raw(rescan_line(layout))

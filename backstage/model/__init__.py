@@ -1,0 +1,29 @@
+"""Model layer: a production's inventory, validated into plain typed objects.
+
+Nothing here touches the network or any host; the only I/O is reading the inventory file
+and checking that the local files it names exist.
+"""
+
+from backstage.model.inventory import (
+    Act,
+    Database,
+    Gig,
+    Health,
+    Host,
+    Production,
+    Venue,
+    load_production,
+)
+from backstage.model.layout import Layout
+
+__all__ = [
+    "Act",
+    "Database",
+    "Gig",
+    "Health",
+    "Host",
+    "Layout",
+    "Production",
+    "Venue",
+    "load_production",
+]

@@ -1,0 +1,294 @@
+"""Load and validate a production's inventory file (TOML) into plain objects.
+
+Shape checks (types, unknown keys, names, ranges) are pydantic's; checks across sections
+(references, duplicate domains, port clashes, files that must exist) follow in
+:func:`check_production`. Every failure becomes one :class:`InventoryError` naming the file, the
+dotted key and the reason, and is raised before anything connects to a host.
+"""
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
+
+from backstage.errors import InventoryError
+from backstage.model import names
+
+Name = Annotated[str, AfterValidator(names.name)]
+Domain = Annotated[str, AfterValidator(names.domain)]
+Int = Annotated[int, Strict()]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+EnvKey = Annotated[str, AfterValidator(names.env_key)]
+EnvValue = Annotated[str, AfterValidator(names.env_value)]
+Interpreter = Annotated[str, AfterValidator(names.interpreter)]
+RemotePath = Annotated[str, AfterValidator(names.absolute_path)]
+UrlPrefix = Annotated[str, AfterValidator(names.url_prefix)]
+
+
+class Section(BaseModel):
+    """Base of every inventory table: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ssh(Section):
+    """How to reach the hosts: an ssh_config file and a known_hosts file, both optional."""
+
+    config: Path | None = None
+    known_hosts: Path | None = None
+
+
+class Host(Section):
+    """An SSH target and the stage Backstage keeps on it."""
+
+    address: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$")
+    user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    port: Port | None = None
+    roles: tuple[Name, ...] = ()
+    layout: Literal["system", "user"] = "system"
+    root: RemotePath | None = None
+    python: Interpreter = "python3"
+    http_port: Port | None = None
+    nginx_group: str = Field("www-data", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+class Venue(Section):
+    """A virtualenv: an interpreter and a requirements file (relative to the inventory)."""
+
+    python: Interpreter | None = None
+    requirements: Path
+
+
+class Health(Section):
+    """How a new release is checked through its own socket before it gets traffic."""
+
+    path: str = Field("/", pattern=r"^/[A-Za-z0-9_./?=&%-]*$")
+    host: Domain | None = None
+    status: Int = Field(200, ge=100, le=599)
+    timeout: float = Field(5.0, gt=0, le=300)
+    retries: Int = Field(20, ge=1, le=600)
+
+
+class Act(Section):
+    """A Django application and how it runs."""
+
+    venue: Name
+    source: Path
+    settings: Annotated[str, AfterValidator(names.dotted)]
+    wsgi: Annotated[str, AfterValidator(names.wsgi_callable)] | None = None
+    manage: str = Field("manage.py", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$")
+    processes: Int = Field(2, ge=1, le=256)
+    threads: Int = Field(1, ge=1, le=256)
+    env: dict[EnvKey, EnvValue] = {}
+    secrets: Path | None = None
+    http_port: Port | None = None
+    roles: tuple[Name, ...] = ()
+    databases: tuple[Name, ...] = ()
+    health: Health = Health()
+    keep_releases: Int = Field(5, ge=2, le=100)
+
+    @property
+    def wsgi_callable(self) -> str:
+        """The WSGI callable, by default ``application`` in the settings' sibling ``wsgi``."""
+        package = self.settings.rpartition(".")[0]
+        return self.wsgi or f"{package + '.' if package else ''}wsgi:application"
+
+
+class Database(Section):
+    """A logical database's physical home in this production."""
+
+    engine: Literal["sqlite"] = "sqlite"
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+    def file_name(self, logical: str) -> str:
+        """The sqlite file in the production's data directory."""
+        return self.name or f"{logical}.sqlite3"
+
+
+class Gig(Section):
+    """An act booked at one or more domains: one nginx server block."""
+
+    act: Name
+    domains: tuple[Domain, ...] = Field(min_length=1)
+    port: Port | None = None
+    static: UrlPrefix | None = "/static/"
+    media: UrlPrefix | None = "/media/"
+    client_max_body_size: Annotated[str, AfterValidator(names.body_size)] = "10m"
+
+
+class Production(Section):
+    """Everything one inventory file declares."""
+
+    production: Name
+    path: Path
+    ssh: Ssh = Ssh()
+    hosts: dict[Name, Host] = Field(min_length=1)
+    venues: dict[Name, Venue] = {}
+    acts: dict[Name, Act] = {}
+    databases: dict[Name, Database] = {}
+    gigs: dict[Name, Gig] = {}
+
+    @property
+    def name(self) -> str:
+        return self.production
+
+    def hosts_of(self, act: str) -> list[str]:
+        """Names of the hosts an act plays on: those with one of its roles, or all."""
+        roles = set(self.acts[act].roles)
+        return [h for h, host in self.hosts.items() if not roles or roles & set(host.roles)]
+
+    def acts_on(self, host: str) -> list[str]:
+        return [a for a in self.acts if host in self.hosts_of(a)]
+
+    def gigs_of(self, act: str) -> list[str]:
+        return [g for g, gig in self.gigs.items() if gig.act == act]
+
+
+def load_production(path: str | Path) -> Production:
+    """Read, validate and cross-check an inventory file; raise InventoryError on any problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InventoryError(path, None, "no such inventory file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(path, None, f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(path, None, f"invalid TOML: {exc}") from None
+    data.setdefault("production", path.stem)
+    if "path" in data:
+        raise InventoryError(path, "path", "unknown key")
+    try:
+        production = Production.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        raise _first_error(path, exc) from None
+    production = _resolve_local_paths(production)
+    check_production(production)
+    return production
+
+
+def _first_error(path: Path, exc: ValidationError) -> InventoryError:
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"])
+    reason = {
+        "extra_forbidden": "unknown key",
+        "missing": "required key is missing",
+    }.get(error["type"], error["msg"].removeprefix("Value error, "))
+    return InventoryError(path, key, reason)
+
+
+def _resolve_local_paths(production: Production) -> Production:
+    """Make the local paths of the inventory absolute, relative to the inventory's folder."""
+    base = production.path.resolve().parent
+
+    def resolve(value: Path | None) -> Path | None:
+        return None if value is None else (base / value.expanduser()).resolve()
+
+    return production.model_copy(
+        update={
+            "ssh": production.ssh.model_copy(
+                update={"config": resolve(production.ssh.config),
+                        "known_hosts": resolve(production.ssh.known_hosts)}
+            ),
+            "venues": {
+                n: v.model_copy(update={"requirements": resolve(v.requirements)})
+                for n, v in production.venues.items()
+            },
+            "acts": {
+                n: a.model_copy(update={"source": resolve(a.source), "secrets": resolve(a.secrets)})
+                for n, a in production.acts.items()
+            },
+        }
+    )
+
+
+def check_production(production: Production) -> None:
+    """Cross-section checks: references, files, domains and ports."""
+    fail = _Failer(production.path)
+    _check_files(production, fail)
+    _check_references(production, fail)
+    _check_domains(production, fail)
+    _check_ports(production, fail)
+
+
+class _Failer:
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, key, reason):
+        raise InventoryError(self.path, key, reason)
+
+
+def _check_files(production, fail):
+    for name, venue in production.venues.items():
+        if not venue.requirements.is_file():
+            fail(f"venues.{name}.requirements", f"no such file: {venue.requirements}")
+    for name, act in production.acts.items():
+        if not act.source.is_dir():
+            fail(f"acts.{name}.source", f"no such directory: {act.source}")
+        if not (act.source / act.manage).is_file():
+            fail(f"acts.{name}.manage", f"no such file: {act.source / act.manage}")
+        if act.secrets is not None and not act.secrets.is_file():
+            fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
+    for key in ("config", "known_hosts"):
+        value = getattr(production.ssh, key)
+        if value is not None and not value.is_file():
+            fail(f"ssh.{key}", f"no such file: {value}")
+
+
+def _check_references(production, fail):
+    roles = {role for host in production.hosts.values() for role in host.roles}
+    for name, act in production.acts.items():
+        if act.venue not in production.venues:
+            fail(f"acts.{name}.venue", _unknown("venue", act.venue, production.venues))
+        for role in act.roles:
+            if role not in roles:
+                fail(f"acts.{name}.roles", f"no host has the role {role!r}")
+        for database in act.databases:
+            if database not in production.databases:
+                fail(f"acts.{name}.databases", _unknown("database", database, production.databases))
+    for name, gig in production.gigs.items():
+        if gig.act not in production.acts:
+            fail(f"gigs.{name}.act", _unknown("act", gig.act, production.acts))
+
+
+def _unknown(kind, value, known):
+    listed = ", ".join(sorted(known)) or "none declared"
+    return f"unknown {kind} {value!r} (known: {listed})"
+
+
+def _check_domains(production, fail):
+    seen = {}
+    for name, gig in production.gigs.items():
+        for domain in gig.domains:
+            if domain in seen:
+                fail(f"gigs.{name}.domains", f"domain {domain!r} is also booked by {seen[domain]}")
+            seen[domain] = f"gigs.{name}"
+
+
+def _check_ports(production, fail):
+    for host_name, host in production.hosts.items():
+        nginx_ports = {host.http_port or default_http_port(host)}
+        nginx_ports |= {
+            production.gigs[g].port
+            for a in production.acts_on(host_name)
+            for g in production.gigs_of(a)
+            if production.gigs[g].port
+        }
+        taken = {port: "nginx" for port in nginx_ports}
+        for act_name in production.acts_on(host_name):
+            port = production.acts[act_name].http_port
+            if port is None:
+                continue
+            if port in taken:
+                fail(
+                    f"acts.{act_name}.http_port",
+                    f"port {port} clashes with {taken[port]} on host {host_name!r}",
+                )
+            taken[port] = f"acts.{act_name}"
+
+
+def default_http_port(host: Host) -> int:
+    """nginx's port for gigs: 80 in the system layout, 8080 in the unprivileged user layout."""
+    return 80 if host.layout == "system" else 8080

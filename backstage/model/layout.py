@@ -1,0 +1,176 @@
+"""Where everything of a production lives on a host.
+
+Two layouts share one shape (DESIGN.md, "Remote layout"). The *system* layout keeps the
+production under ``/srv/backstage/<production>`` and its gigs in nginx's own
+``sites-enabled``; the *user* layout keeps everything, nginx included, under one directory the
+SSH user owns, so it needs no privileges. Paths are plain strings: they are only ever used on
+the host, and always pass through :func:`shlex.quote` in :mod:`backstage.commands`.
+"""
+
+from dataclasses import dataclass
+from posixpath import join
+
+from backstage.model.inventory import Host, default_http_port
+
+
+@dataclass(frozen=True)
+class Layout:
+    production: str
+    kind: str
+    base: str
+    http_port: int
+
+    @classmethod
+    def for_host(cls, production: str, host: Host) -> "Layout":
+        if host.root:
+            base = host.root
+        elif host.layout == "user":
+            base = f"/home/{host.user}/backstage" if host.user else "/tmp/backstage"
+        else:
+            base = "/srv/backstage"
+        return cls(production, host.layout, base, host.http_port or default_http_port(host))
+
+    @property
+    def root(self) -> str:
+        return join(self.base, self.production)
+
+    def _at(self, *parts: str) -> str:
+        return join(self.root, *parts)
+
+    # The stage: the Emperor's own virtualenv and configuration.
+    @property
+    def stage(self) -> str:
+        return self._at("stage")
+
+    @property
+    def stage_venv(self) -> str:
+        return self._at("stage", "venv")
+
+    @property
+    def uwsgi(self) -> str:
+        return self._at("stage", "venv", "bin", "uwsgi")
+
+    @property
+    def emperor_ini(self) -> str:
+        return self._at("stage", "emperor.ini")
+
+    @property
+    def emperor_pidfile(self) -> str:
+        return self._at("run", "emperor.pid")
+
+    @property
+    def emperor_stats(self) -> str:
+        return self._at("run", "emperor-stats.sock")
+
+    @property
+    def emperor_unit(self) -> str:
+        """The systemd unit, used in the system layout where systemd runs."""
+        return f"/etc/systemd/system/{self.emperor_unit_name}"
+
+    @property
+    def emperor_unit_name(self) -> str:
+        return f"backstage-{self.production}-emperor.service"
+
+    @property
+    def wheelhouse(self) -> str:
+        return self._at("wheelhouse")
+
+    @property
+    def directories(self) -> list[str]:
+        """Every directory the stage needs, parents first."""
+        dirs = [self.root, self.stage, self.wheelhouse, self._at("venues"), self._at("acts"),
+                self.data, self.run, self.vassals, self.log, self._at("state")]
+        if self.kind == "user":
+            dirs += [self.nginx_dir, self.nginx_sites, self._at("nginx", "temp")]
+        return dirs
+
+    @property
+    def data(self) -> str:
+        return self._at("data")
+
+    @property
+    def run(self) -> str:
+        return self._at("run")
+
+    @property
+    def vassals(self) -> str:
+        return self._at("vassals")
+
+    @property
+    def log(self) -> str:
+        return self._at("log")
+
+    @property
+    def history(self) -> str:
+        return self._at("state", "history.jsonl")
+
+    # Venues.
+    def venue_dir(self, venue: str, digest: str) -> str:
+        return self._at("venues", f"{venue}-{digest}")
+
+    def venue_link(self, venue: str) -> str:
+        return self._at("venues", venue)
+
+    # Acts and their releases.
+    def act_dir(self, act: str) -> str:
+        return self._at("acts", act)
+
+    def releases(self, act: str) -> str:
+        return self._at("acts", act, "releases")
+
+    def release(self, act: str, release_id: str) -> str:
+        return self._at("acts", act, "releases", release_id)
+
+    def current(self, act: str) -> str:
+        return self._at("acts", act, "current")
+
+    def shared(self, act: str) -> str:
+        return self._at("acts", act, "shared")
+
+    def env_file(self, act: str) -> str:
+        return self._at("acts", act, "shared", "env")
+
+    def media(self, act: str) -> str:
+        return self._at("acts", act, "shared", "media")
+
+    def static(self, act: str, release_id: str) -> str:
+        return join(self.release(act, release_id), "static")
+
+    def current_static(self, act: str) -> str:
+        return join(self.current(act), "static")
+
+    def act_log(self, act: str) -> str:
+        return self._at("log", f"{act}.log")
+
+    # Sesses: one vassal and one socket per release; nginx points at the stable socket.
+    def vassal(self, act: str, release_id: str) -> str:
+        return self._at("vassals", f"{act}@{release_id}.ini")
+
+    def socket(self, act: str, release_id: str) -> str:
+        return self._at("run", f"{act}@{release_id}.sock")
+
+    def stable_socket(self, act: str) -> str:
+        return self._at("run", f"{act}.sock")
+
+    def stats_socket(self, act: str, release_id: str) -> str:
+        return self._at("run", f"{act}@{release_id}.stats")
+
+    # nginx.
+    @property
+    def nginx_dir(self) -> str:
+        return self._at("nginx") if self.kind == "user" else "/etc/nginx"
+
+    @property
+    def nginx_conf(self) -> str:
+        return join(self.nginx_dir, "nginx.conf")
+
+    @property
+    def nginx_sites(self) -> str:
+        return self._at("nginx", "sites") if self.kind == "user" else "/etc/nginx/sites-enabled"
+
+    @property
+    def nginx_pidfile(self) -> str:
+        return self._at("run", "nginx.pid") if self.kind == "user" else "/run/nginx.pid"
+
+    def gig_conf(self, gig: str) -> str:
+        return join(self.nginx_sites, f"backstage-{self.production}-{gig}.conf")

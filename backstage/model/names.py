@@ -1,0 +1,96 @@
+"""The shapes of the values an inventory may hold.
+
+Names become directory names, vassal names, nginx file names and (later) unix user names, so
+they are kept to one safe alphabet. Every check here is a pure function that raises
+``ValueError`` with the reason a user reads after the file and key.
+"""
+
+import re
+
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
+DOMAIN_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+INTERPRETER_RE = re.compile(r"[A-Za-z0-9_./+-]+")
+SIZE_RE = re.compile(r"[0-9]{1,6}[kmg]?")
+RESERVED_ENV_PREFIXES = ("BACKSTAGE_", "UWSGI_")
+RESERVED_ENV_KEYS = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PATH", "HOME"}
+
+
+def name(value: str) -> str:
+    """A production, host, venue, act, gig, role or database name."""
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"bad name {value!r}: use a-z, 0-9 and '-', start with a letter, at most 40 characters"
+        )
+    return value
+
+
+def domain(value: str) -> str:
+    """A DNS name an nginx ``server_name`` can hold (lower case, no wildcard, no port)."""
+    labels = value.split(".")
+    if len(value) > 253 or not all(DOMAIN_LABEL_RE.fullmatch(label) for label in labels):
+        raise ValueError(f"bad domain {value!r}: use lower-case DNS labels separated by dots")
+    return value
+
+
+def env_key(value: str) -> str:
+    """An environment variable name an act may set."""
+    if not ENV_KEY_RE.fullmatch(value):
+        raise ValueError(f"bad environment variable name {value!r}")
+    if value in RESERVED_ENV_KEYS or value.startswith(RESERVED_ENV_PREFIXES):
+        raise ValueError(f"environment variable {value!r} is set by Backstage itself")
+    return value
+
+
+def env_value(value: str) -> str:
+    """An environment value: one line, since the env file holds one ``KEY=value`` per line."""
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise ValueError("environment values must be one line without NUL characters")
+    return value
+
+
+def dotted(value: str) -> str:
+    """A Python module path such as ``storefront.settings``."""
+    if not DOTTED_RE.fullmatch(value):
+        raise ValueError(f"bad Python module path {value!r}")
+    return value
+
+
+def wsgi_callable(value: str) -> str:
+    """``module.path:callable``, as uWSGI's ``module`` option takes it."""
+    module, sep, attribute = value.partition(":")
+    if not sep or not DOTTED_RE.fullmatch(module) or not ENV_KEY_RE.fullmatch(attribute):
+        raise ValueError(f"bad WSGI callable {value!r}: expected 'package.module:callable'")
+    return value
+
+
+def interpreter(value: str) -> str:
+    """A Python interpreter: a command name on the host's PATH or an absolute path."""
+    if not INTERPRETER_RE.fullmatch(value) or ".." in value.split("/"):
+        raise ValueError(f"bad interpreter {value!r}: a command name or an absolute path")
+    return value
+
+
+def absolute_path(value: str) -> str:
+    """An absolute path on a host, without ``..`` or characters that need care in shells."""
+    if not value.startswith("/") or ".." in value.split("/") or not INTERPRETER_RE.fullmatch(value):
+        raise ValueError(f"bad path {value!r}: an absolute path of letters, digits and ._+-/")
+    return value.rstrip("/") or "/"
+
+
+def url_prefix(value: str) -> str:
+    """A URL path prefix such as ``/static/``: starts and ends with a slash."""
+    parts = value.strip("/").split("/")
+    if not (value.startswith("/") and value.endswith("/") and len(value) > 1):
+        raise ValueError(f"bad URL prefix {value!r}: it must start and end with '/'")
+    if any(part in ("", ".", "..") or not INTERPRETER_RE.fullmatch(part) for part in parts):
+        raise ValueError(f"bad URL prefix {value!r}")
+    return value
+
+
+def body_size(value: str) -> str:
+    """An nginx size such as ``10m``."""
+    if not SIZE_RE.fullmatch(value):
+        raise ValueError(f"bad size {value!r}: a number with an optional k, m or g")
+    return value

@@ -1,0 +1,51 @@
+"""Preconditions a plan verifies from observations before it changes anything on a host."""
+
+from backstage.errors import BackstageError
+from backstage.plan.observed import Observed
+from backstage.render import LISTEN_BACKLOG
+
+
+def somaxconn(host: str, observed: Observed) -> None:
+    value = observed.data["somaxconn"]
+    if value is not None and value < LISTEN_BACKLOG:
+        raise BackstageError(
+            f"{host}: net.core.somaxconn is {value}, below the vassals' listen backlog "
+            f"{LISTEN_BACKLOG} (uWSGI would refuse to start): raise it with "
+            f"'sysctl -w net.core.somaxconn={LISTEN_BACKLOG}'"
+        )
+
+
+def nginx_installed(host: str, observed: Observed) -> None:
+    if not observed.data["nginx"]:
+        raise BackstageError(f"{host}: nginx is not installed (e.g. 'apt-get install nginx-light')")
+
+
+def python_matches_workstation(host: str, observed: Observed, workstation_tag: str) -> None:
+    python = observed.python
+    if python["tag"] != workstation_tag:
+        raise BackstageError(
+            f"{host}: Python {python['version']} ({python['tag']}, {python['executable']}) "
+            f"cannot use wheels built here for {workstation_tag}: run Backstage with the same "
+            "Python minor version as the hosts, or set the host's 'python'"
+        )
+
+
+def stage_ready(host: str, observed: Observed) -> None:
+    if observed.stage_python is None or not observed.has(observed.layout.uwsgi):
+        raise BackstageError(f"{host}: no stage for this production yet: run setup-stage first")
+    if not observed.emperor_running:
+        raise BackstageError(f"{host}: the uWSGI Emperor is not running: run setup-stage")
+
+
+def venue_matches_emperor(host: str, venue: str, venue_python: dict | None,
+                          stage_python: dict) -> None:
+    """The Emperor's uWSGI embeds its Python; a venue of another version cannot load."""
+    if venue_python is None:
+        raise BackstageError(f"{host}: venue {venue!r}: its Python interpreter is not on the host")
+    if venue_python["version"].rsplit(".", 1)[0] != stage_python["version"].rsplit(".", 1)[0]:
+        raise BackstageError(
+            f"{host}: venue {venue!r} uses Python {venue_python['version']} "
+            f"({venue_python['executable']}) but the Emperor's uWSGI embeds Python "
+            f"{stage_python['version']} ({stage_python['executable']}): use the same "
+            "interpreter for the venue and the host's 'python'"
+        )

@@ -1,0 +1,116 @@
+"""The observed state of a host: what one probe command answered."""
+
+from dataclasses import dataclass
+
+from backstage.commands import hostside
+from backstage.commands.venue import COMPLETE_MARKER
+from backstage.model import Layout, Production
+
+
+def probe_spec(production: Production, host: str, layout: Layout,
+               venue_digests: dict[str, str]) -> dict:
+    """Which files, links, listings and pidfiles to look at for this host's acts and gigs."""
+    acts = production.acts_on(host)
+    gigs = [g for a in acts for g in production.gigs_of(a)]
+    venues = {production.acts[a].venue for a in acts}
+    return {
+        "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
+                  *(layout.gig_conf(g) for g in gigs),
+                  *(venue_marker(layout, v, d) for v, d in venue_digests.items())],
+        "links": [*(layout.current(a) for a in acts), *(layout.stable_socket(a) for a in acts),
+                  *(layout.venue_link(v) for v in venues)],
+        "listings": [layout.wheelhouse, layout.vassals, f"{layout.root}/venues",
+                     *(layout.releases(a) for a in acts)],
+        "pidfiles": [layout.emperor_pidfile, layout.nginx_pidfile],
+        "pythons": [f"{layout.stage_venv}/bin/python"],
+        "exists": layout.directories,
+        "globs": [f"{layout.vassals}/*.ini", *(layout.env_file(a) for a in acts)],
+    }
+
+
+def venue_marker(layout: Layout, venue: str, digest: str) -> str:
+    return f"{layout.venue_dir(venue, digest)}/{COMPLETE_MARKER}"
+
+
+def probe_command(production: Production, host: str, layout: Layout,
+                  venue_digests: dict[str, str]) -> str:
+    python = production.hosts[host].python
+    return hostside(python, "probe", probe_spec(production, host, layout, venue_digests))
+
+
+@dataclass
+class Observed:
+    """A host's answer to the probe, with questions a planner asks of it."""
+
+    layout: Layout
+    data: dict
+
+    @property
+    def python(self) -> dict:
+        return self.data["python"]
+
+    @property
+    def systemd(self) -> bool:
+        return self.data["systemd"]
+
+    def digest(self, path: str) -> str | None:
+        return self.data["files"].get(path)
+
+    def has(self, path: str) -> bool:
+        return self.digest(path) is not None
+
+    def link(self, path: str) -> str | None:
+        return self.data["links"].get(path)
+
+    def listing(self, path: str) -> list[str]:
+        return self.data["listings"].get(path) or []
+
+    def pid(self, pidfile: str) -> int | None:
+        return self.data["pids"].get(pidfile)
+
+    def exists(self, path: str) -> bool:
+        return self.data["exists"].get(path, False)
+
+    def vassal_digest(self, act: str, release: str) -> str | None:
+        return self.data["globs"][f"{self.layout.vassals}/*.ini"].get(self.layout.vassal(act, release))
+
+    def env_digest(self, act: str) -> str | None:
+        return self.data["globs"].get(self.layout.env_file(act), {}).get(self.layout.env_file(act))
+
+    @property
+    def emperor_running(self) -> bool:
+        return self.pid(self.layout.emperor_pidfile) is not None
+
+    @property
+    def stage_python(self) -> dict | None:
+        return self.data["pythons"].get(f"{self.layout.stage_venv}/bin/python")
+
+    @property
+    def wheels(self) -> set[str]:
+        return {n for n in self.listing(self.layout.wheelhouse) if n.endswith(".whl")}
+
+    def venue_built(self, venue: str, digest: str) -> bool:
+        return self.has(venue_marker(self.layout, venue, digest))
+
+    def release_of_link(self, path: str) -> str | None:
+        """``releases/<id>`` or ``<act>@<id>.sock`` -> ``<id>``."""
+        target = self.link(path)
+        if target is None:
+            return None
+        name = target.rsplit("/", 1)[-1]
+        return name.split("@", 1)[1].removesuffix(".sock") if "@" in name else name
+
+    def current_release(self, act: str) -> str | None:
+        return self.release_of_link(self.layout.current(act))
+
+    def vassal_releases(self, act: str) -> list[str]:
+        """Releases of an act with a vassal file, enabled or stopped."""
+        prefix = f"{act}@"
+        found = []
+        for name in self.listing(self.layout.vassals):
+            if name.startswith(prefix) and (name.endswith(".ini") or name.endswith(".ini.stopped")):
+                found.append(name[len(prefix):].split(".ini")[0])
+        return sorted(set(found))
+
+    def vassal_enabled(self, act: str, release: str) -> bool:
+        return f"{act}@{release}.ini" in self.listing(self.layout.vassals)

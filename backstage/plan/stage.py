@@ -1,0 +1,68 @@
+"""Plan ``setup-stage``: directories, the Emperor's virtualenv and daemon, nginx."""
+
+from collections.abc import Callable
+
+from backstage.commands import stage as cmd
+from backstage.commands.shell import Script
+from backstage.model import Layout
+from backstage.plan import checks
+from backstage.plan.observed import Observed
+from backstage.plan.steps import Step
+from backstage.render import Renderer
+from backstage.util import sha256
+
+
+def plan_stage(host: str, python: str, layout: Layout, observed: Observed, renderer: Renderer,
+               uwsgi_wheels: Callable[[set[str]], bytes], workstation_tag: str) -> list[Step]:
+    """The steps that bring a host's stage to the desired state; none when it is there."""
+    checks.somaxconn(host, observed)
+    checks.nginx_installed(host, observed)
+    checks.python_matches_workstation(host, observed, workstation_tag)
+    script, changes = Script(), []
+
+    missing = [d for d in layout.directories if not observed.exists(d)]
+    if missing:
+        cmd.make_directories(script, layout)
+        changes.append(f"create {len(missing)} directories")
+
+    payload = None
+    stage_python = observed.stage_python
+    if stage_python is None or stage_python["tag"] != observed.python["tag"] \
+            or not observed.has(layout.uwsgi):
+        cmd.build_stage_venv(script, layout, python)
+        payload = lambda: uwsgi_wheels(observed.wheels)  # noqa: E731
+        changes.append(f"build the Emperor's virtualenv ({cmd.UWSGI_REQUIREMENT})")
+
+    use_systemd = observed.systemd and layout.kind == "system"
+    emperor_ini = renderer.emperor_ini(layout, daemonize=not use_systemd)
+    ini_changed = observed.digest(layout.emperor_ini) != sha256(emperor_ini)
+    if ini_changed:
+        script.step("emperor-config").write_file(layout.emperor_ini, emperor_ini)
+        changes.append("write the Emperor's configuration")
+    restart = ini_changed and observed.emperor_running
+    if use_systemd:
+        unit = renderer.emperor_unit(layout)
+        if observed.digest(layout.emperor_unit) != sha256(unit):
+            script.write_file(layout.emperor_unit, unit)
+            changes.append("install the Emperor's systemd unit")
+            restart = observed.emperor_running
+    if restart or not observed.emperor_running or payload:
+        starter = cmd.start_emperor_systemd if use_systemd else cmd.start_emperor_daemon
+        starter(script, layout, restart=restart or (payload is not None and observed.emperor_running))
+        changes.append("restart the Emperor" if restart else "start the Emperor")
+
+    nginx_changed = False
+    if layout.kind == "user":
+        conf = renderer.nginx_conf(layout)
+        nginx_changed = observed.digest(layout.nginx_conf) != sha256(conf)
+        if nginx_changed:
+            script.step("nginx-config").write_file(layout.nginx_conf, conf)
+            changes.append("write nginx's configuration")
+    nginx_running = observed.pid(layout.nginx_pidfile) is not None
+    if nginx_changed or not nginx_running:
+        cmd.start_nginx(script, layout, observed.systemd, reload=nginx_changed and nginx_running)
+        changes.append("reload nginx" if nginx_running else "start nginx")
+
+    if not script:
+        return []
+    return [Step("stage", "; ".join(changes), script.text(), payload)]

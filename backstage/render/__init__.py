@@ -1,0 +1,111 @@
+"""Render layer: the files Backstage installs on hosts, from Jinja2 templates.
+
+The package's templates are the defaults. A project overrides any of them by putting a file
+of the same name in its own ``templates/`` folder (next to ``inventories/``).
+"""
+
+from pathlib import Path
+
+import jinja2
+
+from backstage.model import Layout, Production
+
+LISTEN_BACKLOG = 1024
+HARAKIRI_SECONDS = 60
+DEFAULT_MIME_TYPES = "/etc/nginx/mime.types"
+
+
+def project_templates(production: Production) -> Path:
+    """The ``templates/`` folder of the project an inventory belongs to."""
+    folder = production.path.resolve().parent
+    if folder.name == "inventories":
+        folder = folder.parent
+    return folder / "templates"
+
+
+class Renderer:
+    """Renders each installed file of a production from its templates."""
+
+    def __init__(self, production: Production):
+        self.production = production
+        loaders = [jinja2.PackageLoader("backstage", "render/templates")]
+        overrides = project_templates(production)
+        if overrides.is_dir():
+            loaders.insert(0, jinja2.FileSystemLoader(overrides))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+
+    def _render(self, template: str, **context) -> str:
+        context.setdefault("production", self.production.name)
+        return self.env.get_template(template).render(**context)
+
+    def vassal(self, layout: Layout, act_name: str, release: str, venue_dir: str,
+               socket_owner: str | None = None) -> str:
+        """A vassal ini; ``socket_owner`` (``user:group``) lets nginx's workers connect."""
+        act = self.production.acts[act_name]
+        return self._render(
+            "vassal.ini.j2",
+            act=act_name,
+            release=release,
+            venue=venue_dir,
+            shared=layout.shared(act_name),
+            release_dir=layout.release(act_name, release),
+            wsgi=act.wsgi_callable,
+            settings=act.settings,
+            static_root=layout.static(act_name, release),
+            env_file=layout.env_file(act_name),
+            processes=act.processes,
+            threads=act.threads,
+            listen=LISTEN_BACKLOG,
+            socket=layout.socket(act_name, release),
+            socket_owner=socket_owner,
+            http_port=act.http_port,
+            harakiri=HARAKIRI_SECONDS,
+            stats=layout.stats_socket(act_name, release),
+            log=layout.act_log(act_name),
+        )
+
+    def gig(self, layout: Layout, gig_name: str) -> str:
+        gig = self.production.gigs[gig_name]
+        return self._render(
+            "gig.conf.j2",
+            gig=gig_name,
+            act=gig.act,
+            domains=gig.domains,
+            port=gig.port or layout.http_port,
+            client_max_body_size=gig.client_max_body_size,
+            access_log=f"{layout.log}/nginx-{gig_name}.access.log",
+            static=gig.static,
+            static_root=layout.current_static(gig.act),
+            media=gig.media,
+            media_root=layout.media(gig.act),
+            socket=layout.stable_socket(gig.act),
+            read_timeout=HARAKIRI_SECONDS + 5,
+        )
+
+    def emperor_ini(self, layout: Layout, daemonize: bool) -> str:
+        return self._render(
+            "emperor.ini.j2",
+            vassals=layout.vassals,
+            stats=layout.emperor_stats,
+            pidfile=layout.emperor_pidfile,
+            daemonize=daemonize,
+            log=f"{layout.log}/emperor.log",
+        )
+
+    def emperor_unit(self, layout: Layout) -> str:
+        return self._render("emperor.service.j2", uwsgi=layout.uwsgi, emperor_ini=layout.emperor_ini)
+
+    def nginx_conf(self, layout: Layout) -> str:
+        return self._render(
+            "nginx.conf.j2",
+            pidfile=layout.nginx_pidfile,
+            log_dir=layout.log,
+            mime_types=DEFAULT_MIME_TYPES,
+            temp=f"{layout.nginx_dir}/temp",
+            sites=layout.nginx_sites,
+        )

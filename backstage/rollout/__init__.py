@@ -1,0 +1,10 @@
+"""Rollout layer: run plans on the hosts of a production, in parallel, reporting progress.
+
+Each operation (``setup_stage``, ``deploy_act``, ``sess_action``, ``status``, gigs) opens one
+SSH connection per host, probes the host once, plans, and runs the plan's steps, each one
+remote command. Hosts run side by side in a bounded thread pool.
+"""
+
+from backstage.rollout.hosts import HostRun, Options, for_each_host
+
+__all__ = ["HostRun", "Options", "for_each_host"]

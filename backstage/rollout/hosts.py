@@ -1,0 +1,124 @@
+"""One host during a run, and running an operation on many hosts at once."""
+
+import getpass
+import json
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from backstage.commands.shell import failed_step, without_markers
+from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
+from backstage.model import Layout, Production
+from backstage.plan.observed import Observed, probe_command
+from backstage.plan.steps import Step
+from backstage.rollout.report import Reporter
+from backstage.transport import SSHTransport, Transport
+
+DETAIL_LINES = 40
+
+
+@dataclass
+class Options:
+    """How to run: which hosts, how many at once, host key policy, where to report."""
+
+    hosts: list[str] | None = None
+    parallel: int = 8
+    accept_new_host_keys: bool = False
+    reporter: Reporter = field(default_factory=Reporter)
+
+
+def whoami() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+class HostRun:
+    """A host's transport, layout and observations for the length of one operation."""
+
+    def __init__(self, production: Production, name: str, options: Options,
+                 transport: Transport | None = None):
+        self.production, self.name, self.options = production, name, options
+        self.host = production.hosts[name]
+        self.layout = Layout.for_host(production.name, self.host)
+        self.transport = transport or SSHTransport(
+            name, self.host.address or name, user=self.host.user, port=self.host.port,
+            ssh_config=production.ssh.config, known_hosts=production.ssh.known_hosts,
+            accept_new_host_keys=options.accept_new_host_keys,
+        )
+
+    def probe(self, venue_digests: dict[str, str] | None = None) -> Observed:
+        command = probe_command(self.production, self.name, self.layout, venue_digests or {})
+        result = self.timed("probe", "", lambda: self.transport.run(command))
+        if result.exit_code == 127:
+            raise BackstageError(f"{self.name}: {self.host.python!r} is not on the host's PATH")
+        if not result.ok:
+            raise StepFailed(self.name, "probe", result.stderr or result.stdout)
+        return Observed(self.layout, json.loads(result.stdout))
+
+    def execute(self, step: Step) -> str:
+        """Run one step; raise StepFailed naming the step the script reached."""
+        payload = step.payload() if step.payload else None
+        result = self.timed(step.name, step.summary,
+                            lambda: self.transport.run(step.command, stdin=payload))
+        if not result.ok:
+            output = without_markers(result.stderr.strip() or result.stdout.strip())
+            detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
+            raise StepFailed(self.name, failed_step(result.stderr) or step.name, detail)
+        return result.stdout
+
+    def run_command(self, name: str, command: str) -> str:
+        return self.execute(Step(name, "", command))
+
+    def timed(self, name, summary, action):
+        started = time.monotonic()
+        self.options.reporter.started(self.name, name, summary)
+        result = action()
+        self.options.reporter.finished(self.name, name, time.monotonic() - started,
+                                       ok=getattr(result, "ok", True))
+        return result
+
+    def close(self):
+        self.transport.close()
+
+
+def select_hosts(production: Production, wanted: list[str] | None,
+                 among: list[str] | None = None) -> list[str]:
+    """The hosts to act on: all (or those an act plays on), narrowed by ``--hosts``."""
+    candidates = among if among is not None else list(production.hosts)
+    if not wanted:
+        return candidates
+    unknown = [h for h in wanted if h not in production.hosts]
+    if unknown:
+        raise UsageError(f"--hosts: unknown host {unknown[0]!r} in {production.path}")
+    return [h for h in candidates if h in wanted]
+
+
+def for_each_host(production: Production, names: list[str], options: Options,
+                  operation: Callable[[HostRun], object]) -> dict[str, object]:
+    """Run ``operation`` on each host in parallel; raise one error summarising failures."""
+    def attempt(name):
+        run = HostRun(production, name, options)
+        try:
+            return operation(run)
+        except BackstageError as exc:
+            options.reporter.failed(name, exc)
+            return exc
+        finally:
+            run.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(options.parallel, len(names)))) as pool:
+        results = dict(zip(names, pool.map(attempt, names)))
+    errors = {n: r for n, r in results.items() if isinstance(r, BackstageError)}
+    if errors:
+        raise summarise(errors, len(names))
+    return results
+
+
+def summarise(errors: dict[str, BackstageError], total: int) -> BackstageError:
+    if len(errors) == 1:
+        return next(iter(errors.values()))
+    unreachable = all(isinstance(e, HostUnreachable) for e in errors.values())
+    kind = HostUnreachable if unreachable else BackstageError
+    return kind(f"{len(errors)} of {total} hosts failed: " + "; ".join(
+        str(e) for e in errors.values()))

@@ -1,0 +1,195 @@
+"""The operations behind the tasks: setup-stage, deploy-act, start/stop/restart, status, gigs."""
+
+import json
+
+from backstage.artefacts import bundle, wheelhouse
+from backstage.commands import gig as gig_cmd
+from backstage.commands import history, hostside
+from backstage.commands import sess as sess_cmd
+from backstage.commands.shell import Script
+from backstage.commands.stage import UWSGI_REQUIREMENT
+from backstage.errors import BackstageError, UsageError
+from backstage.model import Layout, Production
+from backstage.model.envfile import read_env_file
+from backstage.plan.deploy import DeployInputs, gig_files, health_spec, plan_deploy
+from backstage.plan.stage import plan_stage
+from backstage.render import Renderer
+from backstage.rollout.hosts import HostRun, Options, for_each_host, select_hosts, whoami
+from backstage.util import utc_now
+
+
+def setup_stage(production: Production, options: Options) -> dict:
+    """Make each selected host a stage; report what changed per host."""
+    renderer = Renderer(production)
+    tag = wheelhouse.workstation_tag()
+
+    def uwsgi_wheels(skip):
+        return wheelhouse.pack(wheelhouse.for_uwsgi(UWSGI_REQUIREMENT), skip)
+
+    def on_host(run: HostRun):
+        observed = run.probe()
+        steps = plan_stage(run.name, run.host.python, run.layout, observed, renderer,
+                           uwsgi_wheels, tag)
+        for step in steps:
+            run.execute(step)
+        if not steps:
+            options.reporter.info(f"{run.name}  stage is ready: nothing to change")
+        return [s.summary for s in steps]
+
+    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+
+
+def act_environment(production: Production, act_name: str, layout: Layout) -> str:
+    """The env file of an act on a host: its env, its secrets, and Backstage's variables."""
+    act = production.acts[act_name]
+    domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
+    health_host = health_spec(production, act_name)["host"]
+    allowed = list(dict.fromkeys([*domains, health_host, "localhost", "127.0.0.1"]))
+    databases = {
+        name: {"ENGINE": "django.db.backends.sqlite3",
+               "NAME": f"{layout.data}/{production.databases[name].file_name(name)}"}
+        for name in act.databases
+    }
+    values = {
+        **act.env,
+        **(read_env_file(act.secrets) if act.secrets else {}),
+        "BACKSTAGE_PRODUCTION": production.name,
+        "BACKSTAGE_ALLOWED_HOSTS": ",".join(allowed),
+        "BACKSTAGE_DATABASES": json.dumps(databases, sort_keys=True),
+        "BACKSTAGE_DATA_DIR": layout.data,
+        "BACKSTAGE_MEDIA_ROOT": layout.media(act_name),
+    }
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def deploy_act(production: Production, act_name: str, options: Options) -> dict:
+    """Build once on the workstation, then deploy the act on each of its hosts."""
+    act = require_act(production, act_name)
+    venue = production.venues[act.venue]
+    requirements = venue.requirements.read_bytes()
+    digest = wheelhouse.venue_digest(venue.python or "", requirements.decode())
+
+    def venue_wheels(skip):
+        wheels = wheelhouse.for_requirements(venue.requirements, digest)
+        return wheelhouse.pack(wheels, skip, {f"requirements-{digest}.txt": requirements})
+
+    inputs = DeployInputs(act_name, bundle.pack(act.source), digest, venue_wheels,
+                          by=whoami(), time=utc_now())
+    renderer = Renderer(production)
+    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+
+    def on_host(run: HostRun):
+        observed = run.probe({act.venue: digest})
+        env_text = act_environment(production, act_name, run.layout)
+        steps = plan_deploy(production, run.name, run.layout, observed, renderer, inputs, env_text)
+        for step in steps:
+            run.execute(step)
+        if not steps:
+            options.reporter.info(f"{run.name}  {act_name} is up to date: nothing to change")
+        return {"release": inputs.bundle.release if steps else observed.current_release(act_name),
+                "steps": [s.name for s in steps]}
+
+    return for_each_host(production, names, options, on_host)
+
+
+def require_act(production: Production, act_name: str):
+    if act_name not in production.acts:
+        known = ", ".join(sorted(production.acts)) or "none"
+        raise UsageError(f"unknown act {act_name!r} in {production.path} (known: {known})")
+    return production.acts[act_name]
+
+
+def sess_action(production: Production, act_name: str, action: str, options: Options) -> dict:
+    """``start``, ``stop`` or ``restart`` the live release of an act on its hosts."""
+    require_act(production, act_name)
+    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    python_of = {h: production.hosts[h].python for h in names}
+
+    def on_host(run: HostRun):
+        observed = run.probe()
+        release = observed.current_release(act_name)
+        if release is None:
+            raise BackstageError(f"{run.name}: {act_name} was never deployed here")
+        script = Script()
+        layout = run.layout
+        if action == "stop":
+            sess_cmd.stop(script, layout, act_name, release)
+        elif action == "start":
+            sess_cmd.start(script, layout, act_name, release)
+            sess_cmd.health_check(script, layout, python_of[run.name], act_name, release,
+                                  health_spec(production, act_name))
+        else:
+            workers = live_workers(run, act_name, release)
+            sess_cmd.restart(script, layout, act_name, release)
+            sess_cmd.wait_reloaded(script, python_of[run.name], layout, act_name, release, workers)
+        history.append(script, layout, {"time": utc_now(), "event": action, "act": act_name,
+                                        "release": release, "by": whoami()})
+        run.run_command(action, script.text())
+        return release
+
+    return for_each_host(production, names, options, on_host)
+
+
+def status_spec(production: Production, layout: Layout, acts: list[str]) -> dict:
+    return {
+        "vassals": layout.vassals,
+        "acts": {a: {"stats": layout.stats_socket(a, "{release}"),
+                     "socket": layout.socket(a, "{release}"),
+                     "current": layout.current(a), "stable": layout.stable_socket(a)}
+                 for a in acts},
+    }
+
+
+def act_status(run: HostRun, acts: list[str]) -> dict:
+    spec = status_spec(run.production, run.layout, acts)
+    return json.loads(run.run_command("status", hostside(run.host.python, "status", spec)))["acts"]
+
+
+def live_workers(run: HostRun, act: str, release: str) -> list[int]:
+    sesses = act_status(run, [act])[act]["sesses"]
+    return [w for s in sesses if s["release"] == release for w in s["workers"]]
+
+
+def status(production: Production, act_name: str | None, options: Options) -> dict:
+    """Per host and act: state, pids, release, socket, HTTP port, uptime."""
+    if act_name:
+        require_act(production, act_name)
+    names = select_hosts(production, options.hosts)
+
+    def on_host(run: HostRun):
+        acts = [a for a in ([act_name] if act_name else production.acts_on(run.name))
+                if a in production.acts_on(run.name)]
+        return act_status(run, acts) if acts else {}
+
+    return for_each_host(production, names, options, on_host)
+
+
+def book_gig(production: Production, gig_name: str, options: Options, cancel: bool = False):
+    """Install (or remove) one gig's nginx server block, tested with ``nginx -t`` first."""
+    if gig_name not in production.gigs:
+        known = ", ".join(sorted(production.gigs)) or "none"
+        raise UsageError(f"unknown gig {gig_name!r} in {production.path} (known: {known})")
+    act_name = production.gigs[gig_name].act
+    renderer = Renderer(production)
+    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+
+    def on_host(run: HostRun):
+        observed = run.probe()
+        path = run.layout.gig_conf(gig_name)
+        if cancel:
+            files, removed = {}, ([path] if observed.has(path) else [])
+        else:
+            files = {p: t for p, t in gig_files(production, act_name, run.layout, renderer,
+                                                observed).items() if p == path}
+            removed = []
+        script = gig_cmd.install_gigs(Script(), run.layout, files, removed, observed.systemd)
+        if not script:
+            options.reporter.info(f"{run.name}  gig {gig_name} is already "
+                                  + ("cancelled" if cancel else "booked"))
+            return False
+        history.append(script, run.layout, {"time": utc_now(), "by": whoami(), "gig": gig_name,
+                                            "event": "cancel-gig" if cancel else "book-gig"})
+        run.run_command("gig", script.text())
+        return True
+
+    return for_each_host(production, names, options, on_host)

@@ -1,0 +1,1 @@
+"""Sandboxes for tests, benchmarks and demos: namespace test hosts reachable over loopback SSH."""

@@ -1,0 +1,154 @@
+"""The tasks. Each parses its arguments, loads the inventory and calls one rollout operation.
+
+Every task takes ``--inventory`` (a path, or a production name looked up as
+``inventories/<name>.toml``); without it, ``$BACKSTAGE_INVENTORY`` or the only file in
+``./inventories/`` is used. ``--hosts`` narrows to some hosts (comma-separated).
+"""
+
+import functools
+import inspect
+import json
+import os
+from pathlib import Path
+
+from invoke import Collection, Exit, task
+from rich.console import Console
+from rich.table import Table
+
+from backstage.errors import BackstageError, UsageError
+from backstage.model import load_production
+from backstage.rollout import Options, operations
+from backstage.rollout.report import Reporter
+
+COMMON_HELP = {
+    "inventory": "Inventory file, or production name (inventories/<name>.toml).",
+    "hosts": "Comma-separated host names to act on (default: all of the production's).",
+    "accept-new-host-keys": "Trust and record keys of hosts not yet in known_hosts.",
+    "verbose": "Show every step, including probes.",
+}
+
+
+def find_inventory(value: str | None) -> Path:
+    """Resolve ``--inventory``: a path, a production name, $BACKSTAGE_INVENTORY, or the only one."""
+    value = value or os.environ.get("BACKSTAGE_INVENTORY")
+    if value:
+        path = Path(value)
+        if path.suffix != ".toml" and not path.exists():
+            path = Path("inventories") / f"{value}.toml"
+        return path
+    found = sorted(Path("inventories").glob("*.toml"))
+    if len(found) != 1:
+        raise UsageError(
+            "--inventory: name an inventory file or production "
+            + ("(several in ./inventories/)" if found else "(none found in ./inventories/)")
+        )
+    return found[0]
+
+
+def backstage_task(*args, **kwargs):
+    """``@task`` with the common options' help, turning BackstageError into a one-line exit."""
+    def decorate(body):
+        @functools.wraps(body)
+        def wrapper(c, *a, **kw):
+            try:
+                return body(c, *a, **kw)
+            except BackstageError as exc:
+                raise Exit(f"backstage: error: {exc}", code=exc.exit_code) from None
+            except KeyboardInterrupt:
+                raise Exit("backstage: interrupted", code=130) from None
+        params = {p.replace("_", "-") for p in inspect.signature(body).parameters}
+        help_ = {k: v for k, v in COMMON_HELP.items() if k in params}
+        return task(wrapper, help={**help_, **kwargs.pop("help", {})}, auto_shortflags=False,
+                    **kwargs)
+    return decorate(args[0]) if args and callable(args[0]) else decorate
+
+
+def options(hosts, accept_new_host_keys=False, verbose=False) -> Options:
+    wanted = [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None
+    return Options(hosts=wanted, accept_new_host_keys=accept_new_host_keys,
+                   reporter=Reporter(verbose=verbose))
+
+
+@backstage_task
+def check(c, inventory=None):
+    """Validate an inventory and summarise it; connects to nothing."""
+    production = load_production(find_inventory(inventory))
+    print(f"{production.path}: production {production.name!r} is valid: "
+          f"{len(production.hosts)} hosts, {len(production.venues)} venues, "
+          f"{len(production.acts)} acts, {len(production.gigs)} gigs")
+
+
+@backstage_task
+def setup_stage(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Make hosts ready: directories, uWSGI Emperor, nginx (idempotent)."""
+    production = load_production(find_inventory(inventory))
+    operations.setup_stage(production, options(hosts, accept_new_host_keys, verbose))
+
+
+@backstage_task(help={"act": "Name of the act to deploy."})
+def deploy_act(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Deploy an act: venue, release, health-checked switch, gigs."""
+    production = load_production(find_inventory(inventory))
+    results = operations.deploy_act(production, act, options(hosts, accept_new_host_keys, verbose))
+    for host, result in results.items():
+        print(f"{host}: {act} release {result['release']}")
+
+
+def _sess_task(action, doc):
+    @backstage_task(name=action, help={"act": "Name of the act."})
+    def sess(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+        production = load_production(find_inventory(inventory))
+        opts = options(hosts, accept_new_host_keys, verbose)
+        for host, release in operations.sess_action(production, act, action, opts).items():
+            print(f"{host}: {act}@{release} {action} done")
+    sess.__doc__ = doc
+    sess.body.__doc__ = doc
+    return sess
+
+
+start = _sess_task("start", "Start an act's live release (after stop).")
+stop = _sess_task("stop", "Stop an act on its hosts; its gigs answer 502 until start.")
+restart = _sess_task("restart", "Reload an act's workers gracefully (new pids, same release).")
+
+
+@backstage_task(help={"act": "Only this act (default: all).", "json": "Print JSON."})
+def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False,
+           json_=False):
+    """Show each act's state per host: release, pids, socket, port, uptime."""
+    production = load_production(find_inventory(inventory))
+    results = operations.status(production, act, options(hosts, accept_new_host_keys, verbose))
+    if json_:
+        print(json.dumps(results, indent=2, sort_keys=True))
+        return
+    table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
+    for host, acts in results.items():
+        for act_name, info in acts.items():
+            live = info["live"].split("@", 1)[-1].removesuffix(".sock") if info["live"] else None
+            for sess in info["sesses"] or [{}]:
+                state = ("running" if sess.get("master") else "stopped") if sess else "absent"
+                mark = " (live)" if sess.get("release") == live else ""
+                table.add_row(host, act_name, (sess.get("release") or "-") + mark, state,
+                              str(sess.get("master") or "-"),
+                              " ".join(map(str, sess.get("workers", []))) or "-",
+                              f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
+                              sess.get("socket") or "-")
+    Console().print(table)
+
+
+@backstage_task(help={"gig": "Name of the gig."})
+def book_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Install a gig's nginx server block (nginx -t before reload)."""
+    production = load_production(find_inventory(inventory))
+    operations.book_gig(production, gig, options(hosts, accept_new_host_keys, verbose))
+
+
+@backstage_task(help={"gig": "Name of the gig."})
+def cancel_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Remove a gig's nginx server block (nginx -t before reload)."""
+    production = load_production(find_inventory(inventory))
+    operations.book_gig(production, gig, options(hosts, accept_new_host_keys, verbose),
+                        cancel=True)
+
+
+ns = Collection(check, setup_stage, deploy_act, start, stop, restart, status, book_gig,
+                cancel_gig)
