@@ -1,18 +1,18 @@
 """Commands that book and cancel gigs: nginx server blocks, tested before every reload."""
 
 from backstage.commands.shell import Script, argv, q
-from backstage.commands.stage import nginx_command
+from backstage.commands.stage import Services, nginx_command
 from backstage.model import Layout
 
 
-def reload_nginx(layout: Layout, systemd: bool) -> str:
-    if systemd and layout.kind == "system":
+def reload_nginx(layout: Layout, services: Services) -> str:
+    if services.systemd_manages(layout):
         return argv("systemctl", "reload", "nginx")
-    return nginx_command(layout, "-s", "reload")
+    return nginx_command(layout, services, "-s", "reload")
 
 
 def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed: list[str],
-                 systemd: bool) -> Script:
+                 services: Services) -> Script:
     """Write (or remove) gig files, run ``nginx -t``, and reload only if it passes.
 
     When the test fails, every file is put back as it was, so nginx keeps serving (and would
@@ -32,8 +32,8 @@ def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed:
         f"else {argv('rm', '-f', p)}; fi"
         for p in paths
     )
-    script.raw(f"if ! {nginx_command(layout, '-t', '-q')}; then {restore}; "
+    script.raw(f"if ! {nginx_command(layout, services, '-t', '-q')}; then {restore}; "
                "echo 'nginx -t refused the new configuration; the previous one is kept' >&2; "
                "exit 1; fi")
     script.run("rm", "-f", *(p + ".backstage-old" for p in paths))
-    return script.raw(reload_nginx(layout, systemd))
+    return script.raw(reload_nginx(layout, services))

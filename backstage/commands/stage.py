@@ -1,7 +1,21 @@
 """Commands that make a host a stage: directories, the Emperor, nginx."""
 
+from dataclasses import dataclass
+
 from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout
+
+
+@dataclass(frozen=True)
+class Services:
+    """How a host runs its services, as its probe found: nginx's path, systemd or not."""
+
+    nginx: str = "nginx"
+    systemd: bool = False
+
+    def systemd_manages(self, layout: Layout) -> bool:
+        """systemd runs the Emperor and nginx in the system layout only."""
+        return self.systemd and layout.kind == "system"
 
 UWSGI_REQUIREMENT = "uwsgi==2.0.31"
 PIP_QUIET = ("--disable-pip-version-check", "--no-input", "--quiet")
@@ -49,26 +63,27 @@ def start_emperor_systemd(script: Script, layout: Layout, restart: bool) -> Scri
     return script
 
 
-def nginx_command(layout: Layout, *args: str) -> str:
+def nginx_command(layout: Layout, services: Services, *args: str) -> str:
     """nginx with the layout's configuration (the user layout runs its own nginx)."""
     if layout.kind == "user":
-        return argv("nginx", "-p", layout.nginx_dir + "/", "-c", layout.nginx_conf,
+        return argv(services.nginx, "-p", layout.nginx_dir + "/", "-c", layout.nginx_conf,
                     "-e", f"{layout.log}/nginx-error.log", *args)
-    return argv("nginx", *args)
+    return argv(services.nginx, *args)
 
 
-def start_nginx(script: Script, layout: Layout, systemd: bool, reload: bool) -> Script:
+def start_nginx(script: Script, layout: Layout, services: Services, reload: bool) -> Script:
     """Start nginx if it is not running; reload it when its configuration changed."""
     script.step("nginx")
     alive = pid_alive(layout.nginx_pidfile)
-    script.raw(nginx_command(layout, "-t", "-q"))
-    if systemd and layout.kind == "system":
+    script.raw(nginx_command(layout, services, "-t", "-q"))
+    if services.systemd_manages(layout):
         script.run("systemctl", "start", "nginx")
         if reload:
             script.run("systemctl", "reload", "nginx")
         return script
-    script.raw(f"if ! {alive}; then {nginx_command(layout)}; "
-               + (f"else {nginx_command(layout, '-s', 'reload')}; " if reload else "") + "fi")
+    script.raw(f"if ! {alive}; then {nginx_command(layout, services)}; "
+               + (f"else {nginx_command(layout, services, '-s', 'reload')}; " if reload else "")
+               + "fi")
     return wait_for(script, alive, "nginx did not start: see " + layout.log)
 
 

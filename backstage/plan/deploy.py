@@ -95,7 +95,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     sess_cmd.switch(script, layout, act_name, release)
     sess_cmd.retire(script, layout, act_name,
                     [r for r in observed.vassal_releases(act_name) if r != release])
-    gig_cmd.install_gigs(script, layout, gigs, [], observed.systemd)
+    gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     for gig in production.gigs_of(act_name):
         check = {**health_spec(production, act_name), "host": production.gigs[gig].domains[0]}
         sess_cmd.health_via_nginx(script, production.hosts[host].python,

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from backstage.commands import hostside
+from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
 from backstage.model import Layout, Production
 
@@ -52,6 +53,10 @@ class Observed:
     @property
     def systemd(self) -> bool:
         return self.data["systemd"]
+
+    @property
+    def services(self) -> Services:
+        return Services(nginx=self.data["nginx"] or "nginx", systemd=self.systemd)
 
     def digest(self, path: str) -> str | None:
         return self.data["files"].get(path)

@@ -33,7 +33,7 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
         payload = lambda: uwsgi_wheels(observed.wheels)  # noqa: E731
         changes.append(f"build the Emperor's virtualenv ({cmd.UWSGI_REQUIREMENT})")
 
-    use_systemd = observed.systemd and layout.kind == "system"
+    use_systemd = observed.services.systemd_manages(layout)
     emperor_ini = renderer.emperor_ini(layout, daemonize=not use_systemd)
     ini_changed = observed.digest(layout.emperor_ini) != sha256(emperor_ini)
     if ini_changed:
@@ -60,7 +60,7 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
             changes.append("write nginx's configuration")
     nginx_running = observed.pid(layout.nginx_pidfile) is not None
     if nginx_changed or not nginx_running:
-        cmd.start_nginx(script, layout, observed.systemd, reload=nginx_changed and nginx_running)
+        cmd.start_nginx(script, layout, observed.services, reload=nginx_changed and nginx_running)
         changes.append("reload nginx" if nginx_running else "start nginx")
 
     if not script:

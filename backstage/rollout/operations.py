@@ -182,11 +182,16 @@ def book_gig(production: Production, gig_name: str, options: Options, cancel: bo
             files = {p: t for p, t in gig_files(production, act_name, run.layout, renderer,
                                                 observed).items() if p == path}
             removed = []
-        script = gig_cmd.install_gigs(Script(), run.layout, files, removed, observed.systemd)
+        script = gig_cmd.install_gigs(Script(), run.layout, files, removed, observed.services)
         if not script:
             options.reporter.info(f"{run.name}  gig {gig_name} is already "
                                   + ("cancelled" if cancel else "booked"))
             return False
+        if not cancel and observed.current_release(act_name):
+            check = {**health_spec(production, act_name),
+                     "host": production.gigs[gig_name].domains[0]}
+            sess_cmd.health_via_nginx(script, run.host.python,
+                                      production.gigs[gig_name].port or run.layout.http_port, check)
         history.append(script, run.layout, {"time": utc_now(), "by": whoami(), "gig": gig_name,
                                             "event": "cancel-gig" if cancel else "book-gig"})
         run.run_command("gig", script.text())

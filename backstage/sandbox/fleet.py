@@ -19,6 +19,8 @@ The host's filesystems (everything else is the real machine's, read through):
             DESIGN's ``/srv/backstage/<production>`` lives there.
 ``/home``   bind mount of ``<host>/home`` (homes of the ``users`` made by ``start()``), for the
             same reason: the users stay in the overlaid ``/etc/passwd`` across a restart.
+``/root``   bind mount of ``<host>/root``: root's own home, so the machine's dotfiles (a pyenv
+            in ``~/.bashrc``, say) do not leak into hosts and change which ``python3`` they run.
 ``/run``    tmpfs (lost on restart, like a reboot), holding ``/run/sshd`` and ``/run/fleet-ssh``.
 ``/tmp``    tmpfs (lost on restart).
 =========== ===================================================================================
@@ -132,6 +134,7 @@ mount -t overlay overlay -o lowerdir=/etc,upperdir="$H/etc.upper",workdir="$H/et
 mount -t overlay overlay -o lowerdir=/var,upperdir="$H/var.upper",workdir="$H/var.work" /var
 mount --bind "$H/srv" /srv
 mount --bind "$H/home" /home
+mount --bind "$H/root" /root
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/fleet-ssh /run/sshd /run/lock
 mount --bind -o ro "$H/ssh" /run/fleet-ssh
@@ -350,7 +353,7 @@ class Fleet:
     def _prepare(self, name: str, users: Sequence[str]) -> FleetHost:
         """Create the host's directories, host key, sshd_config and init script."""
         hostdir = self.workdir / "hosts" / name
-        for sub in ("etc.upper", "etc.work", "var.upper", "var.work", "srv", "home", "ssh"):
+        for sub in ("etc.upper", "etc.work", "var.upper", "var.work", "srv", "home", "root", "ssh"):
             (hostdir / sub).mkdir(parents=True, exist_ok=True)
             (hostdir / sub).chmod(0o755)
         ssh = hostdir / "ssh"

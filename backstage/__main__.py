@@ -1,0 +1,5 @@
+"""``python -m backstage`` is the ``backstage`` program."""
+
+from backstage.tasks.program import main
+
+main()
