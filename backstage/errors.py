@@ -44,3 +44,15 @@ class StepFailed(BackstageError):
         if self.detail:
             message += ": " + self.detail.splitlines()[-1]
         super().__init__(message)
+
+
+class LockHeld(BackstageError):
+    """Another deploy holds (or held, if stale) the production's lock on a host."""
+
+    def __init__(self, host, holder: dict, stale: bool):
+        self.host, self.holder, self.stale = host, holder, stale
+        details = ", ".join(f"{k}={holder[k]}" for k in
+                            ("by", "pid", "time", "command", "act", "message") if holder.get(k))
+        state = ("STALE (its process is gone; run 'unlock' to clear it)" if stale
+                 else "held (wait for it, or run 'unlock' if you are sure it is abandoned)")
+        super().__init__(f"{host}: deploy lock {state}: {details}")

@@ -39,7 +39,7 @@ class Stage:
 
 def backstage(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run the ``backstage`` program as a user would, capturing its output."""
-    done = subprocess.run([sys.executable, "-m", "backstage", *args], cwd=cwd, text=True,
+    done = subprocess.run([sys.executable, "-m", "backstage", *args], cwd=cwd, text=True, check=False,
                           capture_output=True, timeout=600)
     if check and done.returncode != 0:
         raise AssertionError(f"backstage {' '.join(args)} exited {done.returncode}:\n"
@@ -95,3 +95,33 @@ def processes(stage: Stage, host: str, needle: str) -> list[str]:
     """Command lines of the host's processes that contain ``needle``."""
     out = stage.fleet.run(host, ["ps", "-eo", "pid,args"]).stdout
     return [line for line in out.splitlines()[1:] if needle in line and "ps -eo" not in line]
+
+
+class Load:
+    """Closed-loop HTTP load on a host's gig, from inside the host's network namespace."""
+
+    def __init__(self, stage: Stage, host: str = "h1", connections: int = 10,
+                 path: str = "/", port: int = 80):
+        import time
+
+        self.stop_file = stage.work / f"load-stop-{host}"
+        ready = stage.work / f"load-ready-{host}"
+        self.stop_file.unlink(missing_ok=True)
+        ready.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", stage.fleet.host(host).netns, sys.executable, "-m",
+             "backstage.sandbox.loadgen", "--host", DOMAIN, "--path", path, "--port", str(port),
+             "--connections", str(connections), "--stop-file", str(self.stop_file),
+             "--ready-file", str(ready)],
+            stdout=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def finish(self) -> dict:
+        import json
+
+        self.stop_file.touch()
+        out, _ = self.process.communicate(timeout=60)
+        return json.loads(out)

@@ -26,11 +26,17 @@ class Bundle:
 
 
 def source_files(source: Path) -> list[Path]:
-    """The files of a release, sorted, without caches, local databases or VCS folders."""
+    """The entries of a release, sorted, without caches, local databases or VCS folders.
+
+    Symlinks (to files or folders, dangling or not) are entries of their own and travel as
+    links, as they are in the source tree.
+    """
     found = []
     for folder, dirs, files in os.walk(source):
-        dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
-        found += [Path(folder, f) for f in sorted(files) if not f.endswith(EXCLUDED_SUFFIXES)]
+        links = [d for d in dirs if Path(folder, d).is_symlink()]
+        dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and d not in links)
+        names = [f for f in files if not f.endswith(EXCLUDED_SUFFIXES)] + links
+        found += [Path(folder, name) for name in sorted(names)]
     return found
 
 
@@ -38,14 +44,19 @@ def content_digest(source: Path, files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(source)).encode() + b"\0")
+        if path.is_symlink():
+            digest.update(b"link\0" + os.readlink(path).encode() + b"\0")
+            continue
         digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 def release_id(digest: str, now: float | None = None) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    return f"{stamp}-{digest[:8]}"
+    """``<UTC time to the millisecond>-<digest>``: ids sort in the order releases were made."""
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}{int(now % 1 * 1000):03d}Z-{digest[:8]}"
 
 
 def pack(source: Path, now: float | None = None) -> Bundle:
@@ -58,6 +69,9 @@ def pack(source: Path, now: float | None = None) -> Bundle:
             info = tar.gettarinfo(str(path), arcname=f"code/{path.relative_to(source)}")
             info.uid = info.gid = 0
             info.uname = info.gname = ""
+            if info.issym():
+                tar.addfile(info)
+                continue
             with path.open("rb") as f:
                 tar.addfile(info, f)
     return Bundle(release_id(digest, now), digest, buffer.getvalue(), len(files))

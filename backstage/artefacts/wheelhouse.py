@@ -49,7 +49,7 @@ def build(requirement_args: list[str], key: str, label: str) -> list[Path]:
             [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--quiet",
              "--use-pep517",
              "--wheel-dir", str(target), *requirement_args],
-            capture_output=True, text=True,
+            capture_output=True, text=True, check=False,
         )
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
@@ -67,7 +67,8 @@ def for_uwsgi(requirement: str) -> list[Path]:
     return build([requirement], key, requirement)
 
 
-def pack(wheels: list[Path], skip: set[str] = frozenset(), extra: dict[str, bytes] = None) -> bytes:
+def pack(wheels: list[Path], skip: set[str] = frozenset(),
+         extra: dict[str, bytes] | None = None) -> bytes:
     """A tar of the wheels the host lacks, plus extra named files (e.g. requirements)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:

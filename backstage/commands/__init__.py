@@ -13,9 +13,16 @@ from backstage.commands.shell import Script, argv, q
 HOSTSIDE_SOURCE = resources.files("backstage.commands").joinpath("remote/hostside.py").read_text()
 
 
-def hostside(python: str, verb: str, spec: dict) -> str:
-    """Run Backstage's host-side helper (standard library only) with the host's Python."""
-    return argv(python, "-c", HOSTSIDE_SOURCE, verb, json.dumps(spec, sort_keys=True))
+def hostside(python: str, verb: str, spec: dict, script: Script | None = None) -> str:
+    """Run Backstage's host-side helper (standard library only) with the host's Python.
+
+    Inside a script the helper's source is defined once as a variable, so a script that calls
+    it many times stays far below the kernel's limit on the length of one argument.
+    """
+    arguments = argv(verb, json.dumps(spec, sort_keys=True))
+    if script is None:
+        return f"{argv(python, '-c', HOSTSIDE_SOURCE)} {arguments}"
+    return f"{q(python)} -c {script.define('BACKSTAGE_HOSTSIDE', HOSTSIDE_SOURCE)} {arguments}"
 
 
 __all__ = ["Script", "argv", "hostside", "q"]

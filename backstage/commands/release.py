@@ -43,24 +43,32 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
         q(f"BACKSTAGE_STATIC_ROOT={layout.static(act, release)}"),
         q(f"PYTHONPATH={release_dir}"),
     ])
+    # Chained with && because callers test its status, which turns off set -e inside it.
     return (
         "manage() { ("
-        f" cd {q(layout.shared(act))};"
+        f" cd {q(layout.shared(act))} &&"
         f" while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
-        f" < {q(layout.env_file(act))};"
-        f" {exports};"
+        f" < {q(layout.env_file(act))} &&"
+        f" {exports} &&"
         f" {argv(venue_dir + '/bin/python', release_dir + '/' + manage)} \"$@\"; ) }}"
     )
+
+
+def mark_bad(layout: Layout, act: str, release: str) -> str:
+    return f"printf '%s\\n' {q(release)} >> {q(layout.bad_list(act))}"
 
 
 def prepare_release(script: Script, layout: Layout, act: str, release: str, settings: str,
                     venue_dir: str, manage: str, databases: list[str]) -> Script:
     """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``."""
     script.raw(manage_function(layout, act, release, settings, venue_dir, manage))
+    failed = f"{{ {mark_bad(layout, act, release)}; exit 1; }}"
     script.step("check")
-    script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR"))
+    script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR") + f" || {failed}")
     for database in databases:
         script.step(f"migrate {database}")
-        script.raw("manage " + argv("migrate", "--noinput", "--database", database))
+        script.raw("manage " + argv("migrate", "--noinput", "--database", database)
+                   + f" || {failed}")
     script.step("collectstatic")
-    return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0"))
+    return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0")
+                      + f" || {failed}")

@@ -1,12 +1,16 @@
 """Commands that start, health-check, switch, retire, stop and restart sesses (vassals)."""
 
 from backstage.commands import hostside
+from backstage.commands.release import mark_bad
 from backstage.commands.shell import Script, argv, q
 from backstage.commands.stage import rescan_emperor, rescan_line, wait_for
 from backstage.model import Layout
 
 LOG_TAIL_LINES = 30
 STOPPED_SUFFIX = ".stopped"
+RETIRED_SUFFIX = ".retired"
+# After the switch, an old vassal keeps serving what nginx queued on its socket just before.
+RETIRE_GRACE_SECONDS = 1.0
 
 
 def start_vassal(script: Script, layout: Layout, act: str, release: str, ini: str) -> Script:
@@ -23,40 +27,69 @@ def health_check(script: Script, layout: Layout, python: str, act: str, release:
     on_failure = "; ".join([
         argv("rm", "-f", layout.vassal(act, release)),
         rescan_line(layout),
-        f"printf '%s\\n' {q(release)} >> {q(bad_list(layout, act))}",
+        mark_bad(layout, act, release),
         f"echo {q('--- last lines of ' + layout.act_log(act) + ':')} >&2",
         f"tail -n {LOG_TAIL_LINES} {q(layout.act_log(act))} >&2 || true",
+        'printf \'%s\\n\' "$health" >&2',
         "exit 1",
     ])
-    return script.raw(f"if ! {hostside(python, 'health', spec)}; then {on_failure}; fi")
+    return script.raw(f"if ! health=$({hostside(python, 'health', spec, script)} 2>&1); "
+                      f"then {on_failure}; fi")
 
 
 def health_via_nginx(script: Script, python: str, port: int, check: dict) -> Script:
     """Check the act through nginx; this also waits out nginx's asynchronous reload."""
     script.step("health via nginx")
-    return script.raw(hostside(python, "health", {"port": port, **check}))
-
-
-def bad_list(layout: Layout, act: str) -> str:
-    """Releases that failed before their switch; rollback never picks one of them."""
-    return f"{layout.act_dir(act)}/bad-releases"
+    return script.raw(hostside(python, "health", {"port": port, **check}, script))
 
 
 def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
-    """Point the stable socket (what nginx uses) and ``current`` at the new release."""
+    """Point the stable socket (what nginx uses) and ``current`` at the new release.
+
+    nginx resolves the socket path at every connect, so new requests go to the new release
+    from the rename on, without a reload.
+    """
     script.step("switch")
     script.link(f"{act}@{release}.sock", layout.stable_socket(act))
-    return script.link(f"releases/{release}", layout.current(act))
+    script.link(f"releases/{release}", layout.current(act))
+    return script.raw(f"printf '%s\\n' {q(release)} >> {q(layout.good_list(act))}")
 
 
-def retire(script: Script, layout: Layout, act: str, releases: list[str]) -> Script:
-    """Remove old releases' vassal files: the Emperor stops them gracefully."""
+def retire(script: Script, layout: Layout, act: str, releases: list[str],
+           grace: float = RETIRE_GRACE_SECONDS) -> Script:
+    """Disable old releases' vassals once the connections queued on their sockets are served.
+
+    The files are renamed ``*.ini.retired``: the Emperor stops each vassal gracefully (it
+    finishes in-flight requests), and the file stays for a rollback that needs no rebuild.
+    """
     if not releases:
         return script
     script.step("retire")
-    vassals = [layout.vassal(act, r) + suffix for r in releases for suffix in ("", STOPPED_SUFFIX)]
-    script.run("rm", "-f", *vassals)
+    script.run("sleep", str(grace))
+    for release in releases:
+        retired = layout.vassal(act, release) + RETIRED_SUFFIX
+        for suffix in ("", STOPPED_SUFFIX):
+            path = layout.vassal(act, release) + suffix
+            script.raw(f"if [ -e {q(path)} ]; then {argv('mv', '-f', path, retired)}; fi")
     return rescan_emperor(script, layout)
+
+
+def revive(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Enable a retired release's vassal again (rollback)."""
+    script.step("start")
+    ini = layout.vassal(act, release)
+    script.run("mv", "-f", ini + RETIRED_SUFFIX, ini)
+    return rescan_emperor(script, layout)
+
+
+def delete_releases(script: Script, layout: Layout, act: str, releases: list[str]) -> Script:
+    """Cleanup: remove releases and their retired vassal files."""
+    if not releases:
+        return script
+    script.step("cleanup")
+    paths = [p for r in releases
+             for p in (layout.release(act, r), layout.vassal(act, r) + RETIRED_SUFFIX)]
+    return script.remove(*paths)
 
 
 def stop(script: Script, layout: Layout, act: str, release: str) -> Script:
@@ -93,4 +126,4 @@ def restart(script: Script, layout: Layout, act: str, release: str) -> Script:
 def wait_reloaded(script: Script, python: str, layout: Layout, act: str, release: str,
                   old_workers: list[int]) -> Script:
     spec = {"stats": layout.stats_socket(act, release), "old": old_workers, "timeout": 30}
-    return script.raw(hostside(python, "reloaded", spec))
+    return script.raw(hostside(python, "reloaded", spec, script))

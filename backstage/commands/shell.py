@@ -27,17 +27,25 @@ class Script:
 
     def __init__(self):
         self.lines = ["set -euo pipefail", "umask 022"]
+        self.defined: set[str] = set()
 
     def text(self) -> str:
         return "bash -c " + q("\n".join(self.lines))
 
     def __bool__(self):
-        return len(self.lines) > 2
+        return len(self.lines) > 2 + len(self.defined)
 
     def raw(self, line: str) -> "Script":
         """Append a line built by this module's callers from :func:`q`/:func:`argv` only."""
         self.lines.append(line)
         return self
+
+    def define(self, name: str, value: str) -> str:
+        """Set a shell variable once, near the top; return ``"$name"`` to use it."""
+        if name not in self.defined:
+            self.defined.add(name)
+            self.lines.insert(2, f"{name}={q(value)}")
+        return f'"${name}"'
 
     def step(self, name: str) -> "Script":
         return self.raw(f"printf '%s\\n' {q(STEP_MARKER + name)} >&2")

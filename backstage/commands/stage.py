@@ -49,7 +49,10 @@ def start_emperor_daemon(script: Script, layout: Layout, restart: bool) -> Scrip
     alive = pid_alive(layout.emperor_pidfile)
     if restart:
         script.raw(f"if {alive}; then kill -INT \"{pid}\"; fi")
-        script.raw(f"for i in $(seq 100); do {alive} || break; sleep 0.1; done")
+        # Stopping waits for the vassals' in-flight requests (up to their harakiri).
+        script.raw(f"for i in $(seq 900); do {alive} || break; sleep 0.1; done")
+        script.raw(f"if {alive}; then echo 'the old Emperor did not stop within 90 s' >&2; "
+                   "exit 1; fi")
     script.raw(f"if ! {alive}; then {argv(layout.uwsgi, '--ini', layout.emperor_ini)}; fi")
     return wait_for(script, alive, "the Emperor did not start: see " + layout.log + "/emperor.log")
 

@@ -9,7 +9,8 @@ from backstage.model import names
 def read_env_file(path: Path) -> dict[str, str]:
     values = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # Split at "\n" only, as the env file on the host and uWSGI's for-readline do.
+        lines = path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(path, None, f"cannot read: {exc}") from None
     for number, line in enumerate(lines, 1):

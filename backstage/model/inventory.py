@@ -6,6 +6,7 @@ Shape checks (types, unknown keys, names, ranges) are pydantic's; checks across 
 dotted key and the reason, and is raised before anything connects to a host.
 """
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, Valid
 
 from backstage.errors import InventoryError
 from backstage.model import names
+from backstage.model.envfile import read_env_file
 
 Name = Annotated[str, AfterValidator(names.name)]
 Domain = Annotated[str, AfterValidator(names.domain)]
@@ -112,8 +114,8 @@ class Gig(Section):
     act: Name
     domains: tuple[Domain, ...] = Field(min_length=1)
     port: Port | None = None
-    static: UrlPrefix | None = "/static/"
-    media: UrlPrefix | None = "/media/"
+    static: UrlPrefix | Literal[False] = "/static/"  # false: not served by nginx
+    media: UrlPrefix | Literal[False] = "/media/"
     client_max_body_size: Annotated[str, AfterValidator(names.body_size)] = "10m"
 
 
@@ -170,7 +172,7 @@ def load_production(path: str | Path) -> Production:
 
 def _first_error(path: Path, exc: ValidationError) -> InventoryError:
     error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"])
+    key = ".".join(_key_part(p) for p in error["loc"] if not _PYDANTIC_TAG.fullmatch(str(p)))
     reason = {
         "extra_forbidden": "unknown key",
         "missing": "required key is missing",
@@ -178,25 +180,41 @@ def _first_error(path: Path, exc: ValidationError) -> InventoryError:
     return InventoryError(path, key, reason)
 
 
+# Parts pydantic adds to an error's location: union members and dict keys.
+_PYDANTIC_TAG = re.compile(r"\[key\]|[a-z-]+\[.*\]")
+
+
+def _key_part(part) -> str:
+    """A part of a dotted key as the user wrote it, quoted when it is not a plain word."""
+    text = str(part)
+    return text if text.isprintable() and " " not in text and text else repr(text)
+
+
 def _resolve_local_paths(production: Production) -> Production:
     """Make the local paths of the inventory absolute, relative to the inventory's folder."""
     base = production.path.resolve().parent
 
-    def resolve(value: Path | None) -> Path | None:
-        return None if value is None else (base / value.expanduser()).resolve()
+    def resolve(value: Path | None, key: str) -> Path | None:
+        try:
+            return None if value is None else (base / value.expanduser()).resolve()
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise InventoryError(production.path, key, f"bad path: {exc}") from None
 
+    ssh = production.ssh
     return production.model_copy(
         update={
-            "ssh": production.ssh.model_copy(
-                update={"config": resolve(production.ssh.config),
-                        "known_hosts": resolve(production.ssh.known_hosts)}
-            ),
+            "ssh": ssh.model_copy(update={
+                "config": resolve(ssh.config, "ssh.config"),
+                "known_hosts": resolve(ssh.known_hosts, "ssh.known_hosts"),
+            }),
             "venues": {
-                n: v.model_copy(update={"requirements": resolve(v.requirements)})
+                n: v.model_copy(update={
+                    "requirements": resolve(v.requirements, f"venues.{n}.requirements")})
                 for n, v in production.venues.items()
             },
             "acts": {
-                n: a.model_copy(update={"source": resolve(a.source), "secrets": resolve(a.secrets)})
+                n: a.model_copy(update={"source": resolve(a.source, f"acts.{n}.source"),
+                                        "secrets": resolve(a.secrets, f"acts.{n}.secrets")})
                 for n, a in production.acts.items()
             },
         }
@@ -210,6 +228,8 @@ def check_production(production: Production) -> None:
     _check_references(production, fail)
     _check_domains(production, fail)
     _check_ports(production, fail)
+    _check_hosts(production, fail)
+    _check_socket_paths(production, fail)
 
 
 class _Failer:
@@ -229,8 +249,10 @@ def _check_files(production, fail):
             fail(f"acts.{name}.source", f"no such directory: {act.source}")
         if not (act.source / act.manage).is_file():
             fail(f"acts.{name}.manage", f"no such file: {act.source / act.manage}")
-        if act.secrets is not None and not act.secrets.is_file():
-            fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
+        if act.secrets is not None:
+            if not act.secrets.is_file():
+                fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
+            read_env_file(act.secrets)
     for key in ("config", "known_hosts"):
         value = getattr(production.ssh, key)
         if value is not None and not value.is_file():
@@ -261,6 +283,8 @@ def _unknown(kind, value, known):
 def _check_domains(production, fail):
     seen = {}
     for name, gig in production.gigs.items():
+        if len(set(gig.domains)) != len(gig.domains):
+            fail(f"gigs.{name}.domains", "a domain is listed twice")
         for domain in gig.domains:
             if domain in seen:
                 fail(f"gigs.{name}.domains", f"domain {domain!r} is also booked by {seen[domain]}")
@@ -292,3 +316,35 @@ def _check_ports(production, fail):
 def default_http_port(host: Host) -> int:
     """nginx's port for gigs: 80 in the system layout, 8080 in the unprivileged user layout."""
     return 80 if host.layout == "system" else 8080
+
+
+def _check_hosts(production, fail):
+    for name, host in production.hosts.items():
+        if host.layout != "user":
+            continue
+        if not host.root and not host.user:
+            fail(f"hosts.{name}.root", "the user layout needs 'root' (or 'user', for "
+                 "/home/<user>/backstage)")
+        for key in ("http_port",):
+            port = getattr(host, key)
+            if port is not None and port < 1024:
+                fail(f"hosts.{name}.{key}", f"port {port} needs privileges; the user layout "
+                     "runs nginx unprivileged: use 1024 or above")
+
+
+# uWSGI refuses unix socket paths longer than this (sun_path minus its own margin).
+MAX_SOCKET_PATH = 102
+RELEASE_ID_LENGTH = len("20260101T000000000Z-0123abcd")
+
+
+def _check_socket_paths(production, fail):
+    from backstage.model.layout import Layout
+
+    for host_name, host in production.hosts.items():
+        layout = Layout.for_host(production.name, host)
+        for act in production.acts_on(host_name):
+            path = layout.stats_socket(act, "x" * RELEASE_ID_LENGTH)
+            if len(path.encode()) > MAX_SOCKET_PATH:
+                fail(f"acts.{act}", f"its sockets on host {host_name!r} would be "
+                     f"{len(path.encode())} bytes long ({path}), over uWSGI's limit of "
+                     f"{MAX_SOCKET_PATH}: use shorter production/act names or host root")

@@ -25,7 +25,7 @@ class Layout:
         if host.root:
             base = host.root
         elif host.layout == "user":
-            base = f"/home/{host.user}/backstage" if host.user else "/tmp/backstage"
+            base = f"/home/{host.user}/backstage"  # the model requires user or root here
         else:
             base = "/srv/backstage"
         return cls(production, host.layout, base, host.http_port or default_http_port(host))
@@ -104,6 +104,15 @@ class Layout:
     def history(self) -> str:
         return self._at("state", "history.jsonl")
 
+    @property
+    def lock_dir(self) -> str:
+        """The deploy lock: ``mkdir`` takes it atomically; ``info.json`` inside names the holder."""
+        return self._at("state", "lock")
+
+    @property
+    def lock_info(self) -> str:
+        return self._at("state", "lock", "info.json")
+
     # Venues.
     def venue_dir(self, venue: str, digest: str) -> str:
         return self._at("venues", f"{venue}-{digest}")
@@ -138,6 +147,14 @@ class Layout:
 
     def current_static(self, act: str) -> str:
         return join(self.current(act), "static")
+
+    def good_list(self, act: str) -> str:
+        """Releases that took traffic once, one id a line; rollback picks among them."""
+        return self._at("acts", act, "good-releases")
+
+    def bad_list(self, act: str) -> str:
+        """Releases that failed before their switch; never rolled back to."""
+        return self._at("acts", act, "bad-releases")
 
     def act_log(self, act: str) -> str:
         return self._at("log", f"{act}.log")

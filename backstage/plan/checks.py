@@ -1,6 +1,9 @@
 """Preconditions a plan verifies from observations before it changes anything on a host."""
 
-from backstage.errors import BackstageError
+import os
+import socket
+
+from backstage.errors import BackstageError, LockHeld
 from backstage.plan.observed import Observed
 from backstage.render import LISTEN_BACKLOG
 
@@ -49,3 +52,26 @@ def venue_matches_emperor(host: str, venue: str, venue_python: dict | None,
             f"{stage_python['version']} ({stage_python['executable']}): use the same "
             "interpreter for the venue and the host's 'python'"
         )
+
+
+def not_locked(host: str, observed: Observed) -> None:
+    """Refuse at once when someone holds the production's deploy lock on this host."""
+    holder = observed.lock
+    if holder is not None:
+        raise LockHeld(host, holder, stale=lock_is_stale(holder))
+
+
+def lock_is_stale(holder: dict) -> bool:
+    """A lock taken from this machine by a process that no longer exists is stale.
+
+    A lock taken from another machine cannot be judged from here; it is reported as held.
+    """
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from backstage.artefacts.bundle import Bundle
 from backstage.commands import gig as gig_cmd
-from backstage.commands import history
+from backstage.commands import history, lock
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands import venue as venue_cmd
@@ -19,6 +19,7 @@ from backstage.commands.shell import Script
 from backstage.model import Layout, Production
 from backstage.plan import checks
 from backstage.plan.observed import Observed
+from backstage.plan.releases import releases_to_delete
 from backstage.plan.steps import Step
 from backstage.render import Renderer
 from backstage.util import sha256
@@ -32,8 +33,15 @@ class DeployInputs:
     bundle: Bundle
     venue_digest: str
     venue_wheels: Callable[[set[str]], bytes]
-    by: str
-    time: str
+    lock: dict
+
+    @property
+    def by(self) -> str:
+        return self.lock["by"]
+
+    @property
+    def time(self) -> str:
+        return self.lock["time"]
 
 
 def health_spec(production: Production, act_name: str) -> dict:
@@ -57,6 +65,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     act = production.acts[act_name]
     python = production.venues[act.venue].python or production.hosts[host].python
     checks.stage_ready(host, observed)
+    checks.not_locked(host, observed)
     venue_dir = layout.venue_dir(act.venue, inputs.venue_digest)
     owner = (f"{observed.data['user']}:{production.hosts[host].nginx_group}"
              if layout.kind == "system" else None)
@@ -72,16 +81,18 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
         return []
 
     steps = []
+    script = lock.acquire(Script(), layout, inputs.lock)
     if not observed.venue_built(act.venue, inputs.venue_digest):
         checks.venue_matches_emperor(host, act.venue, observed.python, observed.stage_python)
-        script = venue_cmd.build_venue(Script(), layout, act.venue, inputs.venue_digest, python)
+        venue_cmd.build_venue(script, layout, act.venue, inputs.venue_digest, python)
         wheels = observed.wheels
         steps.append(Step("venue", f"build venue {act.venue}-{inputs.venue_digest}",
                           script.text(), lambda: inputs.venue_wheels(wheels)))
+        script = Script()
 
     release = inputs.bundle.release
     env_bytes = env_text.encode()
-    script = release_cmd.unpack_release(Script(), layout, act_name, release, len(env_bytes))
+    release_cmd.unpack_release(script, layout, act_name, release, len(env_bytes))
     release_cmd.prepare_release(script, layout, act_name, release, act.settings, venue_dir,
                                 act.manage, list(act.databases))
     steps.append(Step("release", f"upload release {release} ({inputs.bundle.files} files), "
@@ -95,6 +106,8 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     sess_cmd.switch(script, layout, act_name, release)
     sess_cmd.retire(script, layout, act_name,
                     [r for r in observed.vassal_releases(act_name) if r != release])
+    sess_cmd.delete_releases(script, layout, act_name, releases_to_delete(
+        observed, act_name, act.keep_releases, release, current))
     gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     for gig in production.gigs_of(act_name):
         check = {**health_spec(production, act_name), "host": production.gigs[gig].domains[0]}
@@ -102,6 +115,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                                   production.gigs[gig].port or layout.http_port, check)
     history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
                                     "release": release, "previous": current, "by": inputs.by})
+    lock.release(script, layout, inputs.lock["token"])
     steps.append(Step("switch", f"start {act_name}@{release}, health-check, switch traffic",
                       script.text()))
     return steps

@@ -1,5 +1,6 @@
 """The observed state of a host: what one probe command answered."""
 
+import json
 from dataclasses import dataclass
 
 from backstage.commands import hostside
@@ -24,8 +25,10 @@ def probe_spec(production: Production, host: str, layout: Layout,
                      *(layout.releases(a) for a in acts)],
         "pidfiles": [layout.emperor_pidfile, layout.nginx_pidfile],
         "pythons": [f"{layout.stage_venv}/bin/python"],
-        "exists": layout.directories,
+        "exists": [*layout.directories, layout.lock_dir],
         "globs": [f"{layout.vassals}/*.ini", *(layout.env_file(a) for a in acts)],
+        "texts": [layout.lock_info, *(layout.good_list(a) for a in acts),
+                  *(layout.bad_list(a) for a in acts)],
     }
 
 
@@ -113,9 +116,42 @@ class Observed:
         prefix = f"{act}@"
         found = []
         for name in self.listing(self.layout.vassals):
-            if name.startswith(prefix) and (name.endswith(".ini") or name.endswith(".ini.stopped")):
+            if name.startswith(prefix) and name.endswith((".ini", ".ini.stopped")):
                 found.append(name[len(prefix):].split(".ini")[0])
         return sorted(set(found))
 
     def vassal_enabled(self, act: str, release: str) -> bool:
         return f"{act}@{release}.ini" in self.listing(self.layout.vassals)
+
+    def text(self, path: str) -> str | None:
+        return self.data["texts"].get(path)
+
+    def _ids(self, path: str) -> list[str]:
+        return [line.strip() for line in (self.text(path) or "").splitlines() if line.strip()]
+
+    def good_releases(self, act: str) -> list[str]:
+        return self._ids(self.layout.good_list(act))
+
+    def bad_releases(self, act: str) -> set[str]:
+        return set(self._ids(self.layout.bad_list(act)))
+
+    def releases(self, act: str) -> list[str]:
+        """Release ids on the host, oldest first (ids start with their UTC time)."""
+        return [n for n in self.listing(self.layout.releases(act)) if not n.startswith(".")]
+
+    def retired(self, act: str) -> set[str]:
+        """Releases whose vassal file was kept, disabled, for a rollback."""
+        prefix, suffix = f"{act}@", ".ini.retired"
+        return {n[len(prefix):-len(suffix)] for n in self.listing(self.layout.vassals)
+                if n.startswith(prefix) and n.endswith(suffix)}
+
+    @property
+    def lock(self) -> dict | None:
+        """The holder of the production's deploy lock on this host, if any."""
+        text = self.text(self.layout.lock_info)
+        if text is None:
+            return {"by": "unknown (no info.json)"} if self.exists(self.layout.lock_dir) else None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return {"by": "unknown (unreadable lock file)"}

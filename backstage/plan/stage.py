@@ -30,7 +30,7 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
     if stage_python is None or stage_python["tag"] != observed.python["tag"] \
             or not observed.has(layout.uwsgi):
         cmd.build_stage_venv(script, layout, python)
-        payload = lambda: uwsgi_wheels(observed.wheels)  # noqa: E731
+        payload = lambda: uwsgi_wheels(observed.wheels)
         changes.append(f"build the Emperor's virtualenv ({cmd.UWSGI_REQUIREMENT})")
 
     use_systemd = observed.services.systemd_manages(layout)

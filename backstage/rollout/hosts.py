@@ -2,19 +2,24 @@
 
 import getpass
 import json
+import os
+import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from backstage.commands.shell import failed_step, without_markers
+from backstage.commands import lock
+from backstage.commands.shell import Script, failed_step, without_markers
 from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.model import Layout, Production
 from backstage.plan.observed import Observed, probe_command
 from backstage.plan.steps import Step
 from backstage.rollout.report import Reporter
 from backstage.transport import SSHTransport, Transport
+from backstage.util import utc_now
 
 DETAIL_LINES = 40
 
@@ -27,10 +32,23 @@ class Options:
     parallel: int = 8
     accept_new_host_keys: bool = False
     reporter: Reporter = field(default_factory=Reporter)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Cancelled(BackstageError):
+    """The user pressed Ctrl-C: hosts stop after their current step."""
+
+    exit_code = 130
 
 
 def whoami() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def new_lock(command: str, act: str | None = None, message: str | None = None) -> dict:
+    """What a deploy lock records about its holder (the token lets only the holder free it)."""
+    return {"by": whoami(), "host": socket.gethostname(), "pid": os.getpid(), "time": utc_now(),
+            "command": command, "act": act, "message": message, "token": secrets.token_hex(8)}
 
 
 class HostRun:
@@ -58,6 +76,8 @@ class HostRun:
 
     def execute(self, step: Step) -> str:
         """Run one step; raise StepFailed naming the step the script reached."""
+        if self.options.cancelled.is_set():
+            raise Cancelled(f"{self.name}: interrupted before step '{step.name}'")
         payload = step.payload() if step.payload else None
         result = self.timed(step.name, step.summary,
                             lambda: self.transport.run(step.command, stdin=payload))
@@ -69,6 +89,23 @@ class HostRun:
 
     def run_command(self, name: str, command: str) -> str:
         return self.execute(Step(name, "", command))
+
+    def run_locked(self, steps: list[Step], token: str) -> None:
+        """Run steps whose first takes the deploy lock; free it if any step fails or is cut."""
+        try:
+            for step in steps:
+                self.execute(step)
+        except BaseException:
+            if steps:
+                self.free_lock(token)
+            raise
+
+    def free_lock(self, token: str) -> None:
+        """Best effort: a host that cannot be reached keeps the lock, reported as stale later."""
+        try:
+            self.transport.run(lock.release(Script(), self.layout, token).text())
+        except BackstageError:
+            pass
 
     def timed(self, name, summary, action):
         started = time.monotonic()
@@ -107,8 +144,16 @@ def for_each_host(production: Production, names: list[str], options: Options,
         finally:
             run.close()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(options.parallel, len(names)))) as pool:
-        results = dict(zip(names, pool.map(attempt, names)))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(options.parallel, len(names))))
+    futures = [pool.submit(attempt, name) for name in names]
+    try:
+        results = {name: future.result() for name, future in zip(names, futures)}
+    except KeyboardInterrupt:
+        options.cancelled.set()
+        options.reporter.info("interrupted: stopping after the current step on each host")
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     errors = {n: r for n, r in results.items() if isinstance(r, BackstageError)}
     if errors:
         raise summarise(errors, len(names))

@@ -5,16 +5,26 @@ import json
 from backstage.artefacts import bundle, wheelhouse
 from backstage.commands import gig as gig_cmd
 from backstage.commands import history, hostside
+from backstage.commands import lock as lock_cmd
 from backstage.commands import sess as sess_cmd
-from backstage.commands.shell import Script
+from backstage.commands.shell import Script, argv
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.errors import BackstageError, UsageError
 from backstage.model import Layout, Production
 from backstage.model.envfile import read_env_file
+from backstage.plan import checks
 from backstage.plan.deploy import DeployInputs, gig_files, health_spec, plan_deploy
+from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
 from backstage.render import Renderer
-from backstage.rollout.hosts import HostRun, Options, for_each_host, select_hosts, whoami
+from backstage.rollout.hosts import (
+    HostRun,
+    Options,
+    for_each_host,
+    new_lock,
+    select_hosts,
+    whoami,
+)
 from backstage.util import utc_now
 
 
@@ -74,7 +84,7 @@ def deploy_act(production: Production, act_name: str, options: Options) -> dict:
         return wheelhouse.pack(wheels, skip, {f"requirements-{digest}.txt": requirements})
 
     inputs = DeployInputs(act_name, bundle.pack(act.source), digest, venue_wheels,
-                          by=whoami(), time=utc_now())
+                          new_lock("deploy-act", act_name))
     renderer = Renderer(production)
     names = select_hosts(production, options.hosts, production.hosts_of(act_name))
 
@@ -82,14 +92,76 @@ def deploy_act(production: Production, act_name: str, options: Options) -> dict:
         observed = run.probe({act.venue: digest})
         env_text = act_environment(production, act_name, run.layout)
         steps = plan_deploy(production, run.name, run.layout, observed, renderer, inputs, env_text)
-        for step in steps:
-            run.execute(step)
+        run.run_locked(steps, inputs.lock["token"])
         if not steps:
             options.reporter.info(f"{run.name}  {act_name} is up to date: nothing to change")
         return {"release": inputs.bundle.release if steps else observed.current_release(act_name),
                 "steps": [s.name for s in steps]}
 
     return for_each_host(production, names, options, on_host)
+
+
+def rollback(production: Production, act_name: str, to: str | None, options: Options) -> dict:
+    """Switch an act back to its previous good release (or ``to``) on its hosts."""
+    require_act(production, act_name)
+    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    holder = new_lock("rollback", act_name)
+
+    def on_host(run: HostRun):
+        observed = run.probe()
+        target, steps = plan_rollback(production, run.name, run.layout, observed, act_name, to,
+                                      holder)
+        run.run_locked(steps, holder["token"])
+        return {"release": target, "previous": observed.current_release(act_name)}
+
+    return for_each_host(production, names, options, on_host)
+
+
+def lock(production: Production, message: str, options: Options) -> dict:
+    """Take the deploy lock on hosts by hand (e.g. during maintenance) until ``unlock``."""
+    holder = new_lock("lock", message=message)
+
+    def on_host(run: HostRun):
+        checks.not_locked(run.name, run.probe())
+        script = lock_cmd.acquire(Script(), run.layout, holder)
+        history.append(script, run.layout, {"time": holder["time"], "event": "lock",
+                                            "by": holder["by"], "message": message})
+        run.run_command("lock", script.text())
+        return holder
+
+    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+
+
+def unlock(production: Production, options: Options) -> dict:
+    """Clear the deploy lock, whoever holds it; history records whose lock it was."""
+    def on_host(run: HostRun):
+        holder = run.probe().lock
+        if holder is None:
+            options.reporter.info(f"{run.name}  not locked")
+            return None
+        holder = {k: v for k, v in holder.items() if k != "token"}
+        stale = checks.lock_is_stale(holder)
+        script = lock_cmd.force_release(Script(), run.layout)
+        history.append(script, run.layout, {"time": utc_now(), "event": "unlock", "by": whoami(),
+                                            "holder": holder, "stale": stale})
+        run.run_command("unlock", script.text())
+        options.reporter.info(f"{run.name}  unlocked ({'stale ' if stale else ''}lock of "
+                              f"{holder.get('by')}, pid {holder.get('pid')}, {holder.get('time')})")
+        return holder
+
+    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+
+
+def history_lines(production: Production, limit: int, options: Options) -> list[dict]:
+    """The last ``limit`` history entries across hosts, newest first."""
+    def on_host(run: HostRun):
+        text = run.run_command("history", argv("tail", "-n", str(limit), run.layout.history)
+                               + " 2>/dev/null || true")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    results = for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+    entries = [{"host": host, **entry} for host, lines in results.items() for entry in lines]
+    return sorted(entries, key=lambda e: e.get("time", ""), reverse=True)[:limit]
 
 
 def require_act(production: Production, act_name: str):

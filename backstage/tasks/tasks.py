@@ -135,6 +135,50 @@ def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, 
     Console().print(table)
 
 
+@backstage_task(help={"act": "Name of the act.",
+                      "to": "Release id to go back to (default: the previous good one)."})
+def rollback(c, act, to=None, inventory=None, hosts=None, accept_new_host_keys=False,
+             verbose=False):
+    """Switch an act back to its previous good release; nothing is rebuilt."""
+    production = load_production(find_inventory(inventory))
+    opts = options(hosts, accept_new_host_keys, verbose)
+    for host, result in operations.rollback(production, act, to, opts).items():
+        print(f"{host}: {act} release {result['release']} (was {result['previous']})")
+
+
+@backstage_task(help={"message": "Why the production is locked (shown to whoever tries)."})
+def lock(c, message, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Take the deploy lock by hand; deploys and rollbacks fail until unlock."""
+    production = load_production(find_inventory(inventory))
+    operations.lock(production, message, options(hosts, accept_new_host_keys, verbose))
+
+
+@backstage_task
+def unlock(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Clear the deploy lock (e.g. left by a killed deploy), recording whose it was."""
+    production = load_production(find_inventory(inventory))
+    operations.unlock(production, options(hosts, accept_new_host_keys, verbose))
+
+
+@backstage_task(help={"limit": "How many entries (default 20).", "json": "Print JSON lines."})
+def history(c, limit=20, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False,
+            json_=False):
+    """Show the last deploys, rollbacks, starts, stops, locks and unlocks, newest first."""
+    production = load_production(find_inventory(inventory))
+    entries = operations.history_lines(production, int(limit),
+                                       options(hosts, accept_new_host_keys, verbose))
+    if json_:
+        for entry in entries:
+            print(json.dumps(entry, sort_keys=True))
+        return
+    table = Table("time", "host", "event", "act", "release", "previous", "by")
+    for e in entries:
+        table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
+                      e.get("release") or e.get("gig") or "", e.get("previous") or "",
+                      e.get("by", ""))
+    Console().print(table)
+
+
 @backstage_task(help={"gig": "Name of the gig."})
 def book_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
     """Install a gig's nginx server block (nginx -t before reload)."""
@@ -150,5 +194,5 @@ def cancel_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, v
                         cancel=True)
 
 
-ns = Collection(check, setup_stage, deploy_act, start, stop, restart, status, book_gig,
-                cancel_gig)
+ns = Collection(check, setup_stage, deploy_act, rollback, start, stop, restart, status, book_gig,
+                cancel_gig, lock, unlock, history)

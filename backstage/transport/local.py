@@ -11,7 +11,8 @@ class LocalTransport(Transport):
 
     def _run(self, command, stdin, timeout):
         done = subprocess.run(
-            ["sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout
+            ["sh", "-c", command], input=stdin or b"", capture_output=True, timeout=timeout,
+            check=False,
         )
         return Result(command, done.returncode, done.stdout.decode("utf-8", "replace"),
                       done.stderr.decode("utf-8", "replace"))

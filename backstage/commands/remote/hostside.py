@@ -33,6 +33,7 @@ def probe(spec):
         "pids": {path: live_pid(path) for path in spec.get("pidfiles", [])},
         "pythons": {path: python_identity(path) for path in spec.get("pythons", [])},
         "exists": {path: os.path.exists(path) for path in spec.get("exists", [])},
+        "texts": {path: read_text(path) for path in spec.get("texts", [])},
         "globs": {
             pattern: {path: file_digest(path) for path in sorted(glob.glob(pattern))}
             for pattern in spec.get("globs", [])
@@ -47,14 +48,14 @@ def python_identity(executable):
         return None
     if os.path.realpath(path) == os.path.realpath(sys.executable) or path == sys.executable:
         return {
-            "version": "%d.%d.%d" % sys.version_info[:3],
+            "version": "{}.{}.{}".format(*sys.version_info[:3]),
             "tag": sys.implementation.cache_tag,
             "abi": sysconfig.get_config_var("SOABI"),
             "executable": os.path.realpath(sys.executable),
         }
     import subprocess  # only for interpreters other than the one running us
 
-    out = subprocess.run([path, "-c", IDENTITY], capture_output=True, text=True)
+    out = subprocess.run([path, "-c", IDENTITY], capture_output=True, text=True, check=False)
     return json.loads(out.stdout) if out.returncode == 0 else None
 
 
@@ -81,6 +82,17 @@ def file_digest(path):
     try:
         with open(path, "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def read_text(path, limit=65536):
+    """The last ``limit`` bytes of a small state file, or None."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - limit))
+            return f.read().decode("utf-8", "replace")
     except OSError:
         return None
 
@@ -167,7 +179,7 @@ def health(spec):
     through nginx (``port``) once a gig points at it.
     """
     last = "no answer"
-    where = spec.get("socket") or "127.0.0.1:%s" % spec.get("port")
+    where = spec.get("socket") or f"127.0.0.1:{spec.get('port')}"
     for attempt in range(spec["retries"]):
         if attempt:
             time.sleep(spec.get("interval", 0.5))
@@ -177,11 +189,11 @@ def health(spec):
             else:
                 status, body = http_request(spec["port"], spec["host"], spec["path"], spec["timeout"])
         except OSError as exc:
-            last = "%s: %s" % (where, exc.strerror or exc)
+            last = f"{where}: {exc.strerror or exc}"
             continue
         if status == spec["status"]:
             return {"ok": True, "status": status, "attempts": attempt + 1}
-        last = "%s%s answered %d (expected %d): %s" % (where, spec["path"], status, spec["status"], body)
+        last = f"{where}{spec['path']} answered {status} (expected {spec['status']}): {body}"
     return {"ok": False, "error": last}
 
 
@@ -207,7 +219,8 @@ def stats(path):
 def status(spec):
     """State of each sess of the given acts: vassal files, pids, sockets, ports, uptime."""
     clock = os.sysconf("SC_CLK_TCK")
-    boot = time.time() - float(open("/proc/uptime").read().split()[0])
+    with open("/proc/uptime") as f:
+        boot = time.time() - float(f.read().split()[0])
     acts = {}
     for act, info in spec["acts"].items():
         sesses = []
@@ -235,7 +248,7 @@ def status(spec):
 
 def process_start(pid, clock, boot):
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return boot + int(fields[19]) / clock
     except (OSError, IndexError, ValueError):
@@ -251,12 +264,13 @@ def reloaded(spec):
         if workers and not set(workers) & set(spec["old"]) and all(w["pid"] > 0 for w in data["workers"]):
             return {"ok": True, "workers": workers}
         time.sleep(0.1)
-    return {"ok": False, "error": "workers were not replaced within %ss" % spec["timeout"]}
+    return {"ok": False, "error": f"workers were not replaced within {spec['timeout']}s"}
 
 
 VERBS = {"probe": probe, "health": health, "status": status, "reloaded": reloaded}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))
+    if not result.get("ok", True):
+        sys.exit(result["error"])
     print(json.dumps(result))
-    sys.exit(0 if result.get("ok", True) else 1)

@@ -1,0 +1,35 @@
+"""Plan ``rollback`` on one host: revive a previous good release's vassal and switch to it.
+
+Nothing is rebuilt: the release's code, venue and vassal file are still on the host (the
+vassal file kept as ``*.ini.retired`` when the release was retired).
+"""
+
+from backstage.commands import history, lock
+from backstage.commands import sess as sess_cmd
+from backstage.commands.shell import Script
+from backstage.model import Layout, Production
+from backstage.plan import checks
+from backstage.plan.deploy import health_spec
+from backstage.plan.observed import Observed
+from backstage.plan.releases import rollback_target
+from backstage.plan.steps import Step
+
+
+def plan_rollback(production: Production, host: str, layout: Layout, observed: Observed,
+                  act: str, wanted: str | None, lock_info: dict) -> tuple[str, list[Step]]:
+    """The release to go back to, and the one step that does it."""
+    checks.stage_ready(host, observed)
+    checks.not_locked(host, observed)
+    target = rollback_target(host, observed, act, wanted)
+    current = observed.current_release(act)
+    script = lock.acquire(Script(), layout, lock_info)
+    sess_cmd.revive(script, layout, act, target)
+    sess_cmd.health_check(script, layout, production.hosts[host].python, act, target,
+                          health_spec(production, act))
+    sess_cmd.switch(script, layout, act, target)
+    sess_cmd.retire(script, layout, act, [r for r in observed.vassal_releases(act) if r != target])
+    history.append(script, layout, {"time": lock_info["time"], "event": "rollback", "act": act,
+                                    "release": target, "previous": current, "by": lock_info["by"]})
+    lock.release(script, layout, lock_info["token"])
+    return target, [Step("rollback", f"switch {act} back from {current} to {target}",
+                         script.text())]

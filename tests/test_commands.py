@@ -1,0 +1,844 @@
+"""The commands layer: the shell text Backstage sends, run for real with sh/bash in a temp dir."""
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backstage.artefacts import bundle
+from backstage.commands import HOSTSIDE_SOURCE, gig, history, hostside, release, sess, stage, venue
+from backstage.commands.shell import STEP_MARKER, Script, argv, failed_step, q, without_markers
+from backstage.commands.stage import Services
+from backstage.model import Layout
+
+# The interpreter itself, not the project's venv wrapper: it starts twice as fast (stdlib only).
+PY = os.path.realpath(sys.executable)
+NASTY = [
+    "", " ", "plain", "two words", "it's", '"double"', "$(touch CANARY)", "`touch CANARY`",
+    "$HOME", "${HOME}", "a\\b", "line1\nline2", "\ttab", "-n", "--", "*", "?", "~", "!x",
+    "a;b", "a|b", "a&b", "a>b", "'", "''", "%s %d %%", "é ü ☃", "\r", "x" * 1000,
+]
+
+
+def sh(text: str, stdin: bytes = b"", cwd=None, env=None, timeout=30):
+    return subprocess.run(["sh", "-c", text], input=stdin, capture_output=True, cwd=cwd,
+                          env=env, timeout=timeout, check=False)
+
+
+def run(script: Script, stdin: bytes = b"", **kw):
+    return sh(script.text(), stdin, **kw)
+
+
+def user_layout(tmp_path: Path) -> Layout:
+    return Layout("shop", "user", str(tmp_path / "host"), 8080)
+
+
+@pytest.fixture
+def short_tmp():
+    """A short temp dir: a unix socket path must fit in 108 bytes (sun_path)."""
+    path = Path(tempfile.mkdtemp(prefix="bs", dir="/tmp"))
+    yield path
+    shutil.rmtree(path)
+
+
+def made(layout: Layout) -> Layout:
+    for directory in layout.directories:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    return layout
+
+
+def write_exe(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+# --- quoting --------------------------------------------------------------------------------
+
+def test_q_and_argv_round_trip_through_a_real_shell(tmp_path):
+    result = sh("printf '%s\\0' " + argv(*NASTY), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("\0")[:-1] == NASTY
+    assert not (tmp_path / "CANARY").exists()
+    assert q("") == "''"
+    assert q(5) == "5"
+    assert q("safe-word_1.txt") == "safe-word_1.txt"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.text(st.characters(blacklist_characters="\0",
+                                              blacklist_categories=("Cs",))), max_size=8))
+def test_argv_any_words(tmp_path, words):
+    assert shlex.split(argv(*words)) == words
+    result = sh("printf '%s\\0' " + argv(*words, "END"), cwd=tmp_path)
+    assert result.stdout.decode().split("\0")[:-2] == words
+    assert not any(tmp_path.iterdir())
+
+
+# --- Script ---------------------------------------------------------------------------------
+
+def test_script_is_one_bash_command_that_stops_at_the_first_failure(tmp_path):
+    script = Script()
+    assert not script
+    script.run("touch", str(tmp_path / "before"))
+    assert script
+    script.raw("false | true")  # pipefail: this fails
+    script.run("touch", str(tmp_path / "after"))
+    assert script.text().startswith("bash -c ")
+    result = run(script)
+    assert result.returncode != 0
+    assert (tmp_path / "before").exists()
+    assert not (tmp_path / "after").exists()
+
+
+def test_script_unset_variable_is_an_error(tmp_path):
+    result = run(Script().raw('echo "$BACKSTAGE_SURELY_UNSET"').run("touch", str(tmp_path / "x")))
+    assert result.returncode != 0
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("content", [
+    "",
+    "no newline at end",
+    "ini = 1\n",
+    ("'single' \"double\" $(touch CANARY) `touch CANARY` ${HOME} $HOME \\ \\n %s %d %% -n\n"
+     "second line\n\n\ttrailing blank lines\n\n"),
+    "-e starts with a dash\n",
+    "unicode é ☃ 🎭\n",
+    "\r\nwindows\r\n",
+])
+def test_write_file_writes_exactly_the_content(tmp_path, content):
+    path = tmp_path / "dir with space" / "it's a \"file\".conf"
+    path.parent.mkdir()
+    result = run(Script().write_file(str(path), content), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert path.read_bytes() == content.encode()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert not (tmp_path / "CANARY").exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left
+
+
+def test_write_file_mode_and_replaces_existing(tmp_path):
+    path = tmp_path / "env"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    result = run(Script().write_file(str(path), "SECRET=1\n", mode="600"))
+    assert result.returncode == 0, result.stderr
+    assert path.read_text() == "SECRET=1\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_link_replaces_symlink_even_one_to_a_directory(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / "releases" / name).mkdir(parents=True)
+    current = tmp_path / "current"
+    current.symlink_to("releases/a")
+    # A stale temp link from an interrupted run, pointing at a directory, is replaced too.
+    Path(f"{current}.backstage-new").symlink_to("releases/a")
+    result = run(Script().link("releases/b", str(current)))
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(current) == "releases/b"
+    assert sorted(p.name for p in (tmp_path / "releases" / "a").iterdir()) == []  # nothing inside
+    assert not Path(f"{current}.backstage-new").is_symlink()
+
+
+def test_link_flips_atomically(tmp_path):
+    """A reader never finds the link missing while it is flipped back and forth."""
+    (tmp_path / "a.sock").touch()
+    (tmp_path / "b.sock").touch()
+    stable = tmp_path / "act.sock"
+    stable.symlink_to("a.sock")
+    script = Script()
+    for _ in range(12):
+        script.link("b.sock", str(stable)).link("a.sock", str(stable))
+    seen, missing = set(), []
+    done = threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                seen.add(os.readlink(stable))
+            except OSError as exc:
+                missing.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        result = run(script)
+    finally:
+        done.set()
+        thread.join()
+    assert result.returncode == 0, result.stderr
+    assert missing == []
+    assert seen <= {"a.sock", "b.sock"} and "a.sock" in seen
+    assert os.readlink(stable) == "a.sock"
+
+
+def test_mkdirs_and_remove(tmp_path):
+    paths = [str(tmp_path / "a b" / "c"), str(tmp_path / "-d")]
+    assert Script().mkdirs([]).lines == Script().lines
+    assert Script().remove().lines == Script().lines
+    assert run(Script().mkdirs(paths)).returncode == 0
+    assert all(Path(p).is_dir() for p in paths)
+    (tmp_path / "a b" / "c" / "f").write_text("x")
+    result = run(Script().remove(str(tmp_path / "a b"), str(tmp_path / "-d"), str(tmp_path / "no")))
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_step_names_the_last_step_of_a_failing_script(tmp_path):
+    script = (Script().step("one").run("echo", "out").step("two words 'quoted'")
+              .raw("echo some error >&2").raw("exit 3").step("three"))
+    result = run(script)
+    assert result.returncode == 3
+    stderr = result.stderr.decode()
+    assert failed_step(stderr) == "two words 'quoted'"
+    assert without_markers(stderr) == "some error"
+    assert result.stdout.decode() == "out\n"
+
+
+def test_failed_step_edge_cases():
+    assert failed_step("") is None
+    assert failed_step("error: nothing announced\n") is None
+    assert failed_step(f"noise {STEP_MARKER}not at line start\n") is None
+    assert failed_step(f"{STEP_MARKER}a\nx\n{STEP_MARKER}b\n") == "b"
+
+
+# --- the host-side helper ----------------------------------------------------------------------
+
+def test_hostside_probe_runs_with_sh_and_prints_json(tmp_path):
+    (tmp_path / "file").write_bytes(b"content\n")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "b").touch()
+    (tmp_path / "dir" / "a").touch()
+    (tmp_path / "link").symlink_to("dir/a")
+    (tmp_path / "live.pid").write_text(f"{os.getpid()}\n")
+    (tmp_path / "dead.pid").write_text("4194303\n")
+    t = str(tmp_path)
+    spec = {
+        "files": [f"{t}/file", f"{t}/missing"],
+        "links": [f"{t}/link", f"{t}/file"],
+        "listings": [f"{t}/dir", f"{t}/missing"],
+        "pidfiles": [f"{t}/live.pid", f"{t}/dead.pid", f"{t}/missing.pid"],
+        "exists": [f"{t}/dir", f"{t}/missing"],
+        "globs": [f"{t}/dir/*"],
+    }
+    result = sh(hostside("python3", "probe", spec))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"user", "python", "somaxconn", "files", "links", "listings", "pids"} <= set(data)
+    assert data["files"] == {f"{t}/file": hashlib.sha256(b"content\n").hexdigest(),
+                             f"{t}/missing": None}
+    assert data["links"] == {f"{t}/link": "dir/a", f"{t}/file": None}
+    assert data["listings"] == {f"{t}/dir": ["a", "b"], f"{t}/missing": None}
+    assert data["pids"] == {f"{t}/live.pid": os.getpid(), f"{t}/dead.pid": None,
+                            f"{t}/missing.pid": None}
+    assert data["exists"] == {f"{t}/dir": True, f"{t}/missing": False}
+    assert list(data["globs"][f"{t}/dir/*"]) == [f"{t}/dir/a", f"{t}/dir/b"]
+    assert data["somaxconn"] == int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert data["uid"] == os.getuid()
+    assert data["python"]["version"].count(".") == 2 and data["python"]["tag"].startswith("cpython")
+
+
+def test_hostside_source_is_sent_whole():
+    command = hostside("python3", "probe", {})
+    words = shlex.split(command)
+    assert words[:2] == ["python3", "-c"]
+    assert words[2] == HOSTSIDE_SOURCE
+    assert words[3:] == ["probe", "{}"]
+
+
+class FakeVassal:
+    """A unix socket that answers one uwsgi-protocol request per connection, as a vassal would."""
+
+    def __init__(self, path: Path, status: int = 200):
+        self.path, self.status, self.requests = str(path), status, []
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(8)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                head = conn.recv(4, socket.MSG_WAITALL)
+                _, size, _ = struct.unpack("<BHB", head)
+                body = conn.recv(size, socket.MSG_WAITALL)
+                env, at = {}, 0
+                while at < len(body):
+                    (klen,) = struct.unpack_from("<H", body, at)
+                    key = body[at + 2:at + 2 + klen].decode()
+                    at += 2 + klen
+                    (vlen,) = struct.unpack_from("<H", body, at)
+                    env[key] = body[at + 2:at + 2 + vlen].decode()
+                    at += 2 + vlen
+                self.requests.append(env)
+                conn.sendall(f"HTTP/1.1 {self.status} X\r\nContent-Type: text/plain\r\n\r\n"
+                             "hello from the vassal".encode())
+
+    def close(self):
+        self.server.close()
+
+
+HEALTH = {"host": "shop.example.test", "path": "/healthz?full=1", "status": 200, "timeout": 2,
+          "retries": 2, "interval": 0.05}
+
+
+def test_hostside_health_speaks_uwsgi(tmp_path):
+    vassal = FakeVassal(tmp_path / "v.sock")
+    try:
+        result = sh(hostside(PY, "health", {"socket": vassal.path, **HEALTH}))
+    finally:
+        vassal.close()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"ok": True, "status": 200, "attempts": 1}
+    env = vassal.requests[0]
+    assert env["PATH_INFO"] == "/healthz"
+    assert env["QUERY_STRING"] == "full=1"
+    assert env["HTTP_HOST"] == "shop.example.test"
+    assert env["REQUEST_METHOD"] == "GET"
+
+
+def test_hostside_health_wrong_status_fails(tmp_path):
+    vassal = FakeVassal(tmp_path / "v.sock", status=500)
+    try:
+        result = sh(hostside(PY, "health", {"socket": vassal.path, **HEALTH}))
+    finally:
+        vassal.close()
+    assert result.returncode == 1
+    # The reason is reported (on stderr, or as {"ok": false, "error": ...} on stdout).
+    assert b"/healthz?full=1 answered 500 (expected 200): hello from the vassal" in (
+        result.stdout + result.stderr)
+    assert len(vassal.requests) == 2  # every retry was made
+
+
+# --- sesses ---------------------------------------------------------------------------------
+
+R0, R1, R2 = "20231231T000000Z-00000000", "20240101T000000Z-11111111", "20240102T000000Z-22222222"
+
+
+def test_start_vassal_switch_and_retire(tmp_path):
+    layout = made(user_layout(tmp_path))
+    Path(layout.vassal("storefront", R1)).write_text("old\n")
+    Path(layout.vassal("storefront", R0) + sess.STOPPED_SUFFIX).write_text("older, stopped\n")
+    Path(layout.releases("storefront"), R2).mkdir(parents=True)
+    script = Script()
+    sess.start_vassal(script, layout, "storefront", R2, "[uwsgi]\nmodule = x:app\n")
+    sess.switch(script, layout, "storefront", R2)
+    sess.retire(script, layout, "storefront", [R0, R1, "20200101T000000Z-00000000"], grace=0)
+    assert sess.retire(Script(), layout, "storefront", []).lines == Script().lines
+    result = run(script)
+    assert result.returncode == 0, result.stderr
+    assert Path(layout.vassal("storefront", R2)).read_text() == "[uwsgi]\nmodule = x:app\n"
+    assert os.readlink(layout.stable_socket("storefront")) == f"storefront@{R2}.sock"
+    assert os.readlink(layout.current("storefront")) == f"releases/{R2}"
+    assert Path(layout.current("storefront")).resolve() == Path(layout.release("storefront", R2))
+    assert Path(layout.good_list("storefront")).read_text() == f"{R2}\n"
+    # Old vassals (enabled or stopped) are disabled, kept for a rollback; missing ones are fine.
+    assert sorted(os.listdir(layout.vassals)) == sorted([
+        f"storefront@{R2}.ini",
+        f"storefront@{R1}.ini{sess.RETIRED_SUFFIX}",
+        f"storefront@{R0}.ini{sess.RETIRED_SUFFIX}",
+    ])
+    assert Path(layout.vassal("storefront", R1) + sess.RETIRED_SUFFIX).read_text() == "old\n"
+    stderr = result.stderr.decode()
+    assert [line for line in stderr.splitlines() if line.startswith(STEP_MARKER)] == [
+        "::step start", "::step switch", "::step retire"]
+
+
+def test_revive_and_delete_releases(tmp_path):
+    layout = made(user_layout(tmp_path))
+    for rel in (R0, R1):
+        Path(layout.release("storefront", rel)).mkdir(parents=True)
+        Path(layout.vassal("storefront", rel) + sess.RETIRED_SUFFIX).write_text(rel)
+    script = sess.revive(Script(), layout, "storefront", R1)
+    sess.delete_releases(script, layout, "storefront", [R0])
+    assert sess.delete_releases(Script(), layout, "storefront", []).lines == Script().lines
+    result = run(script)
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(layout.vassals) == [f"storefront@{R1}.ini"]
+    assert os.listdir(layout.releases("storefront")) == [R1]
+
+
+def test_stop_and_start_rename_the_vassal_file(tmp_path):
+    layout = made(user_layout(tmp_path))
+    ini = Path(layout.vassal("storefront", R1))
+    ini.write_text("x\n")
+    assert run(sess.stop(Script(), layout, "storefront", R1)).returncode == 0
+    assert not ini.exists() and Path(f"{ini}.stopped").read_text() == "x\n"
+    assert run(sess.stop(Script(), layout, "storefront", R1)).returncode == 0  # idempotent
+    assert run(sess.start(Script(), layout, "storefront", R1)).returncode == 0
+    assert ini.read_text() == "x\n" and not Path(f"{ini}.stopped").exists()
+
+
+def test_restart_bumps_mtime_by_whole_seconds(tmp_path):
+    layout = made(user_layout(tmp_path))
+    ini = Path(layout.vassal("storefront", R1))
+    ini.write_text("x\n")
+    before = int(ini.stat().st_mtime)
+    script = sess.restart(Script(), layout, "storefront", R1)
+    sess.restart(script, layout, "storefront", R1)  # twice within the same second
+    result = run(script)
+    assert result.returncode == 0, result.stderr
+    assert int(ini.stat().st_mtime) >= before + 2
+
+
+def test_health_check_failure_marks_the_release_bad(tmp_path):
+    layout = made(user_layout(tmp_path))
+    ini = Path(layout.vassal("storefront", R2))
+    ini.write_text("x\n")
+    Path(layout.act_dir("storefront")).mkdir(parents=True)
+    Path(layout.act_log("storefront")).write_text("".join(f"log {i}\n" for i in range(50)))
+    check = {**HEALTH, "retries": 1, "timeout": 0.2}
+    script = sess.health_check(Script(), layout, PY, "storefront", R2, check)
+    script.run("touch", str(tmp_path / "not-reached"))
+    result = run(script)
+    assert result.returncode == 1
+    assert not ini.exists()
+    assert Path(layout.bad_list("storefront")).read_text() == f"{R2}\n"
+    stderr = result.stderr.decode()
+    assert failed_step(stderr) == "health"
+    assert "log 49" in stderr and "log 19" not in stderr  # the last 30 lines only
+    assert not (tmp_path / "not-reached").exists()
+
+
+def test_health_check_passes_through_the_release_socket(short_tmp):
+    layout = made(Layout("shop", "user", str(short_tmp), 8080))
+    Path(layout.vassal("storefront", R2)).write_text("x\n")
+    vassal = FakeVassal(Path(layout.socket("storefront", R2)))
+    try:
+        result = run(sess.health_check(Script(), layout, PY, "storefront", R2, HEALTH))
+    finally:
+        vassal.close()
+    assert result.returncode == 0, result.stderr
+    assert Path(layout.vassal("storefront", R2)).exists()
+    assert not Path(layout.bad_list("storefront")).exists()
+
+
+def test_switch_script_for_an_act_with_many_gigs_fits_one_argument(tmp_path):
+    layout = user_layout(tmp_path)
+    script = Script()
+    sess.start_vassal(script, layout, "storefront", R2, "[uwsgi]\n" + "x = 1\n" * 50)
+    sess.health_check(script, layout, "python3", "storefront", R2, HEALTH)
+    sess.switch(script, layout, "storefront", R2)
+    for _ in range(12):  # what plan_deploy adds per gig of the act (12 gigs)
+        sess.health_via_nginx(script, "python3", 8080, HEALTH)
+    text = script.text()
+    assert len(text.encode()) < 128 * 1024
+    sh(text.replace("set -euo pipefail", "exit 0", 1))  # OSError E2BIG when too long
+
+
+def test_one_argument_limit_is_real():
+    """The limit the test above is about: sh -c refuses a 128 KiB argument here."""
+    with pytest.raises(OSError) as info:
+        sh(":" + " " * (128 * 1024))
+    assert info.value.errno == 7  # E2BIG
+
+
+# --- history ----------------------------------------------------------------------------------
+
+def test_history_append_writes_one_json_line_per_record(tmp_path):
+    layout = made(user_layout(tmp_path))
+    records = [
+        {"event": "deploy", "by": "o'brien \"the\" deployer", "note": "line1\nline2 $(touch CANARY)",
+         "previous": None, "n": 3, "uni": "☃"},
+        {"event": "book-gig", "gig": "shop", "backslash": "a\\b\\n"},
+    ]
+    script = Script()
+    for record in records:
+        history.append(script, layout, record)
+    assert run(script, cwd=tmp_path).returncode == 0
+    assert run(history.append(Script(), layout, {"event": "third"}), cwd=tmp_path).returncode == 0
+    lines = Path(layout.history).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [*records, {"event": "third"}]
+    assert not (tmp_path / "CANARY").exists()
+
+
+# --- releases ---------------------------------------------------------------------------------
+
+def small_source(root: Path) -> Path:
+    source = root / "src"
+    (source / "pkg").mkdir(parents=True)
+    (source / "manage.py").write_text(
+        "import json, os, sys\n"
+        "out = os.environ['MANAGE_LOG']\n"
+        "with open(out, 'a') as f:\n"
+        "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(),\n"
+        "        'path0': sys.path[:3], 'env': {k: v for k, v in os.environ.items()\n"
+        "        if k.startswith(('E_', 'DJANGO_', 'BACKSTAGE_', 'PYTHONPATH'))}}) + '\\n')\n"
+        "sys.exit(int(os.environ.get('E_EXIT', '0')) if 'fail-here' in sys.argv else 0)\n"
+    )
+    (source / "pkg" / "__init__.py").write_text("")
+    return source
+
+
+def test_unpack_release_reads_env_then_tarball_from_stdin(tmp_path):
+    layout = made(user_layout(tmp_path))
+    packed = bundle.pack(small_source(tmp_path))
+    env = "A=1\nQUOTED='x y' \"z\" $HOME\nUNI=☃\n".encode()
+    script = release.unpack_release(Script(), layout, "storefront", packed.release, len(env))
+    result = run(script, stdin=env + packed.data)
+    assert result.returncode == 0, result.stderr
+    final = Path(layout.release("storefront", packed.release))
+    assert sorted(str(p.relative_to(final)) for p in final.rglob("*")) == [
+        "manage.py", "pkg", "pkg/__init__.py"]
+    env_file = Path(layout.env_file("storefront"))
+    assert env_file.read_bytes() == env
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert sorted(os.listdir(layout.releases("storefront"))) == [packed.release]
+    assert sorted(os.listdir(layout.shared("storefront"))) == ["env", "media"]
+    # The same release again (a retried deploy) replaces it cleanly.
+    again = run(script, stdin=env + packed.data)
+    assert again.returncode == 0, again.stderr
+    assert sorted(os.listdir(layout.releases("storefront"))) == [packed.release]
+
+
+def test_unpack_release_empty_env(tmp_path):
+    layout = made(user_layout(tmp_path))
+    packed = bundle.pack(small_source(tmp_path))
+    result = run(release.unpack_release(Script(), layout, "storefront", packed.release, 0),
+                 stdin=packed.data)
+    assert result.returncode == 0, result.stderr
+    assert Path(layout.env_file("storefront")).read_bytes() == b""
+
+
+def staged_release(tmp_path: Path):
+    """A user-layout host with one release unpacked and a 'venue' whose python is ours."""
+    layout = made(user_layout(tmp_path))
+    packed = bundle.pack(small_source(tmp_path))
+    env = (b"E_PLAIN=1\nE_SPACES=a b  c \nE_DOLLAR=$HOME $(touch CANARY)\n"
+           b"E_QUOTES='q' \"d\"\nE_BACKSLASH=a\\b\\n\nE_EQUALS=x=y\nE_LAST=no newline")
+    assert run(release.unpack_release(Script(), layout, "storefront", packed.release, len(env)),
+               stdin=env + packed.data).returncode == 0
+    venue_dir = layout.venue_dir("shop", "abc")
+    Path(venue_dir, "bin").mkdir(parents=True)
+    Path(venue_dir, "bin", "python").symlink_to(PY)
+    return layout, packed.release, venue_dir
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_manage_function_runs_like_the_vassal(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    script.raw(release.manage_function(layout, "storefront", rel, "storefront.settings",
+                                       venue_dir, "manage.py"))
+    script.raw("manage " + argv("arg one", "$(touch CANARY)", "--flag"))
+    result = run(script, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (call,) = read_log(log)
+    assert call["argv"] == ["arg one", "$(touch CANARY)", "--flag"]
+    assert call["cwd"] == layout.shared("storefront")
+    assert call["env"] == {
+        "E_PLAIN": "1",
+        "E_SPACES": "a b  c ",
+        "E_DOLLAR": "$HOME $(touch CANARY)",
+        "E_QUOTES": "'q' \"d\"",
+        "E_BACKSLASH": "a\\b\\n",
+        "E_EQUALS": "x=y",
+        "E_LAST": "no newline",
+        "DJANGO_SETTINGS_MODULE": "storefront.settings",
+        "BACKSTAGE_ACT": "storefront",
+        "BACKSTAGE_RELEASE": rel,
+        "BACKSTAGE_STATIC_ROOT": layout.static("storefront", rel),
+        "PYTHONPATH": layout.release("storefront", rel),
+    }
+    assert layout.release("storefront", rel) in call["path0"]
+    assert not any(tmp_path.rglob("CANARY"))
+
+
+def test_prepare_release_runs_check_migrate_collectstatic_in_order(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
+                            "manage.py", ["users", "greetings"])
+    result = run(script)
+    assert result.returncode == 0, result.stderr
+    assert [c["argv"] for c in read_log(log)] == [
+        ["check", "--deploy", "--fail-level", "ERROR"],
+        ["migrate", "--noinput", "--database", "users"],
+        ["migrate", "--noinput", "--database", "greetings"],
+        ["collectstatic", "--noinput", "--clear", "-v", "0"],
+    ]
+
+
+def test_prepare_release_failure_names_the_step(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
+                            "manage.py", ["users", "fail-here"])
+    Path(layout.env_file("storefront")).write_text("E_EXIT=4\n")
+    result = run(script)
+    assert result.returncode != 0
+    assert failed_step(result.stderr.decode()) == "migrate fail-here"
+    assert [c["argv"][-1] for c in read_log(log)] == ["ERROR", "users", "fail-here"]
+
+
+def test_prepare_release_failure_marks_the_release_bad(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    script = Script().raw(f"export MANAGE_LOG={q(tmp_path / 'log')}")
+    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
+                            "manage.py", ["fail-here"])
+    script.run("touch", str(tmp_path / "not-reached"))
+    Path(layout.env_file("storefront")).write_text("E_EXIT=4\n")
+    assert run(script).returncode != 0
+    assert Path(layout.bad_list("storefront")).read_text() == f"{rel}\n"  # never rolled back to
+    assert not (tmp_path / "not-reached").exists()
+
+
+def test_manage_does_not_run_without_its_env_file(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
+                            "manage.py", [])
+    Path(layout.env_file("storefront")).unlink()
+    result = run(script)
+    assert result.returncode != 0
+    assert not log.exists()  # manage.py never ran
+
+
+def test_prepare_release_success_does_not_mark_bad(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    script = Script().raw(f"export MANAGE_LOG={q(tmp_path / 'log')}")
+    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
+                            "manage.py", [])
+    assert run(script).returncode == 0
+    assert not Path(layout.bad_list("storefront")).exists()
+
+
+# --- venues -----------------------------------------------------------------------------------
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands in for 'python -m venv TARGET': makes TARGET/bin/pip, which records its arguments.
+[ "$1" = "-m" ] && [ "$2" = "venv" ] || exit 9
+mkdir -p "$3/bin"
+cat > "$3/bin/pip" <<'EOF'
+#!/bin/sh
+printf '%s\\n' "$@" > "$(dirname "$0")/../pip-args"
+exit "$(cat "$(dirname "$0")/../../pip-exit" 2>/dev/null || echo 0)"
+EOF
+chmod +x "$3/bin/pip"
+"""
+
+
+def wheels_tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_build_venue_builds_beside_then_switches_link(tmp_path):
+    layout = made(user_layout(tmp_path))
+    python = write_exe(tmp_path / "fake" / "python", FAKE_PYTHON)
+    target = Path(layout.venue_dir("shop", "d1"))
+    (target / "stale").mkdir(parents=True)  # an interrupted earlier build
+    stdin = wheels_tar({"requirements-d1.txt": b"django\n", "Django-5.0-py3-none-any.whl": b"w"})
+    result = run(venue.build_venue(Script(), layout, "shop", "d1", str(python)), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert not (target / "stale").exists()
+    assert (target / venue.COMPLETE_MARKER).exists()
+    assert os.readlink(layout.venue_link("shop")) == "shop-d1"
+    assert (target / "pip-args").read_text().splitlines() == [
+        "install", *stage.PIP_QUIET, "--no-index", "--find-links", layout.wheelhouse,
+        "-r", venue.requirements_file(layout, "d1")]
+    assert Path(venue.requirements_file(layout, "d1")).read_bytes() == b"django\n"
+
+
+def test_build_venue_failure_keeps_the_old_venue(tmp_path):
+    layout = made(user_layout(tmp_path))
+    python = write_exe(tmp_path / "fake" / "python", FAKE_PYTHON)
+    Path(layout.venue_link("shop")).symlink_to("shop-old")
+    Path(layout.root, "venues", "pip-exit").write_text("1\n")
+    result = run(venue.build_venue(Script(), layout, "shop", "d2", str(python)),
+                 stdin=wheels_tar({"requirements-d2.txt": b"x\n"}))
+    assert result.returncode == 1
+    assert failed_step(result.stderr.decode()) == "venue"
+    assert not Path(layout.venue_dir("shop", "d2"), venue.COMPLETE_MARKER).exists()
+    assert os.readlink(layout.venue_link("shop")) == "shop-old"
+
+
+# --- the stage --------------------------------------------------------------------------------
+
+def test_make_directories_user_layout(tmp_path):
+    layout = user_layout(tmp_path)
+    assert run(stage.make_directories(Script(), layout)).returncode == 0
+    assert all(Path(d).is_dir() for d in layout.directories)
+    assert Path(layout.nginx_dir, "temp").is_dir()
+
+
+def test_pid_alive_and_wait_for(tmp_path):
+    (tmp_path / "live.pid").write_text(f"{os.getpid()}\n")
+    (tmp_path / "dead.pid").write_text("4194303\n")
+    (tmp_path / "empty.pid").write_text("")
+    for name, alive in [("live", True), ("dead", False), ("empty", False), ("missing", False)]:
+        condition = stage.pid_alive(str(tmp_path / f"{name}.pid"))
+        result = sh(f"if {condition}; then echo yes; else echo no; fi")
+        assert result.stdout.decode() == ("yes\n" if alive else "no\n"), name
+    started = time.monotonic()
+    result = run(stage.wait_for(Script(), "[ -e /nonexistent/x ]", "never came: it's gone", 1))
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == "never came: it's gone"
+    assert time.monotonic() - started < 5
+    result = run(stage.wait_for(Script(), "true", "unused").run("echo", "after"))
+    assert result.returncode == 0 and result.stdout == b"after\n"
+
+
+FAKE_UWSGI = """#!/bin/sh
+# Stands in for 'uwsgi --ini EMPEROR_INI', a daemon that writes its pidfile: it "starts" the
+# next process of a pool the test made (so the test reaps it the moment it exits).
+[ "$1" = "--ini" ] || exit 9
+pid=$(head -n 1 "$POOL")
+sed -i 1d "$POOL"
+echo "$pid" > "$PIDFILE"
+echo started >> "$PIDFILE.log"
+"""
+
+
+def test_start_emperor_daemon_starts_once_and_restarts(tmp_path):
+    layout = made(user_layout(tmp_path))
+    write_exe(Path(layout.uwsgi), FAKE_UWSGI)
+    pool = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    reapers = [threading.Thread(target=p.wait, daemon=True) for p in pool]
+    for reaper in reapers:
+        reaper.start()
+    (tmp_path / "pool").write_text("".join(f"{p.pid}\n" for p in pool))
+    env = {**os.environ, "PIDFILE": layout.emperor_pidfile, "POOL": str(tmp_path / "pool")}
+    try:
+        result = run(stage.start_emperor_daemon(Script(), layout, restart=False), env=env)
+        assert result.returncode == 0, result.stderr
+        assert int(Path(layout.emperor_pidfile).read_text()) == pool[0].pid
+        # Already running: not started again.
+        result = run(stage.start_emperor_daemon(Script(), layout, restart=False), env=env)
+        assert result.returncode == 0, result.stderr
+        assert Path(layout.emperor_pidfile + ".log").read_text() == "started\n"
+        # Restart: the old one is stopped with SIGINT (uWSGI's "stop"), then a new one started.
+        result = run(stage.start_emperor_daemon(Script(), layout, restart=True), env=env)
+        assert result.returncode == 0, result.stderr
+        assert int(Path(layout.emperor_pidfile).read_text()) == pool[1].pid
+        assert Path(layout.emperor_pidfile + ".log").read_text() == "started\nstarted\n"
+        reapers[0].join(timeout=5)
+        assert pool[0].returncode == -signal.SIGINT
+        assert pool[1].poll() is None
+    finally:
+        for process in pool:
+            if process.poll() is None:
+                process.kill()
+        for reaper in reapers:
+            reaper.join(timeout=5)
+
+
+def test_start_emperor_daemon_fails_when_it_never_comes_up(tmp_path):
+    layout = made(user_layout(tmp_path))
+    write_exe(Path(layout.uwsgi), "#!/bin/sh\nexit 0\n")  # starts nothing, writes no pidfile
+    script = stage.start_emperor_daemon(Script(), layout, restart=False)
+    script.lines = [line.replace("$(seq 100)", "$(seq 1)") for line in script.lines]  # be quick
+    result = run(script)
+    assert result.returncode == 1
+    assert "the Emperor did not start" in result.stderr.decode()
+    assert failed_step(result.stderr.decode()) == "emperor"
+
+
+def test_nginx_command_per_layout(tmp_path):
+    user = user_layout(tmp_path)
+    system = Layout("shop", "system", "/srv/backstage", 80)
+    services = Services(nginx="/usr/sbin/nginx")
+    assert shlex.split(stage.nginx_command(system, services, "-t")) == ["/usr/sbin/nginx", "-t"]
+    assert shlex.split(stage.nginx_command(user, services, "-s", "reload")) == [
+        "/usr/sbin/nginx", "-p", user.nginx_dir + "/", "-c", user.nginx_conf,
+        "-e", f"{user.log}/nginx-error.log", "-s", "reload"]
+    assert Services(systemd=True).systemd_manages(system)
+    assert not Services(systemd=True).systemd_manages(user)
+    assert not Services(systemd=False).systemd_manages(system)
+
+
+# --- gigs -------------------------------------------------------------------------------------
+
+FAKE_NGINX = """#!/bin/sh
+# Stands in for nginx: '-t' fails when the file 'refuse' sits next to it; other calls are logged.
+here="$(dirname "$0")"
+for arg in "$@"; do
+  if [ "$arg" = "-t" ]; then [ ! -e "$here/refuse" ]; exit $?; fi
+done
+echo "$@" >> "$here/calls"
+"""
+
+
+def gig_setup(tmp_path):
+    layout = made(user_layout(tmp_path))
+    nginx = write_exe(tmp_path / "fake" / "nginx", FAKE_NGINX)
+    kept = Path(layout.gig_conf("kept"))
+    kept.write_text("kept: old\n")
+    gone = Path(layout.gig_conf("gone"))
+    gone.write_text("gone: old\n")
+    fresh = Path(layout.gig_conf("fresh"))
+    files = {str(kept): "kept: new\n", str(fresh): "fresh: new\n"}
+    return layout, Services(nginx=str(nginx)), nginx, kept, gone, fresh, files
+
+
+def test_install_gigs_writes_tests_and_reloads(tmp_path):
+    layout, services, nginx, kept, gone, fresh, files = gig_setup(tmp_path)
+    result = run(gig.install_gigs(Script(), layout, files, [str(gone)], services))
+    assert result.returncode == 0, result.stderr
+    assert kept.read_text() == "kept: new\n"
+    assert fresh.read_text() == "fresh: new\n"
+    assert not gone.exists()
+    assert sorted(os.listdir(layout.nginx_sites)) == sorted([kept.name, fresh.name])
+    assert (nginx.parent / "calls").read_text().split()[-2:] == ["-s", "reload"]
+
+
+def test_install_gigs_refused_puts_everything_back(tmp_path):
+    layout, services, nginx, kept, gone, fresh, files = gig_setup(tmp_path)
+    (nginx.parent / "refuse").touch()
+    result = run(gig.install_gigs(Script(), layout, files, [str(gone)], services))
+    assert result.returncode == 1
+    assert "previous one is kept" in result.stderr.decode()
+    assert failed_step(result.stderr.decode()) == "gig"
+    assert kept.read_text() == "kept: old\n"
+    assert gone.read_text() == "gone: old\n"
+    assert not fresh.exists()
+    assert sorted(os.listdir(layout.nginx_sites)) == sorted([kept.name, gone.name])
+    assert not (nginx.parent / "calls").exists()  # never reloaded
+
+
+def test_install_nothing_is_an_empty_script(tmp_path):
+    layout = user_layout(tmp_path)
+    assert not gig.install_gigs(Script(), layout, {}, [], Services())
+
+
+def test_reload_nginx_system_layout_with_systemd():
+    system = Layout("shop", "system", "/srv/backstage", 80)
+    assert gig.reload_nginx(system, Services(systemd=True)) == "systemctl reload nginx"
+    assert gig.reload_nginx(system, Services(nginx="/usr/sbin/nginx")) == "/usr/sbin/nginx -s reload"
