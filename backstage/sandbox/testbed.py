@@ -1,0 +1,124 @@
+"""A testbed for tests and benchmarks: a fleet, a copy of the example act, an inventory, load.
+
+Everything here runs real parts: the ``backstage`` program in a subprocess, real fleet hosts,
+and load generated from inside a host's network namespace against its loopback only.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from backstage.sandbox.fleet import Fleet
+
+REPO = Path(__file__).resolve().parent.parent.parent
+EXAMPLE = REPO / "examples" / "storefront"
+DOMAIN = "shop.example.test"
+SECRET_KEY = "test-secret-key-" + "k" * 50
+
+
+@dataclass
+class Stage:
+    """A started fleet, a copy of the example act and an inventory pointing at both."""
+
+    fleet: Fleet
+    work: Path
+    source: Path
+    inventory: Path
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return backstage(*args, "--inventory", str(self.inventory), cwd=self.work, check=check)
+
+    def page(self, path: str = "/", host: str = "h1", port: int = 80) -> tuple[int, str]:
+        return self.fleet.http(host, path, port=port, host_header=DOMAIN)
+
+    def post(self, path: str, data: str, host: str = "h1", port: int = 80) -> str:
+        return self.fleet.run(host, ["curl", "-sS", "--noproxy", "*", "-H", f"Host: {DOMAIN}",
+                                     "--data", data, f"http://127.0.0.1:{port}{path}"]).stdout
+
+
+def backstage(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the ``backstage`` program as a user would, capturing its output."""
+    done = subprocess.run([sys.executable, "-m", "backstage", *args], cwd=cwd, text=True, check=False,
+                          capture_output=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"backstage {' '.join(args)} exited {done.returncode}:\n"
+                             f"{done.stdout}\n{done.stderr}")
+    return done
+
+
+def inventory_text(fleet: Fleet, source: Path, secrets: Path, hosts: dict[str, str]) -> str:
+    host_tables = "\n".join(f"[hosts.{name}]\n{body}\n" for name, body in hosts.items())
+    return f"""
+[ssh]
+config = "{fleet.ssh_config}"
+
+{host_tables}
+[venues.storefront]
+requirements = "{source}/requirements.txt"
+
+[acts.storefront]
+venue = "storefront"
+source = "{source}"
+settings = "storefront.settings"
+databases = ["users", "greetings"]
+secrets = "{secrets}"
+health = {{ path = "/healthz" }}
+
+[databases.users]
+[databases.greetings]
+
+[gigs.shop]
+act = "storefront"
+domains = ["{DOMAIN}"]
+"""
+
+
+def make_stage(work: Path, production: str, hosts: dict[str, str], users=(),
+               prefix: str = "bs") -> Stage:
+    """Start a fleet with the given hosts (name -> TOML body) and write the inventory."""
+    fleet = Fleet(work / "fleet", prefix=prefix)
+    fleet.start(list(hosts), users=users)
+    source = work / "storefront"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("var", "__pycache__"))
+    secrets = work / "secrets.env"
+    secrets.write_text(f"DJANGO_SECRET_KEY={SECRET_KEY}\n")
+    (work / "inventories").mkdir()
+    inventory = work / "inventories" / f"{production}.toml"
+    inventory.write_text(inventory_text(fleet, source, secrets, hosts))
+    return Stage(fleet, work, source, inventory)
+
+
+def processes(stage: Stage, host: str, needle: str) -> list[str]:
+    """Command lines of the host's processes that contain ``needle``."""
+    out = stage.fleet.run(host, ["ps", "-eo", "pid,args"]).stdout
+    return [line for line in out.splitlines()[1:] if needle in line and "ps -eo" not in line]
+
+
+class Load:
+    """Closed-loop HTTP load on a host's gig, from inside the host's network namespace."""
+
+    def __init__(self, stage: Stage, host: str = "h1", connections: int = 10,
+                 path: str = "/", port: int = 80):
+        self.stop_file = stage.work / f"load-stop-{host}"
+        ready = stage.work / f"load-ready-{host}"
+        self.stop_file.unlink(missing_ok=True)
+        ready.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", stage.fleet.host(host).netns, sys.executable, "-m",
+             "backstage.sandbox.loadgen", "--host", DOMAIN, "--path", path, "--port", str(port),
+             "--connections", str(connections), "--stop-file", str(self.stop_file),
+             "--ready-file", str(ready)],
+            stdout=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def finish(self) -> dict:
+        self.stop_file.touch()
+        out, _ = self.process.communicate(timeout=60)
+        return json.loads(out)
