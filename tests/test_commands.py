@@ -355,7 +355,11 @@ def test_start_vassal_switch_and_retire(tmp_path):
     assert os.readlink(layout.current("storefront")) == f"releases/{R2}"
     assert Path(layout.current("storefront")).resolve() == Path(layout.release("storefront", R2))
     assert Path(layout.good_list("storefront")).read_text() == f"{R2}\n"
-    # Old vassals (enabled or stopped) are disabled, kept for a rollback; missing ones are fine.
+    # Old vassals (enabled or stopped) are disabled in the background, kept for a rollback;
+    # missing ones are fine.
+    deadline = time.monotonic() + 5
+    while f"storefront@{R1}.ini" in os.listdir(layout.vassals) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert sorted(os.listdir(layout.vassals)) == sorted([
         f"storefront@{R2}.ini",
         f"storefront@{R1}.ini{sess.RETIRED_SUFFIX}",

@@ -60,18 +60,22 @@ def retire(script: Script, layout: Layout, act: str, releases: list[str],
     """Disable old releases' vassals once the connections queued on their sockets are served.
 
     The files are renamed ``*.ini.retired``: the Emperor stops each vassal gracefully (it
-    finishes in-flight requests), and the file stays for a rollback that needs no rebuild.
+    finishes in-flight requests), and the file stays for a rollback that needs no rebuild. This
+    runs in the background on the host after ``grace`` seconds, so the command (and the deploy
+    or rollback) does not wait for it; a later step that finds the vassal still enabled simply
+    retires it again.
     """
     if not releases:
         return script
     script.step("retire")
-    script.run("sleep", str(grace))
+    moves = []
     for release in releases:
         retired = layout.vassal(act, release) + RETIRED_SUFFIX
         for suffix in ("", STOPPED_SUFFIX):
             path = layout.vassal(act, release) + suffix
-            script.raw(f"if [ -e {q(path)} ]; then {argv('mv', '-f', path, retired)}; fi")
-    return rescan_emperor(script, layout)
+            moves.append(f"if [ -e {q(path)} ]; then {argv('mv', '-f', path, retired)}; fi")
+    later = "; ".join([argv("sleep", str(grace)), *moves, rescan_line(layout)])
+    return script.raw(f"( {later} ) </dev/null >/dev/null 2>&1 &")
 
 
 def revive(script: Script, layout: Layout, act: str, release: str) -> Script:
