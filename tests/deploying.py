@@ -1,5 +1,7 @@
 """Test helpers around :mod:`backstage.sandbox.testbed`: skip where fleets cannot run."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,15 @@ def make_stage(work: Path, production: str, hosts: dict[str, str], users=()) -> 
     if reason:
         pytest.skip(reason)
     return _make_stage(work, production, hosts, users, prefix=RUN_PREFIX)
+
+
+@contextmanager
+def deployed(work: Path, production: str) -> Iterator[Stage]:
+    """One host, "h1", staged with the example act deployed; stopped afterwards."""
+    stage = make_stage(work, production, {"h1": 'roles = ["web"]'})
+    try:
+        stage.cli("setup-stage")
+        stage.cli("deploy-act", "storefront")
+        yield stage
+    finally:
+        stage.fleet.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploying import REPO, backstage, make_stage, processes
+from tests.deploying import REPO, backstage, deployed, processes
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "foundation"
@@ -20,14 +20,8 @@ PRODUCTION = "foundation"
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    stage = make_stage(tmp_path_factory.mktemp("foundation"), PRODUCTION,
-                       {"h1": 'roles = ["web"]'})
-    try:
-        stage.cli("setup-stage")
-        stage.cli("deploy-act", "storefront")
+    with deployed(tmp_path_factory.mktemp("foundation"), PRODUCTION) as stage:
         yield stage
-    finally:
-        stage.fleet.stop()
 
 
 def test_deployed_act_serves_page_and_static_file_through_nginx(stage):

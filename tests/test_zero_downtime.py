@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.deploying import Load, make_stage
+from tests.deploying import Load, deployed, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "zd"
@@ -20,13 +20,8 @@ ROOT = f"/srv/backstage/{PRODUCTION}"
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    stage = make_stage(tmp_path_factory.mktemp("zd"), PRODUCTION, {"h1": 'roles = ["web"]'})
-    try:
-        stage.cli("setup-stage")
-        stage.cli("deploy-act", "storefront")
+    with deployed(tmp_path_factory.mktemp("zd"), PRODUCTION) as stage:
         yield stage
-    finally:
-        stage.fleet.stop()
 
 
 def edit(stage, relative: str, old: str, new: str) -> None:
@@ -196,3 +191,17 @@ def test_cleanup_after_eight_deploys_with_one_bad(tmp_path):
                                          + [f"storefront@{good[-1]}.ini"])
     finally:
         stage.fleet.stop()
+
+
+def test_ctrl_c_during_a_deploy_frees_the_lock_and_keeps_the_live_release(stage):
+    live = heading(stage)
+    edit(stage, HOME, "<h1>", "<h1>Interrupted ")
+    deploy = deploy_in_background(stage)
+    wait_for_lock(stage)
+    deploy.send_signal(signal.SIGINT)
+    _, stderr = deploy.communicate(timeout=120)
+    assert deploy.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert stage.fleet.run("h1", f"test -e {ROOT}/state/lock", check=False).returncode == 1
+    assert heading(stage) == live
+    edit(stage, HOME, "<h1>Interrupted ", "<h1>")

@@ -1,0 +1,67 @@
+"""Plans from observations, without hosts: preconditions and release bookkeeping."""
+
+import json
+import socket
+
+import pytest
+
+from backstage.errors import BackstageError, LockHeld
+from backstage.model import Layout
+from backstage.plan import checks
+from backstage.plan.observed import Observed
+from backstage.plan.releases import previous_good, releases_to_delete, rollback_target
+
+LAYOUT = Layout("shop", "system", "/srv/backstage", 80)
+R = [f"2026010{i}T000000000Z-0000000{i}" for i in range(1, 9)]
+
+
+def observed(**data) -> Observed:
+    base = {"somaxconn": 4096, "files": {}, "links": {}, "listings": {}, "pids": {},
+            "texts": {}, "exists": {}, "globs": {}, "pythons": {}}
+    return Observed(LAYOUT, {**base, **data})
+
+
+def test_somaxconn_below_the_listen_backlog_is_refused_with_the_fix():
+    with pytest.raises(BackstageError, match=r"somaxconn is 128.*sysctl -w net.core.somaxconn=1024"):
+        checks.somaxconn("web1", observed(somaxconn=128))
+    checks.somaxconn("web1", observed(somaxconn=1024))
+
+
+def test_a_held_lock_names_its_holder_and_a_dead_local_holder_is_stale():
+    holder = {"by": "ada@ws", "pid": 2**22 + 7, "host": socket.gethostname(), "time": "t",
+              "command": "deploy-act", "act": "storefront"}
+    info = LAYOUT.lock_info
+    with pytest.raises(LockHeld, match="STALE.*by=ada@ws.*command=deploy-act") as caught:
+        checks.not_locked("web1", observed(texts={info: json.dumps(holder)}))
+    assert caught.value.stale
+    remote = {**holder, "host": "elsewhere"}
+    with pytest.raises(LockHeld, match="held") as caught:
+        checks.not_locked("web1", observed(texts={info: json.dumps(remote)}))
+    assert not caught.value.stale
+
+
+def history(good, bad, on_disk, retired, current, enabled=()):
+    act = "storefront"
+    vassals = [f"{act}@{r}.ini.retired" for r in retired] + [f"{act}@{r}.ini" for r in enabled]
+    return observed(
+        texts={LAYOUT.good_list(act): "\n".join(good), LAYOUT.bad_list(act): "\n".join(bad)},
+        listings={LAYOUT.releases(act): on_disk, LAYOUT.vassals: vassals},
+        links={LAYOUT.current(act): f"releases/{current}"},
+    )
+
+
+def test_rollback_goes_to_the_newest_older_good_release_never_a_bad_one():
+    obs = history(good=R[:3], bad=[R[3]], on_disk=R[:5], retired=R[:4], current=R[4])
+    assert previous_good(obs, "storefront", R[4]) == R[2]
+    with pytest.raises(BackstageError, match="never goes to a bad release"):
+        rollback_target("web1", obs, "storefront", R[3])
+    assert rollback_target("web1", obs, "storefront", R[0]) == R[0]
+
+
+def test_cleanup_deletes_bad_first_and_keeps_live_previous_and_running():
+    good = [r for r in R if r != R[5]]
+    obs = history(good=good, bad=[R[5]], on_disk=R, retired=R[:7], current=R[7],
+                  enabled=[R[0]])
+    deleted = releases_to_delete(obs, "storefront", keep=3, current=R[7], previous=R[6])
+    # Kept: the newest three good (R4, R6, R7), R0 whose vassal runs; the bad R5 goes.
+    assert deleted == [R[1], R[2], R[3], R[5]]
