@@ -33,6 +33,8 @@ class Options:
     accept_new_host_keys: bool = False
     reporter: Reporter = field(default_factory=Reporter)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Per host, after a run: remote commands sent and bytes uploaded (for benchmarks, --verbose).
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class Cancelled(BackstageError):
@@ -142,6 +144,8 @@ def for_each_host(production: Production, names: list[str], options: Options,
             options.reporter.failed(name, exc)
             return exc
         finally:
+            options.stats[name] = {"commands": run.transport.commands,
+                                   "bytes": run.transport.bytes_sent}
             run.close()
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(options.parallel, len(names))))
@@ -154,6 +158,7 @@ def for_each_host(production: Production, names: list[str], options: Options,
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
+    options.reporter.totals(options.stats)
     errors = {n: r for n, r in results.items() if isinstance(r, BackstageError)}
     if errors:
         raise summarise(errors, len(names))

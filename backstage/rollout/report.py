@@ -33,5 +33,11 @@ class Reporter:
             for line in error.detail.splitlines():
                 self._print(f"    [dim]{escape(line)}[/]")
 
+    def totals(self, stats: dict[str, dict[str, int]]) -> None:
+        if self.verbose:
+            for host, counts in stats.items():
+                self._print(f"[bold]{escape(host)}[/]  {counts['commands']} remote commands, "
+                            f"{counts['bytes'] / 1024:.1f} KiB sent")
+
     def info(self, text: str) -> None:
         self._print(escape(text))
