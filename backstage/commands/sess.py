@@ -69,21 +69,39 @@ def retire(script: Script, layout: Layout, act: str, releases: list[str],
         return script
     script.step("retire")
     moves = []
+    stable = q(layout.stable_socket(act))
     for release in releases:
         retired = layout.vassal(act, release) + RETIRED_SUFFIX
+        # A rollback may make the release live again before this runs: then it stays.
+        not_live = f'[ "$(readlink {stable})" != {q(f"{act}@{release}.sock")} ]'
         for suffix in ("", STOPPED_SUFFIX):
             path = layout.vassal(act, release) + suffix
-            moves.append(f"if [ -e {q(path)} ]; then {argv('mv', '-f', path, retired)}; fi")
+            moves.append(f"if [ -e {q(path)} ] && {not_live}; then "
+                         f"{argv('mv', '-f', path, retired)}; fi")
     later = "; ".join([argv("sleep", str(grace)), *moves, rescan_line(layout)])
     return script.raw(f"( {later} ) </dev/null >/dev/null 2>&1 &")
 
 
 def revive(script: Script, layout: Layout, act: str, release: str) -> Script:
-    """Enable a retired release's vassal again (rollback)."""
+    """Enable a retired release's vassal again (rollback); it may still be running."""
     script.step("start")
     ini = layout.vassal(act, release)
-    script.run("mv", "-f", ini + RETIRED_SUFFIX, ini)
+    script.raw(f"if [ -e {q(ini + RETIRED_SUFFIX)} ]; then "
+               f"{argv('mv', '-f', ini + RETIRED_SUFFIX, ini)}; fi")
     return rescan_emperor(script, layout)
+
+
+def discard(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Remove a release's vassal that a stopped rollout prepared (it is not marked bad)."""
+    script.step("discard")
+    script.run("rm", "-f", layout.vassal(act, release), layout.vassal(act, release) + STOPPED_SUFFIX)
+    return rescan_emperor(script, layout)
+
+
+def unlink_live(script: Script, layout: Layout, act: str) -> Script:
+    """Take an act off the air when there is no previous release to go back to."""
+    script.step("unlink")
+    return script.run("rm", "-f", layout.stable_socket(act), layout.current(act))
 
 
 def delete_releases(script: Script, layout: Layout, act: str, releases: list[str]) -> Script:

@@ -98,14 +98,44 @@ class Act(Section):
 
 
 class Database(Section):
-    """A logical database's physical home in this production."""
+    """A logical database's physical home in this production.
 
-    engine: Literal["sqlite"] = "sqlite"
+    ``sqlite``: a file in each host's data directory, so each host migrates its own during its
+    prepare phase. ``postgresql``: one server shared by the hosts, migrated once per deploy,
+    on one host, before any switch. Its password comes from the acts' secrets file, under
+    the key ``password_secret`` names; never from the inventory.
+    """
+
+    engine: Literal["sqlite", "postgresql"] = "sqlite"
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    host: str | None = Field(None, pattern=r"^(/[A-Za-z0-9_./-]*|[A-Za-z0-9_.-]+)$")
+    port: Port | None = None
+    user: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    password_secret: Annotated[str, AfterValidator(names.env_key)] | None = None
+    migrate_with: Name | None = None
+
+    @property
+    def shared(self) -> bool:
+        """Whether all hosts use the same physical database (so it is migrated once)."""
+        return self.engine != "sqlite"
 
     def file_name(self, logical: str) -> str:
         """The sqlite file in the production's data directory."""
         return self.name or f"{logical}.sqlite3"
+
+    def django(self, logical: str, data_dir: str, secrets: dict[str, str]) -> dict:
+        """The Django ``DATABASES`` entry an act receives in ``BACKSTAGE_DATABASES``."""
+        if self.engine == "sqlite":
+            return {"ENGINE": "django.db.backends.sqlite3",
+                    "NAME": f"{data_dir}/{self.file_name(logical)}"}
+        entry = {"ENGINE": "django.db.backends.postgresql", "NAME": self.name or logical,
+                 "USER": self.user or "", "HOST": self.host or "", "PORT": str(self.port or "")}
+        if self.password_secret:
+            entry["PASSWORD"] = secrets.get(self.password_secret, "")
+        return entry
+
+
+HSTS_DEFAULT_MAX_AGE = 31536000  # one year
 
 
 class Gig(Section):
@@ -117,6 +147,23 @@ class Gig(Section):
     static: UrlPrefix | Literal[False] = "/static/"  # false: not served by nginx
     media: UrlPrefix | Literal[False] = "/media/"
     client_max_body_size: Annotated[str, AfterValidator(names.body_size)] = "10m"
+    # HTTPS: a certificate (full chain) and its key, absolute paths on the hosts. With them,
+    # nginx serves the gig on tls_port and its plain-HTTP port only redirects there.
+    tls_certificate: RemotePath | None = None
+    tls_key: RemotePath | None = None
+    tls_port: Port = 443
+    hsts: Annotated[bool, Strict()] | Annotated[int, Strict(), Field(ge=1, le=63072000)] = False
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_certificate is not None
+
+    @property
+    def hsts_max_age(self) -> int | None:
+        """Seconds of ``Strict-Transport-Security`` to send, or None (HTTPS only)."""
+        if not self.tls or self.hsts is False:
+            return None
+        return HSTS_DEFAULT_MAX_AGE if self.hsts is True else self.hsts
 
 
 class Production(Section):
@@ -228,6 +275,7 @@ def check_production(production: Production) -> None:
     _check_references(production, fail)
     _check_domains(production, fail)
     _check_ports(production, fail)
+    _check_tls(production, fail)
     _check_hosts(production, fail)
     _check_socket_paths(production, fail)
 
@@ -270,6 +318,15 @@ def _check_references(production, fail):
         for database in act.databases:
             if database not in production.databases:
                 fail(f"acts.{name}.databases", _unknown("database", database, production.databases))
+            secret = production.databases[database].password_secret
+            if secret and (act.secrets is None or secret not in read_env_file(act.secrets)):
+                fail(f"databases.{database}.password_secret",
+                     f"{secret} is not in the secrets file of act {name!r}")
+    for name, database in production.databases.items():
+        owner = database.migrate_with
+        if owner and name not in (production.acts.get(owner).databases
+                                  if owner in production.acts else ()):
+            fail(f"databases.{name}.migrate_with", f"act {owner!r} does not use database {name!r}")
     for name, gig in production.gigs.items():
         if gig.act not in production.acts:
             fail(f"gigs.{name}.act", _unknown("act", gig.act, production.acts))
@@ -311,6 +368,30 @@ def _check_ports(production, fail):
                     f"port {port} clashes with {taken[port]} on host {host_name!r}",
                 )
             taken[port] = f"acts.{act_name}"
+
+
+def _check_tls(production, fail):
+    for name, gig in production.gigs.items():
+        if (gig.tls_certificate is None) != (gig.tls_key is None):
+            missing = "tls_key" if gig.tls_key is None else "tls_certificate"
+            fail(f"gigs.{name}.{missing}", "HTTPS needs both tls_certificate and tls_key")
+        if not gig.tls:
+            if gig.hsts is not False:
+                fail(f"gigs.{name}.hsts", "HSTS needs HTTPS: set tls_certificate and tls_key")
+            continue
+        for host_name in production.hosts_of(gig.act):
+            host = production.hosts[host_name]
+            http_port = gig.port or host.http_port or default_http_port(host)
+            if gig.tls_port == http_port:
+                fail(f"gigs.{name}.tls_port", f"port {gig.tls_port} is also the gig's plain-HTTP "
+                     f"port on host {host_name!r}")
+            if host.layout == "user" and gig.tls_port < 1024:
+                fail(f"gigs.{name}.tls_port", f"port {gig.tls_port} needs privileges; host "
+                     f"{host_name!r} runs nginx unprivileged (user layout): use 1024 or above")
+            for act_name in production.acts_on(host_name):
+                if production.acts[act_name].http_port == gig.tls_port:
+                    fail(f"acts.{act_name}.http_port", f"port {gig.tls_port} clashes with "
+                         f"gigs.{name}.tls_port on host {host_name!r}")
 
 
 def default_http_port(host: Host) -> int:

@@ -1,13 +1,14 @@
-"""Plan ``deploy-act`` on one host: venue if its requirements changed, release, switch.
+"""Plan ``deploy-act`` on one host, in phases: prepare, start, switch (and undo steps).
 
-Three remote commands at most after the probe: build the venue (only when its digest is new),
-upload and prepare the release, then start its vassal, health-check it through its own socket,
-switch traffic, retire the old vassal and update the gigs. When the code, the env file, the
-vassal and the gigs are all as desired, the plan is empty.
+After the probe, a warm deploy is three remote commands per host: upload and prepare the
+release; start its vassal and health-check it through its own socket; switch traffic, retire
+the old vassal, clean up and update the gigs. A changed requirements file adds one command
+(the venue build), shared databases one command on one host (their migrations). When the code,
+the env file, the vassal and the gigs are all as desired, the plan is empty.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from backstage.artefacts.bundle import Bundle
 from backstage.commands import gig as gig_cmd
@@ -15,7 +16,7 @@ from backstage.commands import history, lock
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands import venue as venue_cmd
-from backstage.commands.shell import Script
+from backstage.commands.shell import Script, argv
 from backstage.model import Layout, Production
 from backstage.plan import checks
 from backstage.plan.observed import Observed
@@ -59,11 +60,35 @@ def gig_files(production: Production, act: str, layout: Layout, renderer: Render
     return {path: text for path, text in files.items() if observed.digest(path) != sha256(text)}
 
 
+@dataclass
+class HostPlan:
+    """A deploy on one host, in the phases a rollout runs across hosts.
+
+    ``prepare`` (venue, upload, checks, host-local migrations, collectstatic) and ``start``
+    (new vassal, health check through its own socket) leave traffic alone; ``switch`` moves it.
+    If the rollout stops, ``abort`` undoes a host that never switched and ``revert`` one that
+    did. An empty plan (nothing changed) has no steps at all.
+    """
+
+    release: str
+    previous: str | None
+    prepare: list[Step] = field(default_factory=list)
+    start: list[Step] = field(default_factory=list)
+    switch: list[Step] = field(default_factory=list)
+    abort: Step | None = None
+    revert: Step | None = None
+
+    @property
+    def noop(self) -> bool:
+        return not (self.prepare or self.start or self.switch)
+
+
 def plan_deploy(production: Production, host: str, layout: Layout, observed: Observed,
-                renderer: Renderer, inputs: DeployInputs, env_text: str) -> list[Step]:
+                renderer: Renderer, inputs: DeployInputs, env_text: str) -> HostPlan:
     act_name = inputs.act
     act = production.acts[act_name]
-    python = production.venues[act.venue].python or production.hosts[host].python
+    python = production.hosts[host].python
+    venue_python = production.venues[act.venue].python or python
     checks.stage_ready(host, observed)
     checks.not_locked(host, observed)
     venue_dir = layout.venue_dir(act.venue, inputs.venue_digest)
@@ -78,44 +103,97 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     if (current and current.endswith(inputs.bundle.digest[:8])
             and observed.vassal_digest(act_name, current) == sha256(vassal_ini(current))
             and observed.env_digest(act_name) == sha256(env_text) and not gigs):
-        return []
+        return HostPlan(current, current)
 
-    steps = []
+    release = inputs.bundle.release
+    plan = HostPlan(release, current)
     script = lock.acquire(Script(), layout, inputs.lock)
     if not observed.venue_built(act.venue, inputs.venue_digest):
         checks.venue_matches_emperor(host, act.venue, observed.python, observed.stage_python)
-        venue_cmd.build_venue(script, layout, act.venue, inputs.venue_digest, python)
+        venue_cmd.build_venue(script, layout, act.venue, inputs.venue_digest, venue_python)
         wheels = observed.wheels
-        steps.append(Step("venue", f"build venue {act.venue}-{inputs.venue_digest}",
-                          script.text(), lambda: inputs.venue_wheels(wheels)))
+        plan.prepare.append(Step("venue", f"build venue {act.venue}-{inputs.venue_digest}",
+                                 script.text(), lambda: inputs.venue_wheels(wheels)))
         script = Script()
 
-    release = inputs.bundle.release
     env_bytes = env_text.encode()
     release_cmd.unpack_release(script, layout, act_name, release, len(env_bytes))
+    local_databases = [d for d in act.databases if not production.databases[d].shared]
     release_cmd.prepare_release(script, layout, act_name, release, act.settings, venue_dir,
-                                act.manage, list(act.databases))
-    steps.append(Step("release", f"upload release {release} ({inputs.bundle.files} files), "
-                      "check, migrate, collectstatic", script.text(),
-                      lambda: env_bytes + inputs.bundle.data))
+                                act.manage, local_databases)
+    plan.prepare.append(Step("release", f"upload release {release} ({inputs.bundle.files} "
+                             "files), check, migrate, collectstatic", script.text(),
+                             lambda: env_bytes + inputs.bundle.data))
 
-    script = Script()
-    sess_cmd.start_vassal(script, layout, act_name, release, vassal_ini(release))
-    sess_cmd.health_check(script, layout, production.hosts[host].python, act_name, release,
+    script = sess_cmd.start_vassal(Script(), layout, act_name, release, vassal_ini(release))
+    sess_cmd.health_check(script, layout, python, act_name, release,
                           health_spec(production, act_name))
-    sess_cmd.switch(script, layout, act_name, release)
+    plan.start.append(Step("start", f"start {act_name}@{release}, health-check its socket",
+                           script.text()))
+
+    script = sess_cmd.switch(Script(), layout, act_name, release)
     sess_cmd.retire(script, layout, act_name,
                     [r for r in observed.vassal_releases(act_name) if r != release])
     sess_cmd.delete_releases(script, layout, act_name, releases_to_delete(
         observed, act_name, act.keep_releases, release, current))
     gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
-    for gig in production.gigs_of(act_name):
-        check = {**health_spec(production, act_name), "host": production.gigs[gig].domains[0]}
-        sess_cmd.health_via_nginx(script, production.hosts[host].python,
-                                  production.gigs[gig].port or layout.http_port, check)
+    nginx_health(script, production, act_name, layout, python)
     history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
                                     "release": release, "previous": current, "by": inputs.by})
     lock.release(script, layout, inputs.lock["token"])
-    steps.append(Step("switch", f"start {act_name}@{release}, health-check, switch traffic",
-                      script.text()))
-    return steps
+    plan.switch.append(Step("switch", f"switch {act_name} to {release}", script.text()))
+
+    script = sess_cmd.discard(Script(), layout, act_name, release)
+    plan.abort = Step("abort", f"remove {act_name}@{release}, keep {current}",
+                      lock.release(script, layout, inputs.lock["token"]).text())
+    plan.revert = revert_step(production, host, layout, act_name, release, current, inputs)
+    return plan
+
+
+def nginx_health(script: Script, production: Production, act: str, layout: Layout,
+                 python: str) -> Script:
+    """Check each gig of the act through nginx (also waits out nginx's asynchronous reload)."""
+    for gig in production.gigs_of(act):
+        check = {**health_spec(production, act), "host": production.gigs[gig].domains[0]}
+        sess_cmd.health_via_nginx(script, python, production.gigs[gig].port or layout.http_port,
+                                  check)
+    return script
+
+
+def revert_step(production: Production, host: str, layout: Layout, act: str, release: str,
+                previous: str | None, inputs: DeployInputs) -> Step:
+    """Put a host that already switched back on its previous release (or on nothing)."""
+    script = Script()
+    python = production.hosts[host].python
+    if previous:
+        sess_cmd.revive(script, layout, act, previous)
+        sess_cmd.health_check(script, layout, python, act, previous, health_spec(production, act))
+        sess_cmd.switch(script, layout, act, previous)
+    else:
+        sess_cmd.unlink_live(script, layout, act)
+    sess_cmd.discard(script, layout, act, release)
+    history.append(script, layout, {"time": inputs.time, "event": "rollback", "act": act,
+                                    "release": previous, "previous": release,
+                                    "by": inputs.by, "reason": "rollout stopped"})
+    lock.release(script, layout, inputs.lock["token"])
+    return Step("revert", f"switch {act} back to {previous or 'nothing'}", script.text())
+
+
+def plan_migrations(production: Production, host: str, layout: Layout, inputs: DeployInputs,
+                    venue_dir: str) -> Step | None:
+    """Migrate the act's shared databases once, on one host, with the new release's code."""
+    act = production.acts[inputs.act]
+    shared = [d for d in act.databases if production.databases[d].shared
+              and production.databases[d].migrate_with in (None, inputs.act)]
+    if not shared:
+        return None
+    release = inputs.bundle.release
+    script = Script()
+    script.raw(release_cmd.manage_function(layout, inputs.act, release, act.settings, venue_dir,
+                                           act.manage))
+    for database in shared:
+        script.step(f"migrate {database}")
+        script.raw("manage " + argv("migrate", "--noinput", "--database", database))
+    history.append(script, layout, {"time": inputs.time, "event": "migrate", "act": inputs.act,
+                                    "release": release, "databases": shared, "by": inputs.by})
+    return Step("migrate", f"migrate {', '.join(shared)} once, on {host}", script.text())

@@ -13,10 +13,11 @@ from backstage.errors import BackstageError, UsageError
 from backstage.model import Layout, Production
 from backstage.model.envfile import read_env_file
 from backstage.plan import checks
-from backstage.plan.deploy import DeployInputs, gig_files, health_spec, plan_deploy
+from backstage.plan.deploy import DeployInputs, gig_files, health_spec
 from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
 from backstage.render import Renderer
+from backstage.rollout.deploy import Rollout, RolloutReport
 from backstage.rollout.hosts import (
     HostRun,
     Options,
@@ -55,14 +56,12 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
     domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
     health_host = health_spec(production, act_name)["host"]
     allowed = list(dict.fromkeys([*domains, health_host, "localhost", "127.0.0.1"]))
-    databases = {
-        name: {"ENGINE": "django.db.backends.sqlite3",
-               "NAME": f"{layout.data}/{production.databases[name].file_name(name)}"}
-        for name in act.databases
-    }
+    secrets = read_env_file(act.secrets) if act.secrets else {}
+    databases = {name: production.databases[name].django(name, layout.data, secrets)
+                 for name in act.databases}
     values = {
         **act.env,
-        **(read_env_file(act.secrets) if act.secrets else {}),
+        **secrets,
         "BACKSTAGE_PRODUCTION": production.name,
         "BACKSTAGE_ALLOWED_HOSTS": ",".join(allowed),
         "BACKSTAGE_DATABASES": json.dumps(databases, sort_keys=True),
@@ -72,8 +71,9 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
-def deploy_act(production: Production, act_name: str, options: Options) -> dict:
-    """Build once on the workstation, then deploy the act on each of its hosts."""
+def deploy_act(production: Production, act_name: str, options: Options, serial=None,
+               max_fail=None, rollback: bool = True) -> RolloutReport:
+    """Build once on the workstation, then roll the act out over its hosts."""
     act = require_act(production, act_name)
     venue = production.venues[act.venue]
     requirements = venue.requirements.read_bytes()
@@ -85,20 +85,11 @@ def deploy_act(production: Production, act_name: str, options: Options) -> dict:
 
     inputs = DeployInputs(act_name, bundle.pack(act.source), digest, venue_wheels,
                           new_lock("deploy-act", act_name))
-    renderer = Renderer(production)
     names = select_hosts(production, options.hosts, production.hosts_of(act_name))
-
-    def on_host(run: HostRun):
-        observed = run.probe({act.venue: digest})
-        env_text = act_environment(production, act_name, run.layout)
-        steps = plan_deploy(production, run.name, run.layout, observed, renderer, inputs, env_text)
-        run.run_locked(steps, inputs.lock["token"])
-        if not steps:
-            options.reporter.info(f"{run.name}  {act_name} is up to date: nothing to change")
-        return {"release": inputs.bundle.release if steps else observed.current_release(act_name),
-                "steps": [s.name for s in steps]}
-
-    return for_each_host(production, names, options, on_host)
+    rollout = Rollout(production, names, inputs,
+                      lambda layout: act_environment(production, act_name, layout),
+                      options, serial=serial, max_fail=max_fail, rollback=rollback)
+    return rollout.run()
 
 
 def rollback(production: Production, act_name: str, to: str | None, options: Options) -> dict:

@@ -85,13 +85,50 @@ def setup_stage(c, inventory=None, hosts=None, accept_new_host_keys=False, verbo
     operations.setup_stage(production, options(hosts, accept_new_host_keys, verbose))
 
 
-@backstage_task(help={"act": "Name of the act to deploy."})
-def deploy_act(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
-    """Deploy an act: venue, release, health-checked switch, gigs."""
+@backstage_task(help={
+    "act": "Name of the act to deploy.",
+    "serial": "Switch N hosts (or N%) at a time, each batch checked before the next "
+              "(default: all at once).",
+    "max-fail": "Hosts (N or N%) that may fail or be unreachable before the rollout stops "
+                "and reverts (default 0).",
+    "no-rollback": "When the rollout stops, leave switched hosts on the new release.",
+    "parallel": "Hosts worked on at once while preparing (default 8).",
+    "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
+})
+def deploy_act(c, act, inventory=None, hosts=None, serial=None, max_fail=None,
+               no_rollback=False, parallel=8, json_=False, accept_new_host_keys=False,
+               verbose=False):
+    """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
     production = load_production(find_inventory(inventory))
-    results = operations.deploy_act(production, act, options(hosts, accept_new_host_keys, verbose))
-    for host, result in results.items():
-        print(f"{host}: {act} release {result['release']}")
+    opts = options(hosts, accept_new_host_keys, verbose)
+    opts.parallel = int(parallel)
+    report = operations.deploy_act(production, act, opts, serial=serial, max_fail=max_fail,
+                                   rollback=not no_rollback)
+    if json_:
+        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+    else:
+        print_summary(report)
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
+def print_summary(report) -> None:
+    """The end-of-rollout table: one row per host, and why the rollout stopped, if it did."""
+    table = Table("host", "result", "before", "after", "seconds", "error",
+                  title=f"{report.act} -> {report.release}")
+    for host, outcome in report.outcomes.items():
+        table.add_row(host, outcome.result, outcome.release_before or "-",
+                      outcome.release_after or "-", f"{sum(outcome.durations.values()):.1f}",
+                      outcome.error or "")
+    console = Console(stderr=True)
+    console.print(table)
+    if report.migrations:
+        console.print(f"migrations: {report.migrations['step']}")
+    if report.stopped:
+        console.print(f"[red]rollout stopped:[/] {report.stopped}")
+    for host, outcome in report.outcomes.items():
+        if outcome.result in ("deployed", "unchanged"):
+            print(f"{host}: {report.act} release {outcome.release_after}")
 
 
 def _sess_task(action, doc):

@@ -1,0 +1,269 @@
+"""Roll a deploy out over the hosts of a production.
+
+Phases, each across all selected hosts before the next begins:
+
+1. **prepare** (in parallel, at most ``Options.parallel`` hosts at once): probe, plan, take the
+   lock, build the venue if needed, upload the release, ``check --deploy``, host-local
+   migrations, ``collectstatic``. Traffic is untouched.
+2. **migrate** shared databases once, on the first prepared host (inventory order).
+3. **start** (in parallel): the new vassal starts beside the live one and is health-checked
+   through its own socket. Traffic is still untouched.
+4. **switch** in batches (``serial`` hosts each), each batch health-checked through nginx
+   before the next one starts.
+
+Failed and unreachable hosts count against ``max_fail``. Past it the rollout stops: hosts
+that already switched are reverted to their previous release (unless ``rollback`` is off), so
+the fleet is never left split, and hosts that never switched drop their prepared vassal.
+"""
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from backstage.errors import BackstageError, HostUnreachable, UsageError
+from backstage.model import Production
+from backstage.plan.deploy import DeployInputs, HostPlan, plan_deploy, plan_migrations
+from backstage.plan.observed import Observed
+from backstage.render import Renderer
+from backstage.rollout.hosts import HostRun, Options
+
+
+@dataclass
+class HostOutcome:
+    """What happened on one host; the summary table and ``--json`` show these fields."""
+
+    host: str
+    result: str = "pending"
+    release_before: str | None = None
+    release_after: str | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"result": self.result, "release_before": self.release_before,
+                "release_after": self.release_after,
+                "durations": {k: round(v, 3) for k, v in self.durations.items()},
+                "error": self.error}
+
+
+@dataclass
+class RolloutReport:
+    production: str
+    act: str
+    release: str
+    outcomes: dict[str, HostOutcome]
+    stopped: str | None = None  # why the rollout stopped early, if it did
+    migrations: dict | None = None
+    batches: list[list[str]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        results = [o.result for o in self.outcomes.values()]
+        if self.stopped or "failed" in results or "reverted" in results:
+            return 1
+        if "unreachable" in results:
+            return 3
+        return 0
+
+    def as_dict(self) -> dict:
+        return {"production": self.production, "act": self.act, "release": self.release,
+                "exit_code": self.exit_code, "stopped": self.stopped,
+                "migrations": self.migrations, "batches": self.batches,
+                "hosts": {h: o.as_dict() for h, o in self.outcomes.items()}}
+
+
+def count(value: str | int | None, total: int, option: str, default: int) -> int:
+    """``N`` or ``N%`` of ``total`` hosts (rounded up for batches, down for failures)."""
+    if value in (None, ""):
+        return default
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent <= 100:
+                raise ValueError
+            return percent * total / 100
+        number = int(text)
+        if number < 0:
+            raise ValueError
+        return number
+    except ValueError:
+        raise UsageError(f"{option}: expected a number of hosts or a percentage, got {text!r}") \
+            from None
+
+
+class Rollout:
+    """One deploy of one act over the selected hosts; :meth:`run` returns a report."""
+
+    def __init__(self, production: Production, names: list[str], inputs: DeployInputs,
+                 env_for, options: Options, serial=None, max_fail=None, rollback=True):
+        self.production, self.names, self.inputs = production, names, inputs
+        self.env_for, self.options, self.rollback = env_for, options, rollback
+        total = len(names)
+        self.batch_size = max(1, math.ceil(count(serial, total, "--serial", total)))
+        self.max_fail = math.floor(count(max_fail, total, "--max-fail", 0))
+        self.renderer = Renderer(production)
+        self.runs: dict[str, HostRun] = {}
+        self.plans: dict[str, HostPlan] = {}
+        self.observed: dict[str, Observed] = {}
+        self.switched: list[str] = []
+        self.report = RolloutReport(production.name, inputs.act, inputs.bundle.release,
+                                    {n: HostOutcome(n) for n in names})
+
+    # --- running steps on hosts ---------------------------------------------------------
+
+    def _parallel(self, names: list[str], action) -> None:
+        if not names:
+            return
+        workers = max(1, min(self.options.parallel, len(names)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(self._guarded, name, action) for name in names]
+            try:
+                for future in futures:
+                    future.result()
+            except KeyboardInterrupt:
+                self.options.cancelled.set()
+                self.options.reporter.info("interrupted: stopping after each host's current step")
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+    def _guarded(self, name: str, action) -> None:
+        outcome = self.report.outcomes[name]
+        try:
+            action(name)
+        except HostUnreachable as exc:
+            outcome.result, outcome.error = "unreachable", str(exc)
+            self.options.reporter.failed(name, exc)
+        except BackstageError as exc:
+            outcome.result, outcome.error = "failed", str(exc)
+            self.options.reporter.failed(name, exc)
+            self._free_lock(name)
+
+    def _steps(self, name: str, phase: str, steps) -> None:
+        started = time.monotonic()
+        try:
+            for step in steps:
+                self.runs[name].execute(step)
+        finally:
+            outcome = self.report.outcomes[name]
+            outcome.durations[phase] = outcome.durations.get(phase, 0) + time.monotonic() - started
+
+    def _free_lock(self, name: str) -> None:
+        run = self.runs.get(name)
+        if run is not None and self.plans.get(name) and not self.plans[name].noop:
+            run.free_lock(self.inputs.lock["token"])
+
+    def _live(self, phase_result: str = "pending") -> list[str]:
+        return [n for n in self.names if self.report.outcomes[n].result == phase_result]
+
+    def _failures(self) -> int:
+        return sum(o.result in ("failed", "unreachable") for o in self.report.outcomes.values())
+
+    # --- phases ---------------------------------------------------------------------------
+
+    def _prepare(self, name: str) -> None:
+        run = self.runs[name] = HostRun(self.production, name, self.options)
+        started = time.monotonic()
+        observed = run.probe({self.production.acts[self.inputs.act].venue:
+                              self.inputs.venue_digest})
+        self.report.outcomes[name].durations["probe"] = time.monotonic() - started
+        self.observed[name] = observed
+        plan = self.plans[name] = plan_deploy(self.production, name, run.layout, observed,
+                                              self.renderer, self.inputs,
+                                              self.env_for(run.layout))
+        outcome = self.report.outcomes[name]
+        outcome.release_before = outcome.release_after = plan.previous
+        if plan.noop:
+            outcome.result = "unchanged"
+            self.options.reporter.info(f"{name}  {self.inputs.act} is up to date: nothing to change")
+            return
+        self._steps(name, "prepare", plan.prepare)
+
+    def _migrate(self) -> bool:
+        prepared = self._live()
+        if not prepared:
+            return True
+        host = prepared[0]
+        run = self.runs[host]
+        venue_dir = run.layout.venue_dir(self.production.acts[self.inputs.act].venue,
+                                         self.inputs.venue_digest)
+        step = plan_migrations(self.production, host, run.layout, self.inputs, venue_dir)
+        if step is None:
+            return True
+        self._parallel([host], lambda n: self._steps(n, "migrate", [step]))
+        if self.report.outcomes[host].result == "failed":
+            self.report.stopped = f"migrations failed on {host}"
+            return False
+        self.report.migrations = {"host": host, "step": step.summary}
+        return True
+
+    def _switch(self, name: str) -> None:
+        self._steps(name, "switch", self.plans[name].switch)
+        outcome = self.report.outcomes[name]
+        outcome.result, outcome.release_after = "deployed", self.plans[name].release
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def _over_budget(self) -> bool:
+        return self._failures() > self.max_fail
+
+    def _stop(self, reason: str, switched: list[str]) -> None:
+        """Past max-fail: revert switched hosts, drop prepared vassals elsewhere."""
+        self.report.stopped = reason
+        self.options.reporter.info(f"stopping the rollout: {reason}")
+        to_revert = switched if self.rollback else []
+        self._parallel(to_revert, self._revert)
+        # Failed hosts too: a host cut short (Ctrl-C) may have a prepared vassal running.
+        waiting = [n for n, plan in self.plans.items() if not plan.noop and n not in switched
+                   and self.report.outcomes[n].result in ("pending", "failed")]
+        self._parallel(waiting, self._abort)
+
+    def _revert(self, name: str) -> None:
+        outcome = self.report.outcomes[name]
+        self._steps(name, "revert", [self.plans[name].revert])
+        outcome.result, outcome.release_after = "reverted", self.plans[name].previous
+
+    def _abort(self, name: str) -> None:
+        outcome = self.report.outcomes[name]
+        self._steps(name, "abort", [self.plans[name].abort])
+        if outcome.result == "pending":
+            outcome.result = "not switched"
+
+    # --- the whole rollout --------------------------------------------------------------
+
+    def run(self) -> RolloutReport:
+        """Run the phases; on Ctrl-C, stop as past max-fail would, then re-raise."""
+        try:
+            self._run()
+        except KeyboardInterrupt:
+            self.options.cancelled.clear()
+            self._stop("interrupted", self.switched)
+            raise
+        finally:
+            for run in self.runs.values():
+                self.options.stats[run.name] = {"commands": run.transport.commands,
+                                                "bytes": run.transport.bytes_sent}
+                run.close()
+        return self.report
+
+    def _run(self) -> None:
+        self._parallel(self.names, self._prepare)
+        if self._over_budget():
+            return self._stop(f"{self._failures()} host(s) failed to prepare "
+                              f"(--max-fail {self.max_fail})", [])
+        if not self._migrate():
+            return self._stop(self.report.stopped, [])
+        self._parallel(self._live(), lambda n: self._steps(n, "start", self.plans[n].start))
+        if self._over_budget():
+            return self._stop(f"{self._failures()} host(s) failed to start the release "
+                              f"(--max-fail {self.max_fail})", [])
+        ready = self._live()
+        for first in range(0, len(ready), self.batch_size):
+            batch = ready[first:first + self.batch_size]
+            self.report.batches.append(batch)
+            self.switched += batch
+            self._parallel(batch, self._switch)
+            if self._over_budget():
+                return self._stop(f"{self._failures()} host(s) failed "
+                                  f"(--max-fail {self.max_fail})", self.switched)
