@@ -20,12 +20,12 @@ from backstage.sandbox.testbed import make_stage as _make_stage
 from tests.fleet_fixtures import RUN_PREFIX
 
 
-def make_stage(work: Path, production: str, hosts: dict[str, str], users=()) -> Stage:
+def make_stage(work: Path, production: str, hosts: dict[str, str], users=(), **options) -> Stage:
     """A testbed stage for this test run, or a skip with the reason fleets cannot run here."""
     reason = fleet_available()
     if reason:
         pytest.skip(reason)
-    return _make_stage(work, production, hosts, users, prefix=RUN_PREFIX)
+    return _make_stage(work, production, hosts, users, prefix=RUN_PREFIX, **options)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from backstage.plan.deploy import DeployInputs, HostPlan, plan_deploy, plan_migr
 from backstage.plan.observed import Observed
 from backstage.render import Renderer
 from backstage.rollout.hosts import HostRun, Options
+from backstage.util import utc_now
 
 
 @dataclass
@@ -38,13 +39,14 @@ class HostOutcome:
     release_before: str | None = None
     release_after: str | None = None
     durations: dict[str, float] = field(default_factory=dict)
+    started: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
     def as_dict(self) -> dict:
         return {"result": self.result, "release_before": self.release_before,
                 "release_after": self.release_after,
                 "durations": {k: round(v, 3) for k, v in self.durations.items()},
-                "error": self.error}
+                "started": self.started, "error": self.error}
 
 
 @dataclass
@@ -141,6 +143,7 @@ class Rollout:
             self._free_lock(name)
 
     def _steps(self, name: str, phase: str, steps) -> None:
+        self.report.outcomes[name].started.setdefault(phase, utc_now())
         started = time.monotonic()
         try:
             for step in steps:

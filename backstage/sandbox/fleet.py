@@ -25,6 +25,9 @@ The host's filesystems (everything else is the real machine's, read through):
 ``/tmp``    tmpfs (lost on restart).
 =========== ===================================================================================
 
+``/run/fleet-shared`` is a bind of ``<workdir>/shared``, the same directory in every host: the
+place for unix sockets of services the hosts share, since hosts share no network.
+
 ``/run/fleet-ssh`` is a read-only bind of ``<host>/ssh`` (sshd_config, host key, authorized_keys).
 It exists because the fleet's work dir is usually under ``/tmp`` (pytest's ``tmp_path``), which the
 host's own ``/tmp`` hides, and because sshd reads ``AuthorizedKeysFile`` as the logging-in user, who
@@ -138,6 +141,8 @@ mount --bind "$H/root" /root
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/fleet-ssh /run/sshd /run/lock
 mount --bind -o ro "$H/ssh" /run/fleet-ssh
+mkdir -p /run/fleet-shared
+mount --bind {shared} /run/fleet-shared
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 echo {name} > /etc/hostname
 grep -q ' {name}$' /etc/hosts || echo '127.0.1.1 {name}' >> /etc/hosts
@@ -186,7 +191,8 @@ class Fleet:
     """Starts, reaches and stops fleet hosts; see the module docstring for what a host is."""
 
     def __init__(
-        self, workdir: Path, prefix: str = "bs", boot_timeout: float = 10.0, detach: bool = False
+        self, workdir: Path, prefix: str = "bs", boot_timeout: float = 10.0, detach: bool = False,
+        shared: Path | None = None,
     ):
         self.workdir = Path(workdir).resolve()
         if re.search(r"\s", str(self.workdir)):
@@ -199,6 +205,12 @@ class Fleet:
         self.identity = self.workdir / "id_ed25519"
         self.known_hosts = self.workdir / "known_hosts"
         self.ssh_config = self.workdir / "ssh_config"
+        # Seen as /run/fleet-shared by every host: for unix sockets of services the hosts share
+        # (a PostgreSQL server in the root namespace, say), since hosts share no network.
+        self.shared = Path(shared) if shared else self.workdir / "shared"
+        if not shared:
+            self.shared.mkdir(exist_ok=True)
+            self.shared.chmod(0o755)
         self._hosts: dict[str, FleetHost] = {}
         self._procs: dict[str, subprocess.Popen] = {}
         if not self.identity.exists():
@@ -365,6 +377,7 @@ class Fleet:
         (hostdir / "init.sh").write_text(
             INIT_SCRIPT.format(
                 hostdir=shlex.quote(str(hostdir)),
+                shared=shlex.quote(str(self.shared)),
                 name=name,
                 sshd=SSHD,
                 users=" ".join(users),

@@ -50,7 +50,11 @@ def backstage(*args: str, cwd: Path, check: bool = True) -> subprocess.Completed
     return done
 
 
-def inventory_text(fleet: Fleet, source: Path, secrets: Path, hosts: dict[str, str]) -> str:
+SQLITE_DATABASES = "[databases.users]\n[databases.greetings]\n"
+
+
+def inventory_text(fleet: Fleet, source: Path, secrets: Path, hosts: dict[str, str],
+                   databases: str = SQLITE_DATABASES) -> str:
     host_tables = "\n".join(f"[hosts.{name}]\n{body}\n" for name, body in hosts.items())
     return f"""
 [ssh]
@@ -68,9 +72,7 @@ databases = ["users", "greetings"]
 secrets = "{secrets}"
 health = {{ path = "/healthz" }}
 
-[databases.users]
-[databases.greetings]
-
+{databases}
 [gigs.shop]
 act = "storefront"
 domains = ["{DOMAIN}"]
@@ -78,17 +80,28 @@ domains = ["{DOMAIN}"]
 
 
 def make_stage(work: Path, production: str, hosts: dict[str, str], users=(),
-               prefix: str = "bs") -> Stage:
-    """Start a fleet with the given hosts (name -> TOML body) and write the inventory."""
-    fleet = Fleet(work / "fleet", prefix=prefix)
+               prefix: str = "bs", databases: str = SQLITE_DATABASES,
+               secrets: dict[str, str] | None = None, requirements: tuple[str, ...] = (),
+               shared: Path | None = None) -> Stage:
+    """Start a fleet with the given hosts (name -> TOML body) and write the inventory.
+
+    ``databases`` replaces the inventory's database tables, ``secrets`` adds to the secrets
+    file, ``requirements`` to the act's requirements, and ``shared`` is the fleet's shared
+    directory (see :class:`Fleet`).
+    """
+    fleet = Fleet(work / "fleet", prefix=prefix, shared=shared)
     fleet.start(list(hosts), users=users)
     source = work / "storefront"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("var", "__pycache__"))
-    secrets = work / "secrets.env"
-    secrets.write_text(f"DJANGO_SECRET_KEY={SECRET_KEY}\n")
+    if requirements:
+        with (source / "requirements.txt").open("a") as f:
+            f.write("".join(f"{line}\n" for line in requirements))
+    secrets_file = work / "secrets.env"
+    values = {"DJANGO_SECRET_KEY": SECRET_KEY, **(secrets or {})}
+    secrets_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     (work / "inventories").mkdir()
     inventory = work / "inventories" / f"{production}.toml"
-    inventory.write_text(inventory_text(fleet, source, secrets, hosts))
+    inventory.write_text(inventory_text(fleet, source, secrets_file, hosts, databases))
     return Stage(fleet, work, source, inventory)
 
 
