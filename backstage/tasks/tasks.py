@@ -231,5 +231,7 @@ def cancel_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, v
                         cancel=True)
 
 
+from backstage.tasks.new_act import new_act  # the Python API's scaffold task
+
 ns = Collection(check, setup_stage, deploy_act, rollback, start, stop, restart, status, book_gig,
-                cancel_gig, lock, unlock, history)
+                cancel_gig, lock, unlock, history, new_act)
