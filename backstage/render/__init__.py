@@ -85,6 +85,11 @@ class Renderer:
             media_root=layout.media(gig.act),
             socket=layout.stable_socket(gig.act),
             read_timeout=HARAKIRI_SECONDS + 5,
+            tls=gig.tls,
+            tls_port=gig.tls_port,
+            tls_certificate=gig.tls_certificate,
+            tls_key=gig.tls_key,
+            hsts_max_age=gig.hsts_max_age,
         )
 
     def emperor_ini(self, layout: Layout, daemonize: bool) -> str:
