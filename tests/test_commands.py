@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -474,8 +475,12 @@ def test_history_append_writes_one_json_line_per_record(tmp_path):
         history.append(script, layout, record)
     assert run(script, cwd=tmp_path).returncode == 0
     assert run(history.append(Script(), layout, {"event": "third"}), cwd=tmp_path).returncode == 0
-    lines = Path(layout.history).read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [*records, {"event": "third"}]
+    lines = [json.loads(line) for line in Path(layout.history).read_text().splitlines()]
+    # Each line is stamped with the host's clock when it is written, in order.
+    stamps = [line.pop("time") for line in lines]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", t) for t in stamps)
+    assert stamps == sorted(stamps)
+    assert lines == [*records, {"event": "third"}]
     assert not (tmp_path / "CANARY").exists()
 
 
