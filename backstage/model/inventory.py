@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
+from backstage import redact
 from backstage.errors import InventoryError
 from backstage.model import names
 from backstage.model.envfile import read_env_file
@@ -79,7 +80,8 @@ class Act(Section):
     source: Path
     settings: Annotated[str, AfterValidator(names.dotted)]
     wsgi: Annotated[str, AfterValidator(names.wsgi_callable)] | None = None
-    manage: str = Field("manage.py", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$")
+    manage: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$"),
+                      AfterValidator(names.relative_file)] = "manage.py"
     processes: Int = Field(2, ge=1, le=256)
     threads: Int = Field(1, ge=1, le=256)
     env: dict[EnvKey, EnvValue] = {}
@@ -300,7 +302,7 @@ def _check_files(production, fail):
         if act.secrets is not None:
             if not act.secrets.is_file():
                 fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
-            read_env_file(act.secrets)
+            redact.remember(read_env_file(act.secrets).values())  # never printed from now on
     for key in ("config", "known_hosts"):
         value = getattr(production.ssh, key)
         if value is not None and not value.is_file():

@@ -79,6 +79,13 @@ def absolute_path(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
+def relative_file(value: str) -> str:
+    """A file inside a release, such as ``manage.py``: no ``..``, ``.`` or empty parts."""
+    if any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValueError(f"bad path {value!r}: a path inside the act's source, without '..'")
+    return value
+
+
 def url_prefix(value: str) -> str:
     """A URL path prefix such as ``/static/``: starts and ends with a slash."""
     parts = value.strip("/").split("/")

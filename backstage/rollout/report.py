@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from backstage.errors import BackstageError, StepFailed
+from backstage.redact import redact
 
 
 class Reporter:
@@ -28,9 +29,9 @@ class Reporter:
             self._print(f"[bold]{escape(host)}[/]  {escape(step):<8} {mark} {seconds:.2f}s")
 
     def failed(self, host: str, error: BackstageError) -> None:
-        self._print(f"[bold]{escape(host)}[/]  [red]error[/] {escape(str(error))}")
+        self._print(f"[bold]{escape(host)}[/]  [red]error[/] {escape(redact(str(error)))}")
         if isinstance(error, StepFailed) and error.detail:
-            for line in error.detail.splitlines():
+            for line in redact(error.detail).splitlines():
                 self._print(f"    [dim]{escape(line)}[/]")
 
     def totals(self, stats: dict[str, dict[str, int]]) -> None:
@@ -40,4 +41,4 @@ class Reporter:
                             f"{counts['bytes'] / 1024:.1f} KiB sent")
 
     def info(self, text: str) -> None:
-        self._print(escape(text))
+        self._print(escape(redact(text)))
