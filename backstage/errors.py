@@ -39,7 +39,9 @@ class StepFailed(BackstageError):
     """A remote step exited non-zero. Carries the step name and the tail of its output."""
 
     def __init__(self, host, step, detail=""):
-        self.host, self.step, self.detail = host, step, detail.strip()
+        from backstage.redact import redact
+
+        self.host, self.step, self.detail = host, step, redact(detail).strip()
         message = f"{host}: step '{step}' failed"
         if self.detail:
             message += ": " + self.detail.splitlines()[-1]

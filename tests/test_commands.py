@@ -448,7 +448,7 @@ def test_switch_script_for_an_act_with_many_gigs_fits_one_argument(tmp_path):
     sess.health_check(script, layout, "python3", "storefront", R2, HEALTH)
     sess.switch(script, layout, "storefront", R2)
     for _ in range(12):  # what plan_deploy adds per gig of the act (12 gigs)
-        sess.health_via_nginx(script, "python3", 8080, HEALTH)
+        sess.health_via_nginx(script, "python3", {"port": 8080, **HEALTH})
     text = script.text()
     assert len(text.encode()) < 128 * 1024
     sh(text.replace("set -euo pipefail", "exit 0", 1))  # OSError E2BIG when too long
@@ -512,11 +512,11 @@ def test_unpack_release_reads_env_then_tarball_from_stdin(tmp_path):
     final = Path(layout.release("storefront", packed.release))
     assert sorted(str(p.relative_to(final)) for p in final.rglob("*")) == [
         "manage.py", "pkg", "pkg/__init__.py"]
-    env_file = Path(layout.env_file("storefront"))
+    env_file = Path(layout.env_file("storefront", packed.release))
     assert env_file.read_bytes() == env
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert sorted(os.listdir(layout.releases("storefront"))) == [packed.release]
-    assert sorted(os.listdir(layout.shared("storefront"))) == ["env", "media"]
+    assert sorted(os.listdir(layout.shared("storefront"))) == [f"env-{packed.release}", "media"]
     # The same release again (a retried deploy) replaces it cleanly.
     again = run(script, stdin=env + packed.data)
     assert again.returncode == 0, again.stderr
@@ -529,7 +529,7 @@ def test_unpack_release_empty_env(tmp_path):
     result = run(release.unpack_release(Script(), layout, "storefront", packed.release, 0),
                  stdin=packed.data)
     assert result.returncode == 0, result.stderr
-    assert Path(layout.env_file("storefront")).read_bytes() == b""
+    assert Path(layout.env_file("storefront", packed.release)).read_bytes() == b""
 
 
 def staged_release(tmp_path: Path):
@@ -602,7 +602,7 @@ def test_prepare_release_failure_names_the_step(tmp_path):
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
     release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
                             "manage.py", ["users", "fail-here"])
-    Path(layout.env_file("storefront")).write_text("E_EXIT=4\n")
+    Path(layout.env_file("storefront", rel)).write_text("E_EXIT=4\n")
     result = run(script)
     assert result.returncode != 0
     assert failed_step(result.stderr.decode()) == "migrate fail-here"
@@ -615,7 +615,7 @@ def test_prepare_release_failure_marks_the_release_bad(tmp_path):
     release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
                             "manage.py", ["fail-here"])
     script.run("touch", str(tmp_path / "not-reached"))
-    Path(layout.env_file("storefront")).write_text("E_EXIT=4\n")
+    Path(layout.env_file("storefront", rel)).write_text("E_EXIT=4\n")
     assert run(script).returncode != 0
     assert Path(layout.bad_list("storefront")).read_text() == f"{rel}\n"  # never rolled back to
     assert not (tmp_path / "not-reached").exists()
@@ -627,7 +627,7 @@ def test_manage_does_not_run_without_its_env_file(tmp_path):
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
     release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
                             "manage.py", [])
-    Path(layout.env_file("storefront")).unlink()
+    Path(layout.env_file("storefront", rel)).unlink()
     result = run(script)
     assert result.returncode != 0
     assert not log.exists()  # manage.py never ran

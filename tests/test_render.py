@@ -81,7 +81,6 @@ def test_vassal_system_layout(project):
     assert ini_one(pairs, "virtualenv") == VENUE_DIR
     assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
     assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
-    assert ini_one(pairs, "module") == "storefront.wsgi:application"
     assert ini_one(pairs, "stats") == f"{root}/run/storefront@{RELEASE}.stats"
     assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
 
@@ -89,12 +88,13 @@ def test_vassal_system_layout(project):
     assert "DJANGO_SETTINGS_MODULE=storefront.settings" in envs
     assert f"BACKSTAGE_RELEASE={RELEASE}" in envs
     assert f"BACKSTAGE_STATIC_ROOT={root}/acts/storefront/releases/{RELEASE}/static" in envs
-    # The env file is read line by line, each line becoming one env entry.
+    # Python reads the release's env file (uWSGI's config logic would expand $(...) and
+    # @(exec://...) in its values), then imports the WSGI callable.
     keys = [k for k, _ in pairs]
-    at = keys.index("for-readline")
-    assert pairs[at] == ("for-readline", f"{root}/acts/storefront/shared/env")
-    assert pairs[at + 1] == ("env", "%(_)")
-    assert pairs[at + 2] == ("endfor", "")
+    assert "for-readline" not in keys and "module" not in keys
+    code = ini_one(pairs, "eval")
+    assert f'open("{root}/acts/storefront/shared/env-{RELEASE}", encoding="utf-8")' in code
+    assert code.endswith('getattr(importlib.import_module("storefront.wsgi"), "application")')
 
     assert "http-socket" not in keys and "reuse-port" not in keys
     assert "chown-socket" not in keys
@@ -121,7 +121,7 @@ def test_vassal_user_layout_paths_under_root(project, tmp_path):
     production = load(project, data)
     layout = Layout.for_host(production.name, production.hosts["web1"])
     pairs = ini_pairs(Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR))
-    for key in ("socket", "chdir", "pythonpath", "stats", "logto", "for-readline"):
+    for key in ("socket", "chdir", "pythonpath", "stats", "logto"):
         assert ini_one(pairs, key).startswith(f"{root}/shop/"), key
 
 
@@ -215,7 +215,7 @@ def test_layout_bases(project):
     for name in ("usr", "rooted"):
         layout = layouts[name]
         for path in (layout.nginx_conf, layout.nginx_sites, layout.nginx_pidfile, layout.run,
-                     layout.vassals, layout.history, layout.env_file("storefront")):
+                     layout.vassals, layout.history, layout.env_file("storefront", RELEASE)):
             assert path.startswith(layout.root + "/"), (name, path)
         assert layout.nginx_dir in layout.directories
     assert not any(d.startswith("/etc") for d in layouts["sys"].directories)

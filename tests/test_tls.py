@@ -261,9 +261,6 @@ def test_gig_served_over_https_with_a_test_certificate(tls_stage):
 
 
 @pytest.mark.fleet
-@pytest.mark.xfail(strict=True, reason=(
-    "the health check through nginx asks http://127.0.0.1:<port>/ and gets the redirect (301): "
-    "with TLS on it must ask https://127.0.0.1:<tls_port>/ (see the TLS note)"))
 def test_deploy_of_an_act_with_a_tls_gig_passes_its_checks(tls_stage):
     stage = tls_stage
     views = stage.source / "greetings" / "templates" / "greetings" / "home.html"

@@ -14,7 +14,8 @@ from pathlib import Path
 
 EXCLUDED_DIRS = {".git", ".hg", "__pycache__", ".venv", "venv", "node_modules", "var",
                  ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox"}
-EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".sqlite3", ".log")
+# ".env": dotenv and secrets files never travel in a release (secrets go in the env file only).
+EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".sqlite3", ".log", ".env")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Bundle:
     files: int
 
 
-def source_files(source: Path) -> list[Path]:
+def source_files(source: Path, exclude: frozenset[Path] = frozenset()) -> list[Path]:
     """The entries of a release, sorted, without caches, local databases or VCS folders.
 
     Symlinks (to files or folders, dangling or not) are entries of their own and travel as
@@ -36,7 +37,8 @@ def source_files(source: Path) -> list[Path]:
         links = [d for d in dirs if Path(folder, d).is_symlink()]
         dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and d not in links)
         names = [f for f in files if not f.endswith(EXCLUDED_SUFFIXES)] + links
-        found += [Path(folder, name) for name in sorted(names)]
+        found += [Path(folder, name) for name in sorted(names)
+                  if Path(folder, name).absolute() not in exclude]
     return found
 
 
@@ -59,9 +61,12 @@ def release_id(digest: str, now: float | None = None) -> str:
     return f"{stamp}{int(now % 1 * 1000):03d}Z-{digest[:8]}"
 
 
-def pack(source: Path, now: float | None = None) -> Bundle:
-    """A tar.gz of the source under ``code/``, built in memory, sent as is to every host."""
-    files = source_files(source)
+def pack(source: Path, now: float | None = None, exclude: frozenset[Path] = frozenset()) -> Bundle:
+    """A tar.gz of the source under ``code/``, built in memory, sent as is to every host.
+
+    ``exclude``: absolute paths left out (the act's secrets file, when it lies in the source).
+    """
+    files = source_files(source, frozenset(p.absolute() for p in exclude))
     digest = content_digest(source, files)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:

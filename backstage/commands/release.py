@@ -14,14 +14,14 @@ def unpack_release(script: Script, layout: Layout, act: str, release: str,
     """
     incoming = f"{layout.releases(act)}/.incoming-{release}"
     final = layout.release(act, release)
-    env_tmp = f"{layout.env_file(act)}.backstage-new"
+    env_tmp = f"{layout.env_file(act, release)}.backstage-new"
     script.step("upload")
     script.mkdirs([layout.releases(act), layout.media(act), layout.data])
     script.remove(incoming)
     script.mkdirs([incoming])
     script.raw(f"(umask 077 && dd bs=1 count={int(env_size)} status=none of={q(env_tmp)})")
     script.run("tar", "-xzf", "-", "-C", incoming)
-    script.run("mv", "-f", env_tmp, layout.env_file(act))
+    script.run("mv", "-f", env_tmp, layout.env_file(act, release))
     script.remove(final)
     script.run("mv", f"{incoming}/code", final)
     return script.remove(incoming)
@@ -42,13 +42,14 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
         q(f"BACKSTAGE_RELEASE={release}"),
         q(f"BACKSTAGE_STATIC_ROOT={layout.static(act, release)}"),
         q(f"PYTHONPATH={release_dir}"),
+        "PYTHONUTF8=1",
     ])
     # Chained with && because callers test its status, which turns off set -e inside it.
     return (
         "manage() { ("
         f" cd {q(layout.shared(act))} &&"
         f" while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
-        f" < {q(layout.env_file(act))} &&"
+        f" < {q(layout.env_file(act, release))} &&"
         f" {exports} &&"
         f" {argv(venue_dir + '/bin/python', release_dir + '/' + manage)} \"$@\"; ) }}"
     )

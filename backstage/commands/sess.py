@@ -37,10 +37,11 @@ def health_check(script: Script, layout: Layout, python: str, act: str, release:
                       f"then {on_failure}; fi")
 
 
-def health_via_nginx(script: Script, python: str, port: int, check: dict) -> Script:
-    """Check the act through nginx; this also waits out nginx's asynchronous reload."""
+def health_via_nginx(script: Script, python: str, check: dict) -> Script:
+    """Check the act through nginx (``check`` names the port, and TLS if any); this also
+    waits out nginx's asynchronous reload."""
     script.step("health via nginx")
-    return script.raw(hostside(python, "health", {"port": port, **check}, script))
+    return script.raw(hostside(python, "health", check, script))
 
 
 def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
@@ -109,8 +110,8 @@ def delete_releases(script: Script, layout: Layout, act: str, releases: list[str
     if not releases:
         return script
     script.step("cleanup")
-    paths = [p for r in releases
-             for p in (layout.release(act, r), layout.vassal(act, r) + RETIRED_SUFFIX)]
+    paths = [p for r in releases for p in (layout.release(act, r), layout.env_file(act, r),
+                                           layout.vassal(act, r) + RETIRED_SUFFIX)]
     return script.remove(*paths)
 
 

@@ -136,8 +136,10 @@ class Layout:
     def shared(self, act: str) -> str:
         return self._at("acts", act, "shared")
 
-    def env_file(self, act: str) -> str:
-        return self._at("acts", act, "shared", "env")
+    def env_file(self, act: str, release: str) -> str:
+        """A release's environment and secrets (0600). Per release, so a release that fails
+        never changes what the live one reads, and a rollback gets its own back."""
+        return self._at("acts", act, "shared", f"env-{release}")
 
     def media(self, act: str) -> str:
         return self._at("acts", act, "shared", "media")

@@ -102,7 +102,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     gigs = gig_files(production, act_name, layout, renderer, observed)
     if (current and current.endswith(inputs.bundle.digest[:8])
             and observed.vassal_digest(act_name, current) == sha256(vassal_ini(current))
-            and observed.env_digest(act_name) == sha256(env_text) and not gigs):
+            and observed.env_digest(act_name, current) == sha256(env_text) and not gigs):
         return HostPlan(current, current)
 
     release = inputs.bundle.release
@@ -154,10 +154,19 @@ def nginx_health(script: Script, production: Production, act: str, layout: Layou
                  python: str) -> Script:
     """Check each gig of the act through nginx (also waits out nginx's asynchronous reload)."""
     for gig in production.gigs_of(act):
-        check = {**health_spec(production, act), "host": production.gigs[gig].domains[0]}
-        sess_cmd.health_via_nginx(script, python, production.gigs[gig].port or layout.http_port,
-                                  check)
+        sess_cmd.health_via_nginx(script, python, gig_check(production, act, gig, layout))
     return script
+
+
+def gig_check(production: Production, act: str, gig_name: str, layout: Layout) -> dict:
+    """A health check of an act through one of its gigs: over HTTPS when the gig has TLS
+    (its plain HTTP port only redirects)."""
+    gig = production.gigs[gig_name]
+    check = {**health_spec(production, act), "host": gig.domains[0],
+             "port": gig.port or layout.http_port}
+    if gig.tls_certificate:
+        check.update(port=gig.tls_port, tls=True)
+    return check
 
 
 def revert_step(production: Production, host: str, layout: Layout, act: str, release: str,

@@ -26,7 +26,7 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "pidfiles": [layout.emperor_pidfile, layout.nginx_pidfile],
         "pythons": [f"{layout.stage_venv}/bin/python"],
         "exists": [*layout.directories, layout.lock_dir],
-        "globs": [f"{layout.vassals}/*.ini", *(layout.env_file(a) for a in acts)],
+        "globs": [f"{layout.vassals}/*.ini", *(f"{layout.shared(a)}/env-*" for a in acts)],
         "texts": [layout.lock_info, *(layout.good_list(a) for a in acts),
                   *(layout.bad_list(a) for a in acts)],
     }
@@ -82,8 +82,9 @@ class Observed:
     def vassal_digest(self, act: str, release: str) -> str | None:
         return self.data["globs"][f"{self.layout.vassals}/*.ini"].get(self.layout.vassal(act, release))
 
-    def env_digest(self, act: str) -> str | None:
-        return self.data["globs"].get(self.layout.env_file(act), {}).get(self.layout.env_file(act))
+    def env_digest(self, act: str, release: str) -> str | None:
+        found = self.data["globs"].get(f"{self.layout.shared(act)}/env-*", {})
+        return found.get(self.layout.env_file(act, release))
 
     @property
     def emperor_running(self) -> bool:

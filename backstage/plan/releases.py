@@ -19,7 +19,10 @@ def previous_good(observed: Observed, act: str, current: str | None) -> str | No
 def rollback_candidates(observed: Observed, act: str, current: str | None) -> list[str]:
     """Releases a rollback may pick: good once, never bad, still on disk with their vassal file."""
     good, bad = set(observed.good_releases(act)), observed.bad_releases(act)
-    on_disk, revivable = set(observed.releases(act)), observed.retired(act)
+    # A release retired a moment ago may still have its vassal enabled (retiring runs a second
+    # after the switch, in the background): reviving it then is a no-op rename.
+    on_disk = set(observed.releases(act))
+    revivable = observed.retired(act) | set(observed.vassal_releases(act))
     return sorted(r for r in good - bad if r in on_disk and r in revivable and r != current)
 
 

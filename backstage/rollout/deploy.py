@@ -248,6 +248,7 @@ class Rollout:
                 self.options.stats[run.name] = {"commands": run.transport.commands,
                                                 "bytes": run.transport.bytes_sent}
                 run.close()
+            self.options.reporter.totals(self.options.stats)
         return self.report
 
     def _run(self) -> None:

@@ -13,7 +13,7 @@ from backstage.errors import BackstageError, UsageError
 from backstage.model import Layout, Production
 from backstage.model.envfile import read_env_file
 from backstage.plan import checks
-from backstage.plan.deploy import DeployInputs, gig_files, health_spec
+from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec
 from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
 from backstage.render import Renderer
@@ -83,7 +83,8 @@ def deploy_act(production: Production, act_name: str, options: Options, serial=N
         wheels = wheelhouse.for_requirements(venue.requirements, digest)
         return wheelhouse.pack(wheels, skip, {f"requirements-{digest}.txt": requirements})
 
-    inputs = DeployInputs(act_name, bundle.pack(act.source), digest, venue_wheels,
+    secrets = frozenset([act.secrets]) if act.secrets else frozenset()
+    inputs = DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
                           new_lock("deploy-act", act_name))
     names = select_hosts(production, options.hosts, production.hosts_of(act_name))
     rollout = Rollout(production, names, inputs,
@@ -251,10 +252,8 @@ def book_gig(production: Production, gig_name: str, options: Options, cancel: bo
                                   + ("cancelled" if cancel else "booked"))
             return False
         if not cancel and observed.current_release(act_name):
-            check = {**health_spec(production, act_name),
-                     "host": production.gigs[gig_name].domains[0]}
             sess_cmd.health_via_nginx(script, run.host.python,
-                                      production.gigs[gig_name].port or run.layout.http_port, check)
+                                      gig_check(production, act_name, gig_name, run.layout))
         history.append(script, run.layout, {"time": utc_now(), "by": whoami(), "gig": gig_name,
                                             "event": "cancel-gig" if cancel else "book-gig"})
         run.run_command("gig", script.text())
