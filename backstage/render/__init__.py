@@ -15,6 +15,13 @@ HARAKIRI_SECONDS = 60
 DEFAULT_MIME_TYPES = "/etc/nginx/mime.types"
 
 
+def template_environment(loader: jinja2.BaseLoader, **syntax) -> jinja2.Environment:
+    """Backstage's Jinja2 settings: undefined values are errors, files keep their last newline,
+    nothing is HTML-escaped (these are config files). ``syntax`` changes the delimiters."""
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False, **syntax)
+
+
 def project_templates(production: Production) -> Path:
     """The ``templates/`` folder of the project an inventory belongs to."""
     folder = production.path.resolve().parent
@@ -32,12 +39,7 @@ class Renderer:
         overrides = project_templates(production)
         if overrides.is_dir():
             loaders.insert(0, jinja2.FileSystemLoader(overrides))
-        self.env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-            autoescape=False,
-        )
+        self.env = template_environment(jinja2.ChoiceLoader(loaders))
 
     def _render(self, template: str, **context) -> str:
         context.setdefault("production", self.production.name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import jinja2
 
 from backstage.model.venue_names import act_name, module_name, slug
+from backstage.render import template_environment
 
 DJANGO_REQUIREMENT = "Django>=5.2,<5.3"
 
@@ -58,11 +59,9 @@ class Scaffold:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("backstage", "render/templates/scaffold"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
+    # Other delimiters: the scaffold's own Django templates use {{ }} and {% %}.
+    return template_environment(
+        jinja2.PackageLoader("backstage", "render/templates/scaffold"),
         variable_start_string="[[", variable_end_string="]]",
         block_start_string="[%", block_end_string="%]",
         comment_start_string="[#", comment_end_string="#]",

@@ -8,18 +8,13 @@ import jinja2
 
 from backstage.model.venue_layout import VenuePaths
 from backstage.model.venue_names import slug
-from backstage.render import HARAKIRI_SECONDS, LISTEN_BACKLOG
+from backstage.render import HARAKIRI_SECONDS, LISTEN_BACKLOG, template_environment
 
 ALLOWED_HOSTS = "localhost,127.0.0.1,[::1]"
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("backstage", "render/templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    return template_environment(jinja2.PackageLoader("backstage", "render/templates"))
 
 
 def emperor_ini(paths: VenuePaths, venue: str) -> str:
