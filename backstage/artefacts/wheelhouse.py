@@ -9,9 +9,11 @@ checks the ABI tag and says so before anything is installed.
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 from backstage.errors import BackstageError
@@ -44,17 +46,28 @@ def build(requirement_args: list[str], key: str, label: str) -> list[Path]:
     """``pip wheel`` into the cache (once per key); return the wheel files."""
     target = cache_dir() / "wheels" / f"{workstation_tag()}-{interpreter_key()}-{key}"
     if not (target / DONE_MARKER).exists():
-        target.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Built aside then renamed: two deploys (or test runs) building the same key at once
+        # never see each other's half-written wheels.
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         done = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--quiet",
              "--use-pep517",
-             "--wheel-dir", str(target), *requirement_args],
+             "--wheel-dir", str(building), *requirement_args],
             capture_output=True, text=True, check=False,
         )
         if done.returncode != 0:
+            shutil.rmtree(building, ignore_errors=True)
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise BackstageError(f"building wheels for {label} failed: {' '.join(tail)}")
-        (target / DONE_MARKER).touch()
+        (building / DONE_MARKER).touch()
+        try:
+            os.replace(building, target)
+        except OSError:  # another build finished first (or a stale empty dir from old versions)
+            if not (target / DONE_MARKER).exists():
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(building, target)
+            shutil.rmtree(building, ignore_errors=True)
     return sorted(target.glob("*.whl"))
 
 
