@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from backstage.commands import gig as gig_cmd
-from backstage.commands import history, lock
+from backstage.commands import history, lock, privileges
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script
 from backstage.commands.stage import Services
 from backstage.errors import InventoryError
-from backstage.model import Layout, Production, load_production
+from backstage.model import Layout, Production, RunAs, load_production
 from backstage.plan.observed import probe_command
 from backstage.render import Renderer
 from backstage.transport.local import LocalTransport
@@ -204,13 +204,17 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
     for act_name, act in production.acts.items():
         venue_dir = layout.venue_dir(act.venue, DIGEST)
         script = lock.acquire(Script(), layout, {"by": "me", "act": act_name, "token": "t"})
+        run_as = RunAs(production.act_user(act_name), production.act_user(act_name),
+                       production.hosts[host].nginx_group)
         release_cmd.unpack_release(script, layout, act_name, RELEASE, 123)
+        privileges.own_act_state(script, layout, act_name, RELEASE, run_as,
+                                 [f"{layout.data}/{d}.sqlite3" for d in act.databases])
         release_cmd.prepare_release(script, layout, act_name, RELEASE, act.settings, venue_dir,
-                                    act.manage, list(act.databases))
+                                    act.manage, list(act.databases), run_as)
         scripts.append(script)
         script = Script()
         sess_cmd.start_vassal(script, layout, act_name, RELEASE,
-                              renderer.vassal(layout, act_name, RELEASE, venue_dir, "u:www-data"))
+                              renderer.vassal(layout, act_name, RELEASE, venue_dir, run_as))
         sess_cmd.health_check(script, layout, python, act_name, RELEASE,
                               {"host": act.health.host or "localhost", "path": act.health.path,
                                "status": act.health.status, "timeout": act.health.timeout,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backstage.commands.stage import Services, nginx_command
-from backstage.model import Layout, load_production
+from backstage.model import Layout, RunAs, load_production
 from backstage.render import LISTEN_BACKLOG, Renderer
 from tests.test_inventory import base_inventory, dump_toml, make_project, write_inventory
 
@@ -77,11 +77,11 @@ def test_vassal_system_layout(project):
     assert ini_one(pairs, "threads") == "4"
 
     root = "/srv/backstage/shop"
-    assert ini_one(pairs, "socket") == f"{root}/run/storefront@{RELEASE}.sock"
+    assert ini_one(pairs, "socket") == f"{root}/run/storefront/storefront@{RELEASE}.sock"
     assert ini_one(pairs, "virtualenv") == VENUE_DIR
     assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
     assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
-    assert ini_one(pairs, "stats") == f"{root}/run/storefront@{RELEASE}.stats"
+    assert ini_one(pairs, "stats") == f"{root}/run/storefront/storefront@{RELEASE}.stats"
     assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
 
     envs = [v for k, v in pairs if k == "env"]
@@ -97,21 +97,29 @@ def test_vassal_system_layout(project):
     assert code.endswith('getattr(importlib.import_module("storefront.wsgi"), "application")')
 
     assert "http-socket" not in keys and "reuse-port" not in keys
-    assert "chown-socket" not in keys
+    for key in ("chown-socket", "uid", "gid", "umask"):
+        assert key not in keys, key
     assert "daemonize" not in keys  # the Emperor supervises it
 
 
-def test_vassal_http_port_and_socket_owner(project):
+def test_vassal_http_port_and_act_user(project):
     data = base_inventory()
     data["acts"]["storefront"]["http_port"] = 9001
     production = load(project, data)
     layout = Layout.for_host(production.name, production.hosts["web1"])
+    run_as = RunAs("bs-shop-storefront", "bs-shop-storefront", "www-data")
     pairs = ini_pairs(Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR,
-                                                  socket_owner="deploy:www-data"))
+                                                  run_as))
     assert ini_one(pairs, "http-socket") == "127.0.0.1:9001"
     assert ini_one(pairs, "reuse-port") == "true"
-    assert ini_one(pairs, "chown-socket") == "deploy:www-data"
+    assert ini_one(pairs, "uid") == "bs-shop-storefront"
+    assert ini_one(pairs, "gid") == "bs-shop-storefront"
+    assert ini_one(pairs, "umask") == "027"
+    assert ini_one(pairs, "chown-socket") == "bs-shop-storefront:www-data"
     assert ini_one(pairs, "chmod-socket") == "660"
+    keys = [k for k, _ in pairs]
+    # uWSGI drops privileges before it loads the app: the env file is read as the act user.
+    assert keys.index("uid") < keys.index("eval")
 
 
 def test_vassal_user_layout_paths_under_root(project, tmp_path):
@@ -267,7 +275,7 @@ def test_project_template_overrides_by_name(project):
     renderer = Renderer(production)
     text = renderer.vassal(layout, "storefront", RELEASE, VENUE_DIR)
     assert text == ("[uwsgi]\n; custom for shop\nmodule = storefront.wsgi:application\n"
-                    f"socket = /srv/backstage/shop/run/storefront@{RELEASE}.sock\n")
+                    f"socket = /srv/backstage/shop/run/storefront/storefront@{RELEASE}.sock\n")
     # Templates not overridden still come from the package.
     assert "uwsgi_pass unix:" in renderer.gig(layout, "shop")
 

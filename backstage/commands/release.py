@@ -1,7 +1,8 @@
 """Commands that unpack a release, link its shared state and run Django's management steps."""
 
+from backstage.commands.privileges import as_user
 from backstage.commands.shell import Script, argv, q
-from backstage.model import Layout
+from backstage.model import Layout, RunAs
 
 
 def unpack_release(script: Script, layout: Layout, act: str, release: str,
@@ -28,11 +29,12 @@ def unpack_release(script: Script, layout: Layout, act: str, release: str,
 
 
 def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,
-                    manage: str) -> str:
+                    manage: str, run_as: RunAs | None = None) -> str:
     """A shell function ``manage ARGS`` running manage.py as the vassal would run the app.
 
     Same working directory (the act's shared directory), same environment (the env file,
-    exported line by line without any expansion), same interpreter, same import path.
+    exported line by line without any expansion), same interpreter, same import path, same
+    user (``run_as``, system layout), which reads the env file itself.
     """
     release_dir = layout.release(act, release)
     exports = " ".join([
@@ -45,14 +47,13 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
         "PYTHONUTF8=1",
     ])
     # Chained with && because callers test its status, which turns off set -e inside it.
-    return (
-        "manage() { ("
-        f" cd {q(layout.shared(act))} &&"
-        f" while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
+    body = (
+        f"while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
         f" < {q(layout.env_file(act, release))} &&"
         f" {exports} &&"
-        f" {argv(venue_dir + '/bin/python', release_dir + '/' + manage)} \"$@\"; ) }}"
+        f" {argv(venue_dir + '/bin/python', release_dir + '/' + manage)} \"$@\""
     )
+    return f"manage() {{ ( cd {q(layout.shared(act))} && {as_user(run_as, body) if run_as else body}; ) }}"
 
 
 def mark_bad(layout: Layout, act: str, release: str) -> str:
@@ -60,9 +61,10 @@ def mark_bad(layout: Layout, act: str, release: str) -> str:
 
 
 def prepare_release(script: Script, layout: Layout, act: str, release: str, settings: str,
-                    venue_dir: str, manage: str, databases: list[str]) -> Script:
+                    venue_dir: str, manage: str, databases: list[str],
+                    run_as: RunAs | None = None) -> Script:
     """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``."""
-    script.raw(manage_function(layout, act, release, settings, venue_dir, manage))
+    script.raw(manage_function(layout, act, release, settings, venue_dir, manage, run_as))
     failed = f"{{ {mark_bad(layout, act, release)}; exit 1; }}"
     script.step("check")
     script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR") + f" || {failed}")

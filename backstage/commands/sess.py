@@ -51,7 +51,7 @@ def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
     from the rename on, without a reload.
     """
     script.step("switch")
-    script.link(f"{act}@{release}.sock", layout.stable_socket(act))
+    script.link(layout.socket_link(act, release), layout.stable_socket(act))
     script.link(f"releases/{release}", layout.current(act))
     return script.raw(f"printf '%s\\n' {q(release)} >> {q(layout.good_list(act))}")
 
@@ -74,7 +74,7 @@ def retire(script: Script, layout: Layout, act: str, releases: list[str],
     for release in releases:
         retired = layout.vassal(act, release) + RETIRED_SUFFIX
         # A rollback may make the release live again before this runs: then it stays.
-        not_live = f'[ "$(readlink {stable})" != {q(f"{act}@{release}.sock")} ]'
+        not_live = f'[ "$(readlink {stable})" != {q(layout.socket_link(act, release))} ]'
         for suffix in ("", STOPPED_SUFFIX):
             path = layout.vassal(act, release) + suffix
             moves.append(f"if [ -e {q(path)} ] && {not_live}; then "

@@ -82,3 +82,9 @@ def failed_step(stderr: str) -> str | None:
 
 def without_markers(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith(STEP_MARKER))
+
+
+def become(command: str, how: str | None) -> str:
+    """A command as the host's ``become`` runs it: ``sudo -n`` (no prompt: a missing rule fails
+    at once) runs it as root; its stdin, where scripts get their uploads, passes through."""
+    return f"sudo -n -- {command}" if how == "sudo" else command

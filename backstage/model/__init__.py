@@ -14,7 +14,7 @@ from backstage.model.inventory import (
     Venue,
     load_production,
 )
-from backstage.model.layout import Layout
+from backstage.model.layout import Layout, RunAs
 
 __all__ = [
     "Act",
@@ -24,6 +24,7 @@ __all__ = [
     "Host",
     "Layout",
     "Production",
+    "RunAs",
     "Venue",
     "load_production",
 ]

@@ -6,6 +6,7 @@ Shape checks (types, unknown keys, names, ranges) are pydantic's; checks across 
 dotted key and the reason, and is raised before anything connects to a host.
 """
 
+import hashlib
 import re
 import tomllib
 from pathlib import Path
@@ -27,6 +28,7 @@ EnvValue = Annotated[str, AfterValidator(names.env_value)]
 Interpreter = Annotated[str, AfterValidator(names.interpreter)]
 RemotePath = Annotated[str, AfterValidator(names.absolute_path)]
 UrlPrefix = Annotated[str, AfterValidator(names.url_prefix)]
+UnixUser = Annotated[str, AfterValidator(names.unix_user)]
 
 
 class Section(BaseModel):
@@ -54,6 +56,8 @@ class Host(Section):
     python: Interpreter = "python3"
     http_port: Port | None = None
     nginx_group: str = Field("www-data", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    # "sudo": connect as an unprivileged user and run each remote command through `sudo -n`.
+    become: Literal["sudo"] | None = None
 
 
 class Venue(Section):
@@ -91,6 +95,7 @@ class Act(Section):
     databases: tuple[Name, ...] = ()
     health: Health = Health()
     keep_releases: Int = Field(5, ge=2, le=100)
+    user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
 
     @property
     def wsgi_callable(self) -> str:
@@ -195,6 +200,25 @@ class Production(Section):
     def gigs_of(self, act: str) -> list[str]:
         return [g for g, gig in self.gigs.items() if gig.act == act]
 
+    def act_user(self, act: str) -> str:
+        """The unix user an act runs as in the system layout: ``bs-<production>-<act>``
+        unless the inventory names one. The production is in the name because productions
+        may share a host and must not share users."""
+        return self.acts[act].user or system_name(f"{self.production}-{act}")
+
+    @property
+    def group(self) -> str:
+        """The unix group of the production's act users: it may write the ``data/`` folder."""
+        return system_name(self.production)
+
+
+def system_name(name: str) -> str:
+    """``bs-<name>``, shortened to useradd's 32 characters with a hash that keeps it unique."""
+    full = f"bs-{name}"
+    if len(full) <= 32:
+        return full
+    return f"bs-{name[:22]}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+
 
 def load_production(path: str | Path) -> Production:
     """Read, validate and cross-check an inventory file; raise InventoryError on any problem."""
@@ -279,6 +303,7 @@ def check_production(production: Production) -> None:
     _check_ports(production, fail)
     _check_tls(production, fail)
     _check_hosts(production, fail)
+    _check_users(production, fail)
     _check_socket_paths(production, fail)
 
 
@@ -413,6 +438,35 @@ def _check_hosts(production, fail):
             if port is not None and port < 1024:
                 fail(f"hosts.{name}.{key}", f"port {port} needs privileges; the user layout "
                      "runs nginx unprivileged: use 1024 or above")
+
+
+def _check_users(production, fail):
+    """Act users must not be an SSH user or nginx's group, nor share a sqlite file."""
+    for name, host in production.hosts.items():
+        if host.become and host.layout == "user":
+            fail(f"hosts.{name}.become", "the user layout needs no privileges: remove 'become'")
+    taken = {h.user for h in production.hosts.values()} | {h.nginx_group for h in
+                                                           production.hosts.values()}
+    for act in production.acts:
+        user = production.act_user(act)
+        if user in taken or user == production.group:
+            fail(f"acts.{act}.user", f"{user!r} is an SSH user, nginx's group or the "
+                 "production's group: an act needs a user of its own")
+    for host_name, host in production.hosts.items():
+        if host.layout == "system":
+            _check_sqlite_users(production, host_name, fail)
+
+
+def _check_sqlite_users(production, host, fail):
+    """A sqlite file lives on each host and is written by one user."""
+    acts = production.acts_on(host)
+    for name, database in production.databases.items():
+        users = sorted({production.act_user(a) for a in acts
+                        if name in production.acts[a].databases})
+        if not database.shared and len(users) > 1:
+            fail(f"databases.{name}", f"a sqlite file is written by one user, but on host "
+                 f"{host!r} the acts using it run as {', '.join(users)}: give them the same "
+                 "'user'")
 
 
 # uWSGI refuses unix socket paths longer than this (sun_path minus its own margin).

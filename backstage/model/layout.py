@@ -14,6 +14,16 @@ from backstage.model.inventory import Host, default_http_port
 
 
 @dataclass(frozen=True)
+class RunAs:
+    """The unix identity an act runs as on a host (system layout), and nginx's group, which
+    reaches its sockets and media."""
+
+    user: str
+    group: str
+    nginx_group: str
+
+
+@dataclass(frozen=True)
 class Layout:
     production: str
     kind: str
@@ -165,14 +175,24 @@ class Layout:
     def vassal(self, act: str, release_id: str) -> str:
         return self._at("vassals", f"{act}@{release_id}.ini")
 
+    def socket_dir(self, act: str) -> str:
+        """Where an act's vassals make their sockets. In the system layout each act has its
+        own, writable by its user: uWSGI binds the stats socket and removes both sockets
+        at exit after dropping to that user."""
+        return self._at("run", act) if self.kind == "system" else self.run
+
     def socket(self, act: str, release_id: str) -> str:
-        return self._at("run", f"{act}@{release_id}.sock")
+        return join(self.socket_dir(act), f"{act}@{release_id}.sock")
+
+    def socket_link(self, act: str, release_id: str) -> str:
+        """What the stable socket link holds: the release's socket, relative to ``run/``."""
+        return self.socket(act, release_id)[len(self.run) + 1:]
 
     def stable_socket(self, act: str) -> str:
         return self._at("run", f"{act}.sock")
 
     def stats_socket(self, act: str, release_id: str) -> str:
-        return self._at("run", f"{act}@{release_id}.stats")
+        return join(self.socket_dir(act), f"{act}@{release_id}.stats")
 
     # nginx.
     @property

@@ -13,6 +13,10 @@ ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 INTERPRETER_RE = re.compile(r"[A-Za-z0-9_./+-]+")
 SIZE_RE = re.compile(r"[0-9]{1,6}[kmg]?")
+UNIX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# Accounts an act must never run as: root, and the system's usual service and nobody accounts.
+RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "www-data", "nginx", "sshd",
+                  "postgres"}
 RESERVED_ENV_PREFIXES = ("BACKSTAGE_", "UWSGI_")
 RESERVED_ENV_KEYS = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PATH", "HOME"}
 
@@ -40,6 +44,16 @@ def env_key(value: str) -> str:
         raise ValueError(f"bad environment variable name {value!r}")
     if value in RESERVED_ENV_KEYS or value.startswith(RESERVED_ENV_PREFIXES):
         raise ValueError(f"environment variable {value!r} is set by Backstage itself")
+    return value
+
+
+def unix_user(value: str) -> str:
+    """A unix account an act runs as: a portable name, not root or a shared service account."""
+    if not UNIX_USER_RE.fullmatch(value):
+        raise ValueError(f"bad user name {value!r}: use a-z, 0-9, '_' and '-', start with a "
+                         "letter or '_', at most 32 characters")
+    if value in RESERVED_USERS:
+        raise ValueError(f"user {value!r} is a system account: an act needs a user of its own")
     return value
 
 

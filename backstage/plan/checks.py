@@ -4,6 +4,7 @@ import os
 import socket
 
 from backstage.errors import BackstageError, LockHeld
+from backstage.model import RunAs
 from backstage.plan.observed import Observed
 from backstage.render import LISTEN_BACKLOG
 
@@ -75,3 +76,19 @@ def lock_is_stale(holder: dict) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def privileged(host: str, observed: Observed) -> None:
+    """The system layout writes /etc, /srv and runs daemons as root."""
+    if observed.layout.kind == "system" and observed.data["uid"] != 0:
+        raise BackstageError(
+            f"{host}: the system layout needs root, but commands run as {observed.data['user']}: "
+            "connect as root, or set the host's become = \"sudo\" (see the README's sudo rules)")
+
+
+def act_user(host: str, observed: Observed, user: str, nginx_group: str) -> RunAs:
+    """The act's unix identity on the host, which ``setup-stage`` creates."""
+    account = observed.account(user)
+    if account is None:
+        raise BackstageError(f"{host}: no unix user {user!r} for the act yet: run setup-stage")
+    return RunAs(user, account["group"], nginx_group)

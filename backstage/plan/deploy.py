@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from backstage.artefacts.bundle import Bundle
 from backstage.commands import gig as gig_cmd
-from backstage.commands import history, lock
+from backstage.commands import history, lock, privileges
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands import venue as venue_cmd
 from backstage.commands.shell import Script, argv
-from backstage.model import Layout, Production
+from backstage.model import Layout, Production, RunAs
 from backstage.plan import checks
 from backstage.plan.observed import Observed
 from backstage.plan.releases import releases_to_delete
@@ -72,6 +72,7 @@ class HostPlan:
 
     release: str
     previous: str | None
+    run_as: RunAs | None = None
     prepare: list[Step] = field(default_factory=list)
     start: list[Step] = field(default_factory=list)
     switch: list[Step] = field(default_factory=list)
@@ -89,24 +90,26 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     act = production.acts[act_name]
     python = production.hosts[host].python
     venue_python = production.venues[act.venue].python or python
+    checks.privileged(host, observed)
     checks.stage_ready(host, observed)
     checks.not_locked(host, observed)
     venue_dir = layout.venue_dir(act.venue, inputs.venue_digest)
-    owner = (f"{observed.data['user']}:{production.hosts[host].nginx_group}"
-             if layout.kind == "system" else None)
+    run_as = (checks.act_user(host, observed, production.act_user(act_name),
+                              production.hosts[host].nginx_group)
+              if layout.kind == "system" else None)
 
     def vassal_ini(release):
-        return renderer.vassal(layout, act_name, release, venue_dir, owner)
+        return renderer.vassal(layout, act_name, release, venue_dir, run_as)
 
     current = observed.current_release(act_name)
     gigs = gig_files(production, act_name, layout, renderer, observed)
     if (current and current.endswith(inputs.bundle.digest[:8])
             and observed.vassal_digest(act_name, current) == sha256(vassal_ini(current))
             and observed.env_digest(act_name, current) == sha256(env_text) and not gigs):
-        return HostPlan(current, current)
+        return HostPlan(current, current, run_as)
 
     release = inputs.bundle.release
-    plan = HostPlan(release, current)
+    plan = HostPlan(release, current, run_as)
     script = lock.acquire(Script(), layout, inputs.lock)
     if not observed.venue_built(act.venue, inputs.venue_digest):
         checks.venue_matches_emperor(host, act.venue, observed.python, observed.stage_python)
@@ -119,8 +122,15 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     env_bytes = env_text.encode()
     release_cmd.unpack_release(script, layout, act_name, release, len(env_bytes))
     local_databases = [d for d in act.databases if not production.databases[d].shared]
+    if run_as:
+        sqlite_files = [f"{layout.data}/{production.databases[d].file_name(d)}"
+                        for d in local_databases]
+        privileges.own_act_state(script, layout, act_name, release, run_as, sqlite_files)
+        privileges.open_static(script, layout, act_name, release, run_as)
     release_cmd.prepare_release(script, layout, act_name, release, act.settings, venue_dir,
-                                act.manage, local_databases)
+                                act.manage, local_databases, run_as)
+    if run_as:
+        privileges.seal_static(script, layout, act_name, release)
     plan.prepare.append(Step("release", f"upload release {release} ({inputs.bundle.files} "
                              "files), check, migrate, collectstatic", script.text(),
                              lambda: env_bytes + inputs.bundle.data))
@@ -189,7 +199,7 @@ def revert_step(production: Production, host: str, layout: Layout, act: str, rel
 
 
 def plan_migrations(production: Production, host: str, layout: Layout, inputs: DeployInputs,
-                    venue_dir: str) -> Step | None:
+                    venue_dir: str, run_as: RunAs | None = None) -> Step | None:
     """Migrate the act's shared databases once, on one host, with the new release's code."""
     act = production.acts[inputs.act]
     shared = [d for d in act.databases if production.databases[d].shared
@@ -199,7 +209,7 @@ def plan_migrations(production: Production, host: str, layout: Layout, inputs: D
     release = inputs.bundle.release
     script = Script()
     script.raw(release_cmd.manage_function(layout, inputs.act, release, act.settings, venue_dir,
-                                           act.manage))
+                                           act.manage, run_as))
     for database in shared:
         script.step(f"migrate {database}")
         script.raw("manage " + argv("migrate", "--noinput", "--database", database))

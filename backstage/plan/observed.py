@@ -15,7 +15,10 @@ def probe_spec(production: Production, host: str, layout: Layout,
     acts = production.acts_on(host)
     gigs = [g for a in acts for g in production.gigs_of(a)]
     venues = {production.acts[a].venue for a in acts}
+    system = layout.kind == "system"
     return {
+        "users": [production.act_user(a) for a in acts] if system else [],
+        "owners": [layout.data] if system else [],
         "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
                   *(layout.gig_conf(g) for g in gigs),
                   *(venue_marker(layout, v, d) for v, d in venue_digests.items())],
@@ -126,6 +129,14 @@ class Observed:
 
     def text(self, path: str) -> str | None:
         return self.data["texts"].get(path)
+
+    def account(self, user: str) -> dict | None:
+        """A unix user's ``uid``, primary ``group`` and other ``groups``; None if missing."""
+        return self.data["accounts"].get(user)
+
+    def owner(self, path: str) -> str | None:
+        """``user:group:mode`` (octal) of a path; None if missing."""
+        return self.data["owners"].get(path)
 
     def _ids(self, path: str) -> list[str]:
         return [line.strip() for line in (self.text(path) or "").splitlines() if line.strip()]

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from backstage.commands import privileges
 from backstage.commands import stage as cmd
 from backstage.commands.shell import Script
 from backstage.model import Layout
@@ -13,8 +14,14 @@ from backstage.util import sha256
 
 
 def plan_stage(host: str, python: str, layout: Layout, observed: Observed, renderer: Renderer,
-               uwsgi_wheels: Callable[[set[str]], bytes], workstation_tag: str) -> list[Step]:
-    """The steps that bring a host's stage to the desired state; none when it is there."""
+               uwsgi_wheels: Callable[[set[str]], bytes], workstation_tag: str,
+               group: str = "", users: tuple[str, ...] = ()) -> list[Step]:
+    """The steps that bring a host's stage to the desired state; none when it is there.
+
+    In the system layout, ``users`` are the act users of the host's acts, members of the
+    production's ``group``.
+    """
+    checks.privileged(host, observed)
     checks.somaxconn(host, observed)
     checks.nginx_installed(host, observed)
     checks.python_matches_workstation(host, observed, workstation_tag)
@@ -24,6 +31,8 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
     if missing:
         cmd.make_directories(script, layout)
         changes.append(f"create {len(missing)} directories")
+    if layout.kind == "system" and users:
+        changes += plan_accounts(script, layout, observed, group, users)
 
     payload = None
     stage_python = observed.stage_python
@@ -66,3 +75,24 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
     if not script:
         return []
     return [Step("stage", "; ".join(changes), script.text(), payload)]
+
+
+def plan_accounts(script: Script, layout: Layout, observed: Observed, group: str,
+                  users: tuple[str, ...]) -> list[str]:
+    """Create the act users (and the production's group) that are missing; give the group
+    ``data/``."""
+    changes = []
+    missing = [u for u in users if not in_group(observed.account(u), group)]
+    if missing:
+        privileges.create_group(script.step("users"), group)
+        for user in missing:
+            privileges.create_user(script, user, group)
+        changes.append(f"create act users {', '.join(missing)}")
+    if observed.owner(layout.data) != f"root:{group}:1770":
+        privileges.own_data_dir(script, layout, group)
+        changes.append(f"give {layout.data} to group {group}")
+    return changes
+
+
+def in_group(account: dict | None, group: str) -> bool:
+    return account is not None and group in (account["group"], *account["groups"])

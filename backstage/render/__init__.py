@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from backstage.model import Layout, Production
+from backstage.model import Layout, Production, RunAs
 
 LISTEN_BACKLOG = 1024
 HARAKIRI_SECONDS = 60
@@ -46,8 +46,9 @@ class Renderer:
         return self.env.get_template(template).render(**context)
 
     def vassal(self, layout: Layout, act_name: str, release: str, venue_dir: str,
-               socket_owner: str | None = None) -> str:
-        """A vassal ini; ``socket_owner`` (``user:group``) lets nginx's workers connect."""
+               run_as: RunAs | None = None) -> str:
+        """A vassal ini; with ``run_as`` (system layout) it drops to the act's user and lets
+        nginx's workers connect to its socket through their group."""
         act = self.production.acts[act_name]
         return self._render(
             "vassal.ini.j2",
@@ -66,7 +67,7 @@ class Renderer:
             threads=act.threads,
             listen=LISTEN_BACKLOG,
             socket=layout.socket(act_name, release),
-            socket_owner=socket_owner,
+            run_as=run_as,
             http_port=act.http_port,
             harakiri=HARAKIRI_SECONDS,
             stats=layout.stats_socket(act_name, release),

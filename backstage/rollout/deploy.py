@@ -191,7 +191,8 @@ class Rollout:
         run = self.runs[host]
         venue_dir = run.layout.venue_dir(self.production.acts[self.inputs.act].venue,
                                          self.inputs.venue_digest)
-        step = plan_migrations(self.production, host, run.layout, self.inputs, venue_dir)
+        step = plan_migrations(self.production, host, run.layout, self.inputs, venue_dir,
+                               self.plans[host].run_as)
         if step is None:
             return True
         self._parallel([host], lambda n: self._steps(n, "migrate", [step]))

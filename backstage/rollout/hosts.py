@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from backstage.commands import lock
-from backstage.commands.shell import Script, failed_step, without_markers
+from backstage.commands.shell import Script, become, failed_step, without_markers
 from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.model import Layout, Production
 from backstage.plan.observed import Observed, probe_command
@@ -69,9 +69,10 @@ class HostRun:
 
     def probe(self, venue_digests: dict[str, str] | None = None) -> Observed:
         command = probe_command(self.production, self.name, self.layout, venue_digests or {})
-        result = self.timed("probe", "", lambda: self.transport.run(command))
+        result = self.timed("probe", "", lambda: self.send(command))
         if result.exit_code == 127:
-            raise BackstageError(f"{self.name}: {self.host.python!r} is not on the host's PATH")
+            missing = "sudo" if self.host.become else self.host.python
+            raise BackstageError(f"{self.name}: {missing!r} is not on the host's PATH")
         if not result.ok:
             raise StepFailed(self.name, "probe", result.stderr or result.stdout)
         return Observed(self.layout, json.loads(result.stdout))
@@ -82,7 +83,7 @@ class HostRun:
             raise Cancelled(f"{self.name}: interrupted before step '{step.name}'")
         payload = step.payload() if step.payload else None
         result = self.timed(step.name, step.summary,
-                            lambda: self.transport.run(step.command, stdin=payload))
+                            lambda: self.send(step.command, stdin=payload))
         if not result.ok:
             output = without_markers(result.stderr.strip() or result.stdout.strip())
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
@@ -105,9 +106,13 @@ class HostRun:
     def free_lock(self, token: str) -> None:
         """Best effort: a host that cannot be reached keeps the lock, reported as stale later."""
         try:
-            self.transport.run(lock.release(Script(), self.layout, token).text())
+            self.send(lock.release(Script(), self.layout, token).text())
         except BackstageError:
             pass
+
+    def send(self, command: str, stdin: bytes | None = None):
+        """Run a command on the host, through ``sudo`` if the host says so."""
+        return self.transport.run(become(command, self.host.become), stdin=stdin)
 
     def timed(self, name, summary, action):
         started = time.monotonic()

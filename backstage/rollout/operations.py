@@ -39,8 +39,9 @@ def setup_stage(production: Production, options: Options) -> dict:
 
     def on_host(run: HostRun):
         observed = run.probe()
+        users = tuple(dict.fromkeys(production.act_user(a) for a in production.acts_on(run.name)))
         steps = plan_stage(run.name, run.host.python, run.layout, observed, renderer,
-                           uwsgi_wheels, tag)
+                           uwsgi_wheels, tag, production.group, users)
         for step in steps:
             run.execute(step)
         if not steps:

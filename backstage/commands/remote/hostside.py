@@ -7,9 +7,11 @@ protocol to a vassal's own socket (``health``); it prints one JSON document.
 """
 
 import glob
+import grp
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import socket
 import struct
@@ -34,6 +36,8 @@ def probe(spec):
         "pythons": {path: python_identity(path) for path in spec.get("pythons", [])},
         "exists": {path: os.path.exists(path) for path in spec.get("exists", [])},
         "texts": {path: read_text(path) for path in spec.get("texts", [])},
+        "accounts": {name: account(name) for name in spec.get("users", [])},
+        "owners": {path: owner(path) for path in spec.get("owners", [])},
         "globs": {
             pattern: {path: file_digest(path) for path in sorted(glob.glob(pattern))}
             for pattern in spec.get("globs", [])
@@ -64,6 +68,35 @@ IDENTITY = (
     "'tag':sys.implementation.cache_tag,'abi':sysconfig.get_config_var('SOABI'),"
     "'executable':os.path.realpath(sys.executable)}))"
 )
+
+
+def account(name):
+    """A unix user's primary group and supplementary groups, or None if there is no such user."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = str(entry.pw_gid)
+    return {"uid": entry.pw_uid, "group": group,
+            "groups": sorted(g.gr_name for g in grp.getgrall() if name in g.gr_mem)}
+
+
+def owner(path):
+    """``user:group:mode`` of a path (mode in octal, with the sticky and setgid bits), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    names = []
+    for lookup, ident in ((pwd.getpwuid, st.st_uid), (grp.getgrgid, st.st_gid)):
+        try:
+            names.append(lookup(ident)[0])
+        except KeyError:
+            names.append(str(ident))
+    return "{}:{}:{:o}".format(*names, st.st_mode & 0o7777)
 
 
 def read_int(path):
