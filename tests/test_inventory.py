@@ -718,3 +718,50 @@ def test_read_env_file_splits_at_newlines_only(tmp_path):
     path = tmp_path / "secrets.env"
     path.write_text("A=foo\u2028B=bar\nC=x\x0cD=y\n", encoding="utf-8")
     assert read_env_file(path) == {"A": "foo\u2028B=bar", "C": "x\x0cD=y"}
+
+
+# --- act users (system layout) ------------------------------------------------------------------
+
+def test_act_user_defaults_to_production_and_act_and_stays_within_32_characters(project):
+    production = load_production(write_inventory(project, base_inventory()))
+    assert production.act_user("storefront") == "bs-shop-storefront"
+    assert production.group == "bs-shop"
+    long_name = "p" * 25  # bs-<name>-storefront would be 39 characters
+    production = load_production(write_inventory(project, base_inventory(), long_name))
+    user = production.act_user("storefront")
+    assert len(user) == 32 and user.startswith("bs-" + "p" * 22 + "-")
+    assert production.group == "bs-" + long_name
+
+
+@pytest.mark.parametrize("user, reason", [
+    ("root", "is a system account"),
+    ("www-data", "is a system account"),
+    ("Shop", "bad user name"),
+    ("a" * 33, "bad user name"),
+    ("x;id", "bad user name"),
+    ("deploy", "an act needs a user of its own"),  # the SSH user
+])
+def test_bad_act_users_are_refused(project, user, reason):
+    data = base_inventory()
+    data["hosts"]["web1"]["user"] = "deploy"
+    data["acts"]["storefront"]["user"] = user
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key == "acts.storefront.user" and reason in exc.reason
+
+
+def test_a_sqlite_database_shared_by_acts_of_two_users_on_one_host_is_refused(project):
+    data = base_inventory()
+    data["acts"]["back"] = {**data["acts"]["storefront"], "http_port": None}
+    del data["acts"]["back"]["http_port"]
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key.startswith("databases.") and "give them the same 'user'" in exc.reason
+    data["acts"]["back"]["user"] = data["acts"]["storefront"]["user"] = "shop-web"
+    assert load_production(write_inventory(project, data)).act_user("back") == "shop-web"
+
+
+def test_become_is_for_the_system_layout(project):
+    data = base_inventory()
+    data["hosts"]["web1"].update(layout="user", root="/home/deploy/b", become="sudo")
+    assert expect_error(write_inventory(project, data)).key == "hosts.web1.become"
+    data["hosts"]["web1"].update(become="doas")
+    assert expect_error(write_inventory(project, data)).key == "hosts.web1.become"
