@@ -93,7 +93,8 @@ def test_socket_and_env_file_permissions(stage):
 def test_the_act_cannot_write_its_code_or_venue(stage):
     release_dir = f"{ROOT}/acts/storefront/releases/{live_release(stage)}"
     venue = on_host(stage, f"readlink -f {ROOT}/venues/storefront").stdout.strip()
-    for path in (release_dir, f"{release_dir}/static", venue, f"{venue}/bin", f"{ROOT}/vassals"):
+    for path in (release_dir, f"{release_dir}/static", venue, f"{venue}/bin", f"{ROOT}/vassals",
+                 f"{ROOT}/acts/storefront/shared", f"{ROOT}/run"):
         attempt = as_user(stage, USER, f"touch {path}/intruder")
         assert attempt.returncode != 0 and "Permission denied" in attempt.stderr, path
     attempt = as_user(stage, USER, f"echo x >> {release_dir}/manage.py")

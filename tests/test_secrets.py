@@ -179,7 +179,7 @@ def test_secrets_never_in_logs_history_files_or_verbose_output(secret_stage):
         assert stage.fleet.run("h1", ["test", "-s", path], check=False).returncode == 0, path
     for path in env_files:
         mode = stage.fleet.run("h1", ["stat", "-c", "%a %U", path]).stdout.split()
-        assert mode == ["600", "root"], path
+        assert mode == ["600", f"bs-{PRODUCTION}-storefront"], path  # the act's own user
     lines = stage.fleet.run("h1", ["cat", env_file]).stdout.splitlines()
     assert f"DJANGO_SECRET_KEY={values[0]}" in lines and f"API_TOKEN={values[1]}" in lines
 

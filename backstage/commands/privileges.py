@@ -2,9 +2,8 @@
 
 Each act runs as its own unix user (``RunAs``): a system account with no login shell and no
 password, in the production's group, which may write ``data/``. Root keeps the code (releases,
-venues, the stage); the act user owns only its state: its ``shared/`` folder (working
-directory, env files, media) and its sockets' folder. nginx reaches sockets and media through
-its group.
+venues, the stage); the act user owns only its state: its env files, ``media/``, its sqlite
+files and its sockets' folder. nginx reaches sockets and media through its group.
 """
 
 from backstage.commands.shell import Script, argv, q
@@ -35,19 +34,27 @@ def own_data_dir(script: Script, layout: Layout, group: str) -> Script:
 
 def own_act_state(script: Script, layout: Layout, act: str, release: str, run_as: RunAs,
                   sqlite_files: list[str]) -> Script:
-    """Give the act user its state (and nothing else) before anything of the release runs."""
+    """Give the act user its state (and nothing else) before anything of the release runs.
+
+    ``shared/`` itself stays root's (0711: the act and nginx pass through it): root writes the
+    env files there, and a folder the act could write would let it plant a symlink for root
+    to write through. The act owns ``media/`` (setgid nginx's group, so nginx reads uploads),
+    its sockets' folder and its env files; chown never follows a link here.
+    """
     script.step("ownership")
     user, nginx = run_as.user, f"{run_as.user}:{run_as.nginx_group}"
+    script.run("install", "-d", "-o", "root", "-g", "root", "-m", "0711", layout.shared(act))
     script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "0750",
-               layout.shared(act), layout.socket_dir(act))
+               layout.socket_dir(act))
     script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "2750",
                layout.media(act))
     script.run("chown", "-R", "--no-dereference", nginx, layout.media(act))
-    script.run("chown", f"{user}:{run_as.group}", layout.env_file(act, release))
+    script.run("chown", "--no-dereference", f"{user}:{run_as.group}",
+               layout.env_file(act, release))
     for path in sqlite_files:
         for name in (path, f"{path}-journal", f"{path}-wal", f"{path}-shm"):
             script.raw(f"if [ -f {q(name)} ] && [ ! -L {q(name)} ]; then "
-                       f"{argv('chown', f'{user}:{run_as.group}', name)}; "
+                       f"{argv('chown', '--no-dereference', f'{user}:{run_as.group}', name)}; "
                        f"{argv('chmod', 'o-rwx', name)}; fi")
     return script
 
