@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from backstage.artefacts.bundle import Upload
 from backstage.commands import gig as gig_cmd
 from backstage.commands import history, lock
 from backstage.commands import release as release_cmd
@@ -129,6 +130,8 @@ SLOTS = {
     "settings": (_set("acts", "storefront", "settings"), "storefront.settings"),
     "wsgi": (_set("acts", "storefront", "wsgi"), "storefront.wsgi:application"),
     "manage": (_set("acts", "storefront", "manage"), "manage.py"),
+    "source root": (_set("acts", "storefront", "source_root"), "."),
+    "pythonpath": (lambda d, t: d["acts"]["storefront"].update(pythonpath=[t]), "."),
     "static": (_set("gigs", "shop", "static"), "/assets/"),
     "media": (_set("gigs", "shop", "media"), "/uploads/"),
     "body size": (_set("gigs", "shop", "client_max_body_size"), "20m"),
@@ -181,7 +184,8 @@ def layout_paths(production: Production, host: str) -> tuple[Layout, list[str], 
                   layout.vassal(act_name, RELEASE), layout.socket(act_name, RELEASE),
                   layout.stable_socket(act_name), layout.stats_socket(act_name, RELEASE),
                   # what manage.py runs as, inside the release
-                  posixpath.join(layout.release(act_name, RELEASE), act.manage)]
+                  layout.in_release(act_name, RELEASE, act.manage_path),
+                  *(layout.in_release(act_name, RELEASE, p) for p in act.import_path)]
     for name, database in production.databases.items():
         paths.append(posixpath.join(layout.data, database.file_name(name)))
     gigs = [layout.gig_conf(g) for g in production.gigs]
@@ -204,9 +208,10 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
     for act_name, act in production.acts.items():
         venue_dir = layout.venue_dir(act.venue, DIGEST)
         script = lock.acquire(Script(), layout, {"by": "me", "act": act_name, "token": "t"})
-        release_cmd.unpack_release(script, layout, act_name, RELEASE, 123)
+        upload = Upload("d" * 64, base="b" * 64, removed=("a b", "$(touch CANARY)", "-rf"))
+        release_cmd.unpack_release(script, layout, python, act_name, RELEASE, 123, upload)
         release_cmd.prepare_release(script, layout, act_name, RELEASE, act.settings, venue_dir,
-                                    act.manage, list(act.databases))
+                                    act.manage_path, list(act.databases), act.import_path)
         scripts.append(script)
         script = Script()
         sess_cmd.start_vassal(script, layout, act_name, RELEASE,

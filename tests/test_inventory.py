@@ -86,6 +86,8 @@ def make_project(root: Path) -> Path:
     app = root / "app"
     app.mkdir(parents=True, exist_ok=True)
     (app / "manage.py").write_text("print('manage')\n")
+    (app / "sub").mkdir()  # a folder without manage.py
+    (app / "outside").symlink_to(root)  # a link out of the source
     (app / "requirements.txt").write_text("Django>=5\n")
     (root / "inventories").mkdir(exist_ok=True)
     return root
@@ -281,6 +283,22 @@ ERRORS = [
      "acts.storefront.source", "no such directory"),
     ("missing-manage", _set("acts", "storefront", "manage", "other.py"),
      "acts.storefront.manage", "no such file"),
+    ("missing-source-root", _set("acts", "storefront", "source_root", "services/nope"),
+     "acts.storefront.source_root", "no such directory"),
+    ("source-root-dotdot", _set("acts", "storefront", "source_root", "../app"),
+     "acts.storefront.source_root", "bad folder '../app'"),
+    ("source-root-absolute", _set("acts", "storefront", "source_root", "/etc"),
+     "acts.storefront.source_root", "bad folder"),
+    ("source-root-uwsgi-magic", _set("acts", "storefront", "source_root", "s/%(x)"),
+     "acts.storefront.source_root", "bad folder"),
+    ("missing-pythonpath", _set("acts", "storefront", "pythonpath", ["libs"]),
+     "acts.storefront.pythonpath", "no such directory"),
+    ("pythonpath-dotdot", _set("acts", "storefront", "pythonpath", ["libs/../.."]),
+     "acts.storefront.pythonpath.0", "bad folder"),
+    ("manage-not-in-source-root", _set("acts", "storefront", "source_root", "sub"),
+     "acts.storefront.manage", "no such file"),
+    ("source-root-link-out", _set("acts", "storefront", "source_root", "outside"),
+     "acts.storefront.source_root", "leads outside the act's source"),
     ("missing-requirements", _set("venues", "shop", "requirements", "../app/nope.txt"),
      "venues.shop.requirements", "no such file"),
     ("missing-secrets", _set("acts", "storefront", "secrets", "nope.env"),
@@ -718,3 +736,18 @@ def test_read_env_file_splits_at_newlines_only(tmp_path):
     path = tmp_path / "secrets.env"
     path.write_text("A=foo\u2028B=bar\nC=x\x0cD=y\n", encoding="utf-8")
     assert read_env_file(path) == {"A": "foo\u2028B=bar", "C": "x\x0cD=y"}
+
+
+def test_a_service_in_a_monorepo(project):
+    repo = project / "app"
+    for folder in ("services/shop/shop", "libs/greetings"):
+        (repo / folder).mkdir(parents=True)
+    (repo / "services" / "shop" / "manage.py").write_text("")
+    data = base_inventory()
+    data["acts"]["storefront"].update(source_root="services/shop", pythonpath=["libs"],
+                                      settings="shop.settings")
+    act = load_production(write_inventory(project, data)).acts["storefront"]
+    assert act.source == repo.resolve()
+    assert act.manage_path == "services/shop/manage.py"
+    assert act.import_path == ("services/shop", "libs")
+    assert act.wsgi_callable == "shop.wsgi:application"

@@ -120,6 +120,15 @@ class Layout:
     def venue_link(self, venue: str) -> str:
         return self._at("venues", venue)
 
+    # Source trees: one per content digest, shared by the acts deployed from it. A release is
+    # a hard-link copy of its tree; a tree is only ever written while it is being made.
+    @property
+    def trees(self) -> str:
+        return self._at("trees")
+
+    def tree(self, digest: str) -> str:
+        return self._at("trees", digest)
+
     # Acts and their releases.
     def act_dir(self, act: str) -> str:
         return self._at("acts", act)
@@ -129,6 +138,11 @@ class Layout:
 
     def release(self, act: str, release_id: str) -> str:
         return self._at("acts", act, "releases", release_id)
+
+    def in_release(self, act: str, release_id: str, relative: str) -> str:
+        """A path inside a release, relative to its root (``.``: the release itself)."""
+        release = self.release(act, release_id)
+        return release if relative == "." else join(release, relative)
 
     def current(self, act: str) -> str:
         return self._at("acts", act, "current")
