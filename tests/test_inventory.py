@@ -299,6 +299,12 @@ ERRORS = [
      "acts.storefront.manage", "no such file"),
     ("source-root-link-out", _set("acts", "storefront", "source_root", "outside"),
      "acts.storefront.source_root", "leads outside the act's source"),
+    ("sqlite-migrated-by-an-act-elsewhere", _both(
+        lambda d: d["hosts"].__setitem__("web2", {"roles": ["back"]}),
+        lambda d: d["acts"].__setitem__("back", {**d["acts"]["storefront"], "roles": ["back"]}),
+        _set("databases", "users", "migrate_with", "storefront")),
+     "databases.users.migrate_with",
+     "act 'storefront' does not play on host 'web2', where act 'back' uses this sqlite database"),
     ("missing-requirements", _set("venues", "shop", "requirements", "../app/nope.txt"),
      "venues.shop.requirements", "no such file"),
     ("missing-secrets", _set("acts", "storefront", "secrets", "nope.env"),

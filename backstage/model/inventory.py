@@ -362,9 +362,25 @@ def _check_references(production, fail):
         if owner and name not in (production.acts.get(owner).databases
                                   if owner in production.acts else ()):
             fail(f"databases.{name}.migrate_with", f"act {owner!r} does not use database {name!r}")
+    _check_local_migrations(production, fail)
     for name, gig in production.gigs.items():
         if gig.act not in production.acts:
             fail(f"gigs.{name}.act", _unknown("act", gig.act, production.acts))
+
+
+def _check_local_migrations(production, fail):
+    """A sqlite database lives on each host: the act that migrates it must play wherever an
+    act uses it, or some host's file would never be migrated."""
+    for name, database in production.databases.items():
+        owner = database.migrate_with
+        if database.shared or owner not in production.acts:
+            continue
+        covered = set(production.hosts_of(owner))
+        for act_name, act in production.acts.items():
+            missing = [h for h in production.hosts_of(act_name) if h not in covered]
+            if name in act.databases and missing:
+                fail(f"databases.{name}.migrate_with", f"act {owner!r} does not play on host "
+                     f"{missing[0]!r}, where act {act_name!r} uses this sqlite database")
 
 
 def _unknown(kind, value, known):

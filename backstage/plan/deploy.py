@@ -1,7 +1,8 @@
 """Plan ``deploy-act`` on one host, in phases: prepare, start, switch (and undo steps).
 
 After the probe, a warm deploy is three remote commands per host: upload and prepare the
-release; start its vassal and health-check it through its own socket; switch traffic, retire
+release (the upload is whatever turns a tree the host has into the new one: nothing, a delta,
+or the whole tree; see :mod:`backstage.artefacts.bundle`); start its vassal and health-check it through its own socket; switch traffic, retire
 the old vassal, clean up and update the gigs. A changed requirements file adds one command
 (the venue build), shared databases one command on one host (their migrations). When the code,
 the env file, the vassal and the gigs are all as desired, the plan is empty.
