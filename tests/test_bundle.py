@@ -1,6 +1,7 @@
 """Packing an act's source into the release tarball."""
 
 import calendar
+import hashlib
 import io
 import os
 import re
@@ -10,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from backstage.artefacts.bundle import pack, release_id
+from backstage.artefacts import bundle as bundle_module
+from backstage.artefacts.bundle import (
+    Upload,
+    changes,
+    manifest_digest,
+    manifests_dir,
+    pack,
+    recall,
+    release_id,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "storefront"
 # UTC time to the millisecond, then the content digest's first 8 hex digits.
@@ -59,30 +69,30 @@ def contents(data: bytes) -> dict[str, bytes]:
 def test_pack_keeps_code_under_code_and_drops_excluded(tmp_path):
     source = make_source(tmp_path)
     bundle = pack(source)
-    names = set(members(bundle.data))
+    names = set(members(bundle.full()))
     assert names == {
-        "code/manage.py",
-        "code/shop/__init__.py",
-        "code/shop/settings.py",
-        "code/shop/templates/var.html",
-        "code/shop/static/app.css",
-        "code/.env.example",
+        "manage.py",
+        "shop/__init__.py",
+        "shop/settings.py",
+        "shop/templates/var.html",
+        "shop/static/app.css",
+        ".env.example",
     }
     assert bundle.files == len(names)
     for excluded in ("__pycache__", ".git", ".pyc", ".pyo", "var/", ".sqlite3", ".log",
                      "node_modules", ".venv", ".pytest_cache"):
         assert not any(excluded in name for name in names), excluded
-    assert contents(bundle.data)["code/shop/settings.py"] == b"DEBUG = False\n"
+    assert contents(bundle.full())["shop/settings.py"] == b"DEBUG = False\n"
 
 
 def test_pack_members_are_owned_by_root_and_keep_modes(tmp_path):
     source = make_source(tmp_path)
     (source / "manage.py").chmod(0o755)
-    found = members(pack(source).data)
+    found = members(pack(source).full())
     assert all(m.uid == 0 and m.gid == 0 and m.uname == "" and m.gname == ""
                for m in found.values())
-    assert found["code/manage.py"].mode & 0o777 == 0o755
-    assert found["code/shop/settings.py"].mode & 0o777 == 0o644
+    assert found["manage.py"].mode & 0o777 == 0o755
+    assert found["shop/settings.py"].mode & 0o777 == 0o644
     assert all(m.isfile() for m in found.values())
     assert all(not m.name.startswith("/") and ".." not in m.name.split("/") for m in found.values())
 
@@ -98,7 +108,7 @@ def test_digest_is_stable_for_the_same_content(tmp_path):
     assert first.digest == second.digest
     assert len(first.digest) == 64
     assert first.release.endswith("-" + first.digest[:8])
-    assert contents(first.data) == contents(second.data)
+    assert contents(first.full()) == contents(second.full())
 
 
 @pytest.mark.parametrize("change", ["one-byte", "mode", "rename", "new-file", "empty-file",
@@ -161,9 +171,9 @@ def test_pack_example_storefront(tmp_path):
     (copy / "__pycache__" / "x.pyc").write_bytes(b"\0")
     (copy / "db.sqlite3").write_bytes(b"SQLite")
     bundle = pack(copy)
-    names = set(members(bundle.data))
-    assert "code/manage.py" in names and "code/requirements.txt" in names
-    assert "code/storefront/settings.py" in names
+    names = set(members(bundle.full()))
+    assert "manage.py" in names and "requirements.txt" in names
+    assert "storefront/settings.py" in names
     assert not any(n.endswith((".pyc", ".sqlite3")) or "__pycache__" in n for n in names)
     assert bundle.digest == pack(copy).digest
 
@@ -171,9 +181,9 @@ def test_pack_example_storefront(tmp_path):
 def test_symlinked_file_is_kept_as_a_link(tmp_path):
     source = make_source(tmp_path)
     (source / "shop" / "link.py").symlink_to("settings.py")
-    found = members(pack(source).data)
-    assert found["code/shop/link.py"].issym()
-    assert found["code/shop/link.py"].linkname == "settings.py"
+    found = members(pack(source).full())
+    assert found["shop/link.py"].issym()
+    assert found["shop/link.py"].linkname == "settings.py"
 
 
 def test_dangling_symlink_does_not_crash_pack(tmp_path):
@@ -188,5 +198,81 @@ def test_symlinked_directory_is_not_silently_dropped(tmp_path):
     shared.mkdir()
     (shared / "logo.svg").write_text("<svg/>")
     (source / "shop" / "assets").symlink_to(shared)
-    names = set(members(pack(source).data))
-    assert "code/shop/assets" in names or "code/shop/assets/logo.svg" in names
+    names = set(members(pack(source).full()))
+    assert "shop/assets" in names or "shop/assets/logo.svg" in names
+
+
+# --- manifests and deltas ---------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Manifests packed by these tests go to a cache of their own."""
+    monkeypatch.setattr(bundle_module, "cache_dir", lambda: tmp_path / "cache")
+
+
+def test_manifest_records_kind_digest_and_size_and_is_remembered(tmp_path):
+    source = make_source(tmp_path)
+    (source / "manage.py").chmod(0o700)
+    (source / "shop" / "link.py").symlink_to("settings.py")
+    bundle = pack(source)
+    assert bundle.entries["manage.py"][0] == "exec"
+    assert bundle.entries["shop/settings.py"] == [
+        "file", hashlib.sha256(b"DEBUG = False\n").hexdigest(), 14]
+    assert bundle.entries["shop/link.py"] == ["link", "settings.py", 0]
+    assert recall(bundle.digest) == bundle.entries
+    assert manifest_digest(bundle.entries) == bundle.digest
+
+
+def test_a_tampered_cached_manifest_is_not_used(tmp_path):
+    bundle = pack(make_source(tmp_path))
+    cached = manifests_dir() / f"{bundle.digest}.json"
+    cached.write_text(cached.read_text().replace("manage.py", "manage2.py"))
+    assert recall(bundle.digest) is None
+
+
+def test_changes_lists_added_changed_and_removed_paths():
+    base = {"a": ["file", "1", 1], "b": ["file", "2", 1], "c": ["link", "a", 0],
+            "d": ["file", "4", 1]}
+    new = {"a": ["file", "1", 1], "b": ["exec", "2", 1], "c": ["link", "b", 0],
+           "e": ["file", "5", 1]}
+    assert changes(new, base) == (["b", "c", "e"], ["d"])
+    assert changes(base, base) == ([], [])
+
+
+def test_upload_is_nothing_for_a_tree_the_host_has_and_everything_without_a_base(tmp_path):
+    bundle = pack(make_source(tmp_path))
+    assert bundle.upload_for({bundle.digest}) == Upload(bundle.digest, present=True)
+    full = bundle.upload_for({"f" * 64})  # a tree this workstation never packed
+    assert full.base is None and full.data == bundle.full()
+    assert full.paths == tuple(sorted(bundle.entries))
+
+
+def test_delta_carries_only_changes_from_the_cheapest_base(tmp_path):
+    source = make_source(tmp_path)
+    (source / "big.bin").write_bytes(os.urandom(256 * 1024))
+    old = pack(source)
+    (source / "shop" / "settings.py").write_text("DEBUG = True\n")
+    middle = pack(source)
+    (source / "shop" / "static" / "app.css").unlink()
+    (source / "shop" / "new.py").write_text("x = 1\n")
+    new = pack(source)
+    upload = new.upload_for({old.digest, middle.digest})
+    assert upload.base == middle.digest
+    assert upload.paths == ("shop/new.py",)
+    assert upload.removed == ("shop/static/app.css",)
+    assert set(contents(upload.data)) == {"shop/new.py"}
+    assert len(upload.data) < 1024 < len(new.full()) // 100
+    from_old = new.upload_for({old.digest})
+    assert from_old.paths == ("shop/new.py", "shop/settings.py")
+
+
+def test_too_many_removed_paths_mean_a_full_upload(tmp_path):
+    source = make_source(tmp_path)
+    crowd = source / "crowd"
+    crowd.mkdir()
+    for i in range(3000):
+        (crowd / f"file-with-a-long-name-{i:05d}.txt").write_text("")
+    before = pack(source)
+    shutil.rmtree(crowd)
+    assert pack(source).upload_for({before.digest}).base is None

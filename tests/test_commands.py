@@ -502,12 +502,30 @@ def small_source(root: Path) -> Path:
     return source
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Manifests packed by these tests go to a cache of their own."""
+    monkeypatch.setattr(bundle, "cache_dir", lambda: tmp_path / "cache")
+
+
+def unpack(layout: Layout, packed, env: bytes, upload=None, release_id=None):
+    upload = upload or packed.upload_for(set())
+    script = release.unpack_release(Script(), layout, PY, "storefront",
+                                    release_id or packed.release, len(env), upload)
+    return run(script, stdin=env + upload.data)
+
+
+def tree_files(root: Path) -> dict[str, bytes | str]:
+    """Relative path -> bytes (files) or target (links), directories aside."""
+    return {str(p.relative_to(root)): os.readlink(p) if p.is_symlink() else p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_symlink() or p.is_file()}
+
+
 def test_unpack_release_reads_env_then_tarball_from_stdin(tmp_path):
     layout = made(user_layout(tmp_path))
     packed = bundle.pack(small_source(tmp_path))
     env = "A=1\nQUOTED='x y' \"z\" $HOME\nUNI=☃\n".encode()
-    script = release.unpack_release(Script(), layout, "storefront", packed.release, len(env))
-    result = run(script, stdin=env + packed.data)
+    result = unpack(layout, packed, env)
     assert result.returncode == 0, result.stderr
     final = Path(layout.release("storefront", packed.release))
     assert sorted(str(p.relative_to(final)) for p in final.rglob("*")) == [
@@ -516,9 +534,13 @@ def test_unpack_release_reads_env_then_tarball_from_stdin(tmp_path):
     assert env_file.read_bytes() == env
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert sorted(os.listdir(layout.releases("storefront"))) == [packed.release]
-    assert sorted(os.listdir(layout.shared("storefront"))) == [f"env-{packed.release}", "media"]
+    assert os.listdir(layout.env_dir("storefront")) == [f"env-{packed.release}"]
+    assert os.listdir(layout.shared("storefront")) == os.listdir(layout.media("storefront")) == []
+    assert os.listdir(layout.trees) == [packed.digest]
+    tree = Path(layout.tree(packed.digest))
+    assert (final / "manage.py").stat().st_ino == (tree / "manage.py").stat().st_ino
     # The same release again (a retried deploy) replaces it cleanly.
-    again = run(script, stdin=env + packed.data)
+    again = unpack(layout, packed, env)
     assert again.returncode == 0, again.stderr
     assert sorted(os.listdir(layout.releases("storefront"))) == [packed.release]
 
@@ -526,10 +548,72 @@ def test_unpack_release_reads_env_then_tarball_from_stdin(tmp_path):
 def test_unpack_release_empty_env(tmp_path):
     layout = made(user_layout(tmp_path))
     packed = bundle.pack(small_source(tmp_path))
-    result = run(release.unpack_release(Script(), layout, "storefront", packed.release, 0),
-                 stdin=packed.data)
+    result = unpack(layout, packed, b"")
     assert result.returncode == 0, result.stderr
     assert Path(layout.env_file("storefront", packed.release)).read_bytes() == b""
+
+
+def test_a_release_of_a_tree_the_host_has_reads_only_its_env(tmp_path):
+    layout = made(user_layout(tmp_path))
+    packed = bundle.pack(small_source(tmp_path))
+    assert unpack(layout, packed, b"A=1\n").returncode == 0
+    present = packed.upload_for({packed.digest})
+    assert present.present and present.data == b""
+    result = unpack(layout, packed, b"B=2\n", present, release_id="second")
+    assert result.returncode == 0, result.stderr
+    assert tree_files(Path(layout.release("storefront", "second"))) == tree_files(
+        Path(layout.tree(packed.digest)))
+    assert Path(layout.env_file("storefront", "second")).read_bytes() == b"B=2\n"
+
+
+def test_a_delta_turns_the_base_tree_into_the_new_one_without_touching_the_base(tmp_path):
+    layout = made(user_layout(tmp_path))
+    source = small_source(tmp_path)
+    (source / "gone").mkdir()
+    (source / "gone" / "old.py").write_text("old\n")
+    (source / "kind").write_text("a file that becomes a folder\n")
+    (source / "pkg" / "link.py").symlink_to("__init__.py")
+    base = bundle.pack(source)
+    assert unpack(layout, base, b"").returncode == 0
+    base_tree = tree_files(Path(layout.tree(base.digest)))
+
+    shutil.rmtree(source / "gone")
+    (source / "kind").unlink()
+    (source / "kind").mkdir()
+    (source / "kind" / "inner.py").write_text("inner\n")
+    (source / "pkg" / "__init__.py").write_text("changed = True\n")
+    (source / "pkg" / "link.py").unlink()
+    (source / "pkg" / "link.py").symlink_to("../manage.py")
+    (source / "manage.py").chmod(0o755)
+    new = bundle.pack(source)
+    upload = new.upload_for({base.digest})
+    assert upload.base == base.digest
+    assert set(upload.removed) == {"gone/old.py", "kind"}
+    result = unpack(layout, new, b"", upload)
+    assert result.returncode == 0, result.stderr
+
+    made_tree = Path(layout.tree(new.digest))
+    assert tree_files(made_tree) == tree_files(source)
+    assert not (made_tree / "gone").exists()
+    assert os.access(made_tree / "manage.py", os.X_OK)
+    assert tree_files(Path(layout.tree(base.digest))) == base_tree
+    assert not os.access(Path(layout.tree(base.digest), "manage.py"), os.X_OK)
+
+
+def test_a_delta_on_a_base_changed_on_the_host_fails_and_drops_the_base(tmp_path):
+    layout = made(user_layout(tmp_path))
+    source = small_source(tmp_path)
+    base = bundle.pack(source)
+    assert unpack(layout, base, b"").returncode == 0
+    Path(layout.tree(base.digest), "pkg", "__init__.py").write_text("edited on the host\n")
+    (source / "manage.py").write_text("print('new')\n")
+    new = bundle.pack(source)
+    result = unpack(layout, new, b"", new.upload_for({base.digest}))
+    assert result.returncode != 0
+    assert failed_step(result.stderr.decode()) == "verify"
+    assert f"not {new.digest}" in result.stderr.decode()
+    assert sorted(os.listdir(layout.trees)) == []
+    assert os.listdir(layout.releases("storefront")) == [base.release]
 
 
 def staged_release(tmp_path: Path):
@@ -538,8 +622,7 @@ def staged_release(tmp_path: Path):
     packed = bundle.pack(small_source(tmp_path))
     env = (b"E_PLAIN=1\nE_SPACES=a b  c \nE_DOLLAR=$HOME $(touch CANARY)\n"
            b"E_QUOTES='q' \"d\"\nE_BACKSLASH=a\\b\\n\nE_EQUALS=x=y\nE_LAST=no newline")
-    assert run(release.unpack_release(Script(), layout, "storefront", packed.release, len(env)),
-               stdin=env + packed.data).returncode == 0
+    assert unpack(layout, packed, env).returncode == 0
     venue_dir = layout.venue_dir("shop", "abc")
     Path(venue_dir, "bin").mkdir(parents=True)
     Path(venue_dir, "bin", "python").symlink_to(PY)

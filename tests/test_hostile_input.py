@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from backstage.artefacts.bundle import Upload
 from backstage.commands import gig as gig_cmd
 from backstage.commands import history, lock, privileges
 from backstage.commands import release as release_cmd
@@ -129,6 +130,8 @@ SLOTS = {
     "settings": (_set("acts", "storefront", "settings"), "storefront.settings"),
     "wsgi": (_set("acts", "storefront", "wsgi"), "storefront.wsgi:application"),
     "manage": (_set("acts", "storefront", "manage"), "manage.py"),
+    "source root": (_set("acts", "storefront", "source_root"), "."),
+    "pythonpath": (lambda d, t: d["acts"]["storefront"].update(pythonpath=[t]), "."),
     "static": (_set("gigs", "shop", "static"), "/assets/"),
     "media": (_set("gigs", "shop", "media"), "/uploads/"),
     "body size": (_set("gigs", "shop", "client_max_body_size"), "20m"),
@@ -181,7 +184,8 @@ def layout_paths(production: Production, host: str) -> tuple[Layout, list[str], 
                   layout.vassal(act_name, RELEASE), layout.socket(act_name, RELEASE),
                   layout.stable_socket(act_name), layout.stats_socket(act_name, RELEASE),
                   # what manage.py runs as, inside the release
-                  posixpath.join(layout.release(act_name, RELEASE), act.manage)]
+                  layout.in_release(act_name, RELEASE, act.manage_path),
+                  *(layout.in_release(act_name, RELEASE, p) for p in act.import_path)]
     for name, database in production.databases.items():
         paths.append(posixpath.join(layout.data, database.file_name(name)))
     gigs = [layout.gig_conf(g) for g in production.gigs]
@@ -206,11 +210,13 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
         script = lock.acquire(Script(), layout, {"by": "me", "act": act_name, "token": "t"})
         run_as = RunAs(production.act_user(act_name), production.act_user(act_name),
                        production.hosts[host].nginx_group)
-        release_cmd.unpack_release(script, layout, act_name, RELEASE, 123)
+        upload = Upload("d" * 64, base="b" * 64, removed=("a b", "$(touch CANARY)", "-rf"))
+        release_cmd.unpack_release(script, layout, python, act_name, RELEASE, 123, upload)
         privileges.own_act_state(script, layout, act_name, RELEASE, run_as,
                                  [f"{layout.data}/{d}.sqlite3" for d in act.databases])
         release_cmd.prepare_release(script, layout, act_name, RELEASE, act.settings, venue_dir,
-                                    act.manage, list(act.databases), run_as)
+                                    act.manage_path, list(act.databases), act.import_path,
+                                    run_as=run_as)
         scripts.append(script)
         script = Script()
         sess_cmd.start_vassal(script, layout, act_name, RELEASE,
@@ -577,7 +583,7 @@ def test_shell_syntax_in_env_and_secrets_never_runs_and_arrives_verbatim(hostile
     assert status == 200, body
     assert stage.fleet.run("h1", ["test", "-e", shell], check=False).returncode == 1
     assert not Path(shell).exists()
-    env_file = stage.fleet.run("h1", "ls /srv/backstage/hostile/acts/storefront/shared/env-*"
+    env_file = stage.fleet.run("h1", "ls /srv/backstage/hostile/acts/storefront/env/env-*"
                                ).stdout.split()[-1]
     assert stage.fleet.run("h1", ["stat", "-c", "%a", env_file]).stdout.strip() == "600"
     lines = stage.fleet.run("h1", ["cat", env_file]).stdout.splitlines()

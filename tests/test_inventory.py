@@ -86,6 +86,8 @@ def make_project(root: Path) -> Path:
     app = root / "app"
     app.mkdir(parents=True, exist_ok=True)
     (app / "manage.py").write_text("print('manage')\n")
+    (app / "sub").mkdir()  # a folder without manage.py
+    (app / "outside").symlink_to(root)  # a link out of the source
     (app / "requirements.txt").write_text("Django>=5\n")
     (root / "inventories").mkdir(exist_ok=True)
     return root
@@ -281,6 +283,28 @@ ERRORS = [
      "acts.storefront.source", "no such directory"),
     ("missing-manage", _set("acts", "storefront", "manage", "other.py"),
      "acts.storefront.manage", "no such file"),
+    ("missing-source-root", _set("acts", "storefront", "source_root", "services/nope"),
+     "acts.storefront.source_root", "no such directory"),
+    ("source-root-dotdot", _set("acts", "storefront", "source_root", "../app"),
+     "acts.storefront.source_root", "bad folder '../app'"),
+    ("source-root-absolute", _set("acts", "storefront", "source_root", "/etc"),
+     "acts.storefront.source_root", "bad folder"),
+    ("source-root-uwsgi-magic", _set("acts", "storefront", "source_root", "s/%(x)"),
+     "acts.storefront.source_root", "bad folder"),
+    ("missing-pythonpath", _set("acts", "storefront", "pythonpath", ["libs"]),
+     "acts.storefront.pythonpath", "no such directory"),
+    ("pythonpath-dotdot", _set("acts", "storefront", "pythonpath", ["libs/../.."]),
+     "acts.storefront.pythonpath.0", "bad folder"),
+    ("manage-not-in-source-root", _set("acts", "storefront", "source_root", "sub"),
+     "acts.storefront.manage", "no such file"),
+    ("source-root-link-out", _set("acts", "storefront", "source_root", "outside"),
+     "acts.storefront.source_root", "leads outside the act's source"),
+    ("sqlite-migrated-by-an-act-elsewhere", _both(
+        lambda d: d["hosts"].__setitem__("web2", {"roles": ["back"]}),
+        lambda d: d["acts"].__setitem__("back", {**d["acts"]["storefront"], "roles": ["back"]}),
+        _set("databases", "users", "migrate_with", "storefront")),
+     "databases.users.migrate_with",
+     "act 'storefront' does not play on host 'web2', where act 'back' uses this sqlite database"),
     ("missing-requirements", _set("venues", "shop", "requirements", "../app/nope.txt"),
      "venues.shop.requirements", "no such file"),
     ("missing-secrets", _set("acts", "storefront", "secrets", "nope.env"),
@@ -765,3 +789,18 @@ def test_become_is_for_the_system_layout(project):
     assert expect_error(write_inventory(project, data)).key == "hosts.web1.become"
     data["hosts"]["web1"].update(become="doas")
     assert expect_error(write_inventory(project, data)).key == "hosts.web1.become"
+
+
+def test_a_service_in_a_monorepo(project):
+    repo = project / "app"
+    for folder in ("services/shop/shop", "libs/greetings"):
+        (repo / folder).mkdir(parents=True)
+    (repo / "services" / "shop" / "manage.py").write_text("")
+    data = base_inventory()
+    data["acts"]["storefront"].update(source_root="services/shop", pythonpath=["libs"],
+                                      settings="shop.settings")
+    act = load_production(write_inventory(project, data)).acts["storefront"]
+    assert act.source == repo.resolve()
+    assert act.manage_path == "services/shop/manage.py"
+    assert act.import_path == ("services/shop", "libs")
+    assert act.wsgi_callable == "shop.wsgi:application"

@@ -86,29 +86,30 @@ def test_socket_and_env_file_permissions(stage):
         "srw-rw----", USER, "www-data"]
     assert on_host(stage, f"readlink {ROOT}/run/storefront.sock").stdout.strip() == \
         f"storefront/storefront@{release}.sock"
-    env = f"{ROOT}/acts/storefront/shared/env-{release}"
+    env = f"{ROOT}/acts/storefront/env/env-{release}"
     assert on_host(stage, f"stat -c '%a %U' {env}").stdout.split() == ["600", USER]
 
 
 def test_the_act_cannot_write_its_code_or_venue(stage):
     release_dir = f"{ROOT}/acts/storefront/releases/{live_release(stage)}"
     venue = on_host(stage, f"readlink -f {ROOT}/venues/storefront").stdout.strip()
-    for path in (release_dir, f"{release_dir}/static", venue, f"{venue}/bin", f"{ROOT}/vassals",
-                 f"{ROOT}/acts/storefront/shared", f"{ROOT}/run"):
+    for path in (release_dir, f"{release_dir}/.backstage-static", venue, f"{venue}/bin",
+                 f"{ROOT}/vassals", f"{ROOT}/acts/storefront/env", f"{ROOT}/run"):
         attempt = as_user(stage, USER, f"touch {path}/intruder")
         assert attempt.returncode != 0 and "Permission denied" in attempt.stderr, path
     attempt = as_user(stage, USER, f"echo x >> {release_dir}/manage.py")
     assert attempt.returncode != 0
     assert on_host(stage, f"find {release_dir} {venue} ! -user root | head").stdout == ""
     # ...but it can write its own state.
-    assert as_user(stage, USER, f"touch {ROOT}/acts/storefront/shared/media/ok").returncode == 0
+    for path in (f"{ROOT}/acts/storefront/media", f"{ROOT}/acts/storefront/shared"):
+        assert as_user(stage, USER, f"touch {path}/ok").returncode == 0, path
 
 
 def test_nginx_serves_page_static_and_media(stage):
     status, body = stage.page("/")
     assert status == 200 and "Welcome to the storefront" in body
     assert stage.page("/static/greetings/style.css")[0] == 200
-    media = f"{ROOT}/acts/storefront/shared/media"
+    media = f"{ROOT}/acts/storefront/media"
     assert as_user(stage, USER, f"echo hello > {media}/note.txt").returncode == 0
     assert stage.page("/media/note.txt") == (200, "hello\n")
 
@@ -129,7 +130,7 @@ def test_two_acts_run_as_two_users_who_cannot_read_each_other(stage):
     assert vassal_uids(stage, f"[two/storefront@{live_release(stage, '/srv/backstage/two')}]")
     other = on_host(stage, f"id -u {OTHER_USER}").stdout.strip()
     assert other != on_host(stage, f"id -u {USER}").stdout.strip()
-    env = f"{ROOT}/acts/storefront/shared/env-{live_release(stage)}"
+    env = f"{ROOT}/acts/storefront/env/env-{live_release(stage)}"
     attempt = as_user(stage, OTHER_USER, f"cat {env}")
     assert attempt.returncode != 0 and "Permission denied" in attempt.stderr
     assert as_user(stage, OTHER_USER, f"ls {ROOT}/data").returncode != 0

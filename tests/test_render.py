@@ -87,13 +87,13 @@ def test_vassal_system_layout(project):
     envs = [v for k, v in pairs if k == "env"]
     assert "DJANGO_SETTINGS_MODULE=storefront.settings" in envs
     assert f"BACKSTAGE_RELEASE={RELEASE}" in envs
-    assert f"BACKSTAGE_STATIC_ROOT={root}/acts/storefront/releases/{RELEASE}/static" in envs
+    assert f"BACKSTAGE_STATIC_ROOT={root}/acts/storefront/releases/{RELEASE}/.backstage-static" in envs
     # Python reads the release's env file (uWSGI's config logic would expand $(...) and
     # @(exec://...) in its values), then imports the WSGI callable.
     keys = [k for k, _ in pairs]
     assert "for-readline" not in keys and "module" not in keys
     code = ini_one(pairs, "eval")
-    assert f'open("{root}/acts/storefront/shared/env-{RELEASE}", encoding="utf-8")' in code
+    assert f'open("{root}/acts/storefront/env/env-{RELEASE}", encoding="utf-8")' in code
     assert code.endswith('getattr(importlib.import_module("storefront.wsgi"), "application")')
 
     assert "http-socket" not in keys and "reuse-port" not in keys
@@ -154,8 +154,8 @@ def test_gig_system_layout_default_port(project):
     assert re.search(r"^\s*client_max_body_size 25m;$", text, re.MULTILINE)
     assert re.search(r"^\s*uwsgi_pass unix:/srv/backstage/shop/run/storefront\.sock;$", text, re.MULTILINE)
     assert gig_locations(text) == {
-        "/static/": "/srv/backstage/shop/acts/storefront/current/static/",
-        "/media/": "/srv/backstage/shop/acts/storefront/shared/media/",
+        "/static/": "/srv/backstage/shop/acts/storefront/current/.backstage-static/",
+        "/media/": "/srv/backstage/shop/acts/storefront/media/",
     }
     assert "HTTP_HOST" not in text
     assert text.count("{") == text.count("}")
@@ -195,8 +195,8 @@ def test_gig_custom_prefixes_keep_trailing_slashes(project):
     layout = Layout.for_host(production.name, production.hosts["web1"])
     locations = gig_locations(Renderer(production).gig(layout, "shop"))
     assert locations == {
-        "/assets/v1/": "/srv/backstage/shop/acts/storefront/current/static/",
-        "/uploads/": "/srv/backstage/shop/acts/storefront/shared/media/",
+        "/assets/v1/": "/srv/backstage/shop/acts/storefront/current/.backstage-static/",
+        "/uploads/": "/srv/backstage/shop/acts/storefront/media/",
     }
     for prefix, alias in locations.items():
         assert prefix.endswith("/") and alias.endswith("/") and not alias.endswith("//")

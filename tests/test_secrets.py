@@ -22,7 +22,7 @@ from backstage.rollout.report import Reporter
 
 PRODUCTION = "secrets"
 ROOT = f"/srv/backstage/{PRODUCTION}"
-ENV_FILE_PREFIX = f"{ROOT}/acts/storefront/shared/env-"
+ENV_FILE_PREFIX = f"{ROOT}/acts/storefront/env/env-"
 
 
 # --- redaction, alone -----------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_a_secrets_file_inside_the_source_is_not_uploaded(tmp_path):
     (source / "secrets").mkdir(parents=True)
     (source / "manage.py").write_text("")
     (source / "secrets" / "storefront.env").write_text("API_TOKEN=" + secrets.token_hex(20))
-    with tarfile.open(fileobj=io.BytesIO(bundle.pack(source).data)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(bundle.pack(source).full())) as tar:
         names = tar.getnames()
     assert not [n for n in names if n.endswith("storefront.env")], names
 

@@ -1,29 +1,37 @@
-"""Pack an act's source into one gzip tarball, streamed to each host.
+"""Pack a source tree for the hosts: in full, or as the changes from a tree a host already has.
 
-The release id is the UTC time plus a digest of the content, so the same source gives the same
-digest and a reader of ``releases/`` sees both when and what.
+A tree is described by its *manifest*: relative path -> ``[kind, content digest or link
+target, size]``. Its digest (a hash of the sorted manifest, computed by the host-side helper's
+own functions so that both ends agree) names it on the host, under ``trees/<digest>``, and ends
+each release id, so the same source gives the same digest and a reader of ``releases/`` sees
+both when and what.
+
+Every manifest packed is kept in the workstation's cache under its digest (content-addressed,
+so never stale). When the probe says which trees a host has, :meth:`Bundle.upload_for` picks
+the one whose manifest differs least from the new tree and sends only added or changed files,
+plus the list of removed paths; the host applies them to a hard-link copy of that tree and
+checks the result against the digest before using it.
 """
 
-import hashlib
 import io
+import json
 import os
 import tarfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from backstage.artefacts.wheelhouse import cache_dir
+from backstage.commands.remote.hostside import manifest_digest, tree_entry
+from backstage.model.layout import STATIC_DIR
+
 EXCLUDED_DIRS = {".git", ".hg", "__pycache__", ".venv", "venv", "node_modules", "var",
-                 ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox"}
+                 ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", STATIC_DIR}
 # ".env": dotenv and secrets files never travel in a release (secrets go in the env file only).
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".sqlite3", ".log", ".env")
-
-
-@dataclass(frozen=True)
-class Bundle:
-    release: str
-    digest: str
-    data: bytes
-    files: int
+# Past this much text, removed paths would not fit one command line: upload in full instead.
+MAX_REMOVED_TEXT = 64 * 1024
 
 
 def source_files(source: Path, exclude: frozenset[Path] = frozenset()) -> list[Path]:
@@ -42,16 +50,14 @@ def source_files(source: Path, exclude: frozenset[Path] = frozenset()) -> list[P
     return found
 
 
-def content_digest(source: Path, files: list[Path]) -> str:
-    digest = hashlib.sha256()
+def manifest(source: Path, files: list[Path]) -> dict[str, list]:
+    """Relative path -> [kind, digest or link target, size] for each file of the tree."""
+    found = {}
     for path in files:
-        digest.update(str(path.relative_to(source)).encode() + b"\0")
-        if path.is_symlink():
-            digest.update(b"link\0" + os.readlink(path).encode() + b"\0")
-            continue
-        digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
+        entry = tree_entry(str(path))
+        size = 0 if entry[0] == "link" else path.stat().st_size
+        found[str(path.relative_to(source))] = [*entry, size]
+    return found
 
 
 def release_id(digest: str, now: float | None = None) -> str:
@@ -61,22 +67,133 @@ def release_id(digest: str, now: float | None = None) -> str:
     return f"{stamp}{int(now % 1 * 1000):03d}Z-{digest[:8]}"
 
 
-def pack(source: Path, now: float | None = None, exclude: frozenset[Path] = frozenset()) -> Bundle:
-    """A tar.gz of the source under ``code/``, built in memory, sent as is to every host.
+def manifests_dir() -> Path:
+    return cache_dir() / "manifests"
 
-    ``exclude``: absolute paths left out (the act's secrets file, when it lies in the source).
+
+def remember(digest: str, entries: dict[str, list]) -> None:
+    """Keep a packed tree's manifest in the cache (written aside, then renamed)."""
+    target = manifests_dir() / f"{digest}.json"
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{digest}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(json.dumps(entries, sort_keys=True))
+    os.replace(partial, target)
+
+
+def recall(digest: str) -> dict[str, list] | None:
+    """A manifest packed earlier, if the cache still has it (and it is what it claims)."""
+    try:
+        entries = json.loads((manifests_dir() / f"{digest}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return entries if manifest_digest(entries) == digest else None
+
+
+def changes(new: dict[str, list], base: dict[str, list]) -> tuple[list[str], list[str]]:
+    """Paths to send (added or changed) and paths to remove, to turn ``base`` into ``new``."""
+    changed = sorted(p for p, entry in new.items() if base.get(p, [None])[:2] != entry[:2])
+    removed = sorted(p for p in base if p not in new)
+    return changed, removed
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What one host receives: nothing (it has the tree), the whole tree, or a delta."""
+
+    digest: str
+    present: bool = False
+    base: str | None = None
+    removed: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    data: bytes = b""
+
+    def describe(self) -> str:
+        size = f"{len(self.data) / 1024:.1f} KiB"
+        if self.present:
+            return "tree already on the host"
+        if self.base is None:
+            return f"{len(self.paths)} files, {size}"
+        return (f"{len(self.paths)} changed, {len(self.removed)} removed from tree "
+                f"{self.base[:8]}, {size}")
+
+
+@dataclass
+class Bundle:
+    """A source tree ready to go: its manifest, digest and release id; tarballs on demand."""
+
+    source: Path
+    entries: dict[str, list]
+    digest: str
+    release: str
+    _uploads: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def files(self) -> int:
+        return len(self.entries)
+
+    def tarball(self, paths) -> bytes:
+        """A tar.gz of the given entries, named by their path in the tree."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+            for relative in paths:
+                path = self.source / relative
+                info = tar.gettarinfo(str(path), arcname=relative)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                if info.issym():
+                    tar.addfile(info)
+                    continue
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+        return buffer.getvalue()
+
+    def full(self) -> bytes:
+        return self.tarball(sorted(self.entries))
+
+    def upload_for(self, host_trees: set[str]) -> Upload:
+        """The cheapest upload for a host that has ``host_trees``; built once per base."""
+        if self.digest in host_trees:
+            return Upload(self.digest, present=True)
+        base = self.best_base(host_trees)
+        with self._lock:
+            if base not in self._uploads:
+                self._uploads[base] = self._upload(base)
+            return self._uploads[base]
+
+    def best_base(self, host_trees: set[str]) -> str | None:
+        """The tree on the host (with a manifest in our cache) that needs the fewest bytes."""
+        best, best_bytes = None, None
+        for digest in sorted(host_trees):
+            entries = recall(digest)
+            if entries is None:
+                continue
+            changed, removed = changes(self.entries, entries)
+            if len(json.dumps(removed)) > MAX_REMOVED_TEXT:
+                continue
+            size = sum(self.entries[p][2] for p in changed)
+            if best_bytes is None or size < best_bytes:
+                best, best_bytes = digest, size
+        return best
+
+    def _upload(self, base: str | None) -> Upload:
+        if base is None:
+            return Upload(self.digest, paths=tuple(sorted(self.entries)), data=self.full())
+        changed, removed = changes(self.entries, recall(base))
+        return Upload(self.digest, base=base, removed=tuple(removed), paths=tuple(changed),
+                      data=self.tarball(changed))
+
+
+def pack(source: Path, now: float | None = None, exclude: frozenset[Path] = frozenset()) -> Bundle:
+    """Describe the source tree and remember its manifest; tarballs are built per upload.
+
+    ``exclude``: absolute paths left out (the acts' secrets files, when they lie in the source).
     """
     files = source_files(source, frozenset(p.absolute() for p in exclude))
-    digest = content_digest(source, files)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
-        for path in files:
-            info = tar.gettarinfo(str(path), arcname=f"code/{path.relative_to(source)}")
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if info.issym():
-                tar.addfile(info)
-                continue
-            with path.open("rb") as f:
-                tar.addfile(info, f)
-    return Bundle(release_id(digest, now), digest, buffer.getvalue(), len(files))
+    entries = manifest(source, files)
+    digest = manifest_digest(entries)
+    remember(digest, entries)
+    return Bundle(source, entries, digest, release_id(digest, now))
+

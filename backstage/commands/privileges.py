@@ -36,14 +36,15 @@ def own_act_state(script: Script, layout: Layout, act: str, release: str, run_as
                   sqlite_files: list[str]) -> Script:
     """Give the act user its state (and nothing else) before anything of the release runs.
 
-    ``shared/`` itself stays root's (0711: the act and nginx pass through it): root writes the
-    env files there, and a folder the act could write would let it plant a symlink for root
-    to write through. The act owns ``media/`` (setgid nginx's group, so nginx reads uploads),
-    its sockets' folder and its env files; chown never follows a link here.
+    The act owns its working directory ``shared/`` (a relative sqlite path in its settings
+    lands there), ``media/`` (setgid nginx's group, so nginx reads uploads), its sockets'
+    folder and its env files. Root writes the env files in ``env/``, a folder of its own
+    (0711), never in one the act could plant a link in; chown never follows a link here.
     """
     script.step("ownership")
     user, nginx = run_as.user, f"{run_as.user}:{run_as.nginx_group}"
-    script.run("install", "-d", "-o", "root", "-g", "root", "-m", "0711", layout.shared(act))
+    script.run("install", "-d", "-o", "root", "-g", "root", "-m", "0711", layout.env_dir(act))
+    script.run("install", "-d", "-o", user, "-g", run_as.group, "-m", "0750", layout.shared(act))
     script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "0750",
                layout.socket_dir(act))
     script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "2750",

@@ -1,49 +1,87 @@
 """Commands that unpack a release, link its shared state and run Django's management steps."""
 
+from backstage.artefacts.bundle import Upload
+from backstage.commands import history, hostside
 from backstage.commands.privileges import as_user
 from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout, RunAs
 
 
-def unpack_release(script: Script, layout: Layout, act: str, release: str,
-                   env_size: int) -> Script:
-    """Read the env file then the release tarball from stdin, and install both.
+def unpack_release(script: Script, layout: Layout, python: str, act: str, release: str,
+                   env_size: int, upload: Upload) -> Script:
+    """Read the env file, then the tree's upload from stdin; make the release from the tree.
 
     Stdin holds ``env_size`` bytes of env file (environment and secrets: written 0600, never
-    in argv), then a tar.gz whose ``code/`` folder becomes the release. ``dd bs=1`` reads the
-    env file byte by byte so that not one byte of the tarball behind it is consumed.
+    in argv), then the tar.gz of the upload, if the host lacks the tree. ``dd bs=1`` reads the
+    env file byte by byte so that not one byte of the tarball behind it is consumed. The
+    release is a hard-link copy of the tree: nothing is copied, and nothing that runs in a
+    release (``collectstatic``, bytecode, the act) rewrites a file in place, so the tree stays
+    what its digest says.
     """
     incoming = f"{layout.releases(act)}/.incoming-{release}"
-    final = layout.release(act, release)
     env_tmp = f"{layout.env_file(act, release)}.backstage-new"
     script.step("upload")
-    script.mkdirs([layout.releases(act), layout.media(act), layout.data])
-    script.remove(incoming)
-    script.mkdirs([incoming])
+    script.mkdirs([layout.releases(act), layout.env_dir(act), layout.shared(act),
+                   layout.media(act), layout.data, layout.trees])
     script.raw(f"(umask 077 && dd bs=1 count={int(env_size)} status=none of={q(env_tmp)})")
-    script.run("tar", "-xzf", "-", "-C", incoming)
+    receive_tree(script, layout, python, upload)
     script.run("mv", "-f", env_tmp, layout.env_file(act, release))
-    script.remove(final)
-    script.run("mv", f"{incoming}/code", final)
-    return script.remove(incoming)
+    script.remove(incoming, layout.release(act, release))
+    script.run("cp", "-al", layout.tree(upload.digest), incoming)
+    return script.run("mv", "-T", incoming, layout.release(act, release))
+
+
+def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) -> Script:
+    """Make ``trees/<digest>`` from stdin: the whole tree, or the changes from a base tree.
+
+    A delta is applied to a hard-link copy of the base: removed paths (and directories left
+    empty) go, then changed files are unpacked with ``--unlink-first``, so a file shared with
+    the base is replaced, never written through. Either way the result is checked against the
+    digest before it gets its name; a delta that does not match also removes its base, which
+    may have been changed on the host, so the next deploy does not build on it again.
+    """
+    if upload.present:
+        return script
+    incoming = f"{layout.trees}/.incoming-{upload.digest}"
+    doomed = [incoming]
+    script.remove(incoming)
+    if upload.base is None:
+        script.mkdirs([incoming])
+    else:
+        base = layout.tree(upload.base)
+        doomed.append(base)
+        script.run("cp", "-al", base, incoming)
+        script.remove(*(f"{incoming}/{path}" for path in upload.removed))
+        script.run("find", incoming, "-mindepth", "1", "-depth", "-type", "d", "-empty",
+                   "-delete")
+    script.run("tar", "-xzf", "-", "-C", incoming, "--unlink-first")
+    script.step("verify")
+    spec = {"path": incoming, "digest": upload.digest, "base": upload.base}
+    check = hostside(python, "verify", spec, script)
+    failed = "; ".join([argv("rm", "-rf", "--", *doomed), 'printf \'%s\\n\' "$verified" >&2',
+                        "exit 1"])
+    script.raw(f"if ! verified=$({check} 2>&1); then {failed}; fi")
+    script.remove(layout.tree(upload.digest))
+    return script.run("mv", "-T", incoming, layout.tree(upload.digest))
 
 
 def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,
-                    manage: str, run_as: RunAs | None = None) -> str:
+                    manage: str, pythonpath: tuple[str, ...] = (".",),
+                    run_as: RunAs | None = None) -> str:
     """A shell function ``manage ARGS`` running manage.py as the vassal would run the app.
 
     Same working directory (the act's shared directory), same environment (the env file,
     exported line by line without any expansion), same interpreter, same import path, same
-    user (``run_as``, system layout), which reads the env file itself.
+    user (``run_as``, system layout), which reads the env file itself. ``manage`` and
+    ``pythonpath`` are relative to the release (the repository's root).
     """
-    release_dir = layout.release(act, release)
     exports = " ".join([
         "export",
         q(f"DJANGO_SETTINGS_MODULE={settings}"),
         q(f"BACKSTAGE_ACT={act}"),
         q(f"BACKSTAGE_RELEASE={release}"),
         q(f"BACKSTAGE_STATIC_ROOT={layout.static(act, release)}"),
-        q(f"PYTHONPATH={release_dir}"),
+        q("PYTHONPATH=" + ":".join(layout.in_release(act, release, p) for p in pythonpath)),
         "PYTHONUTF8=1",
     ])
     # Chained with && because callers test its status, which turns off set -e inside it.
@@ -51,7 +89,7 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
         f"while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
         f" < {q(layout.env_file(act, release))} &&"
         f" {exports} &&"
-        f" {argv(venue_dir + '/bin/python', release_dir + '/' + manage)} \"$@\""
+        f" {argv(venue_dir + '/bin/python', layout.in_release(act, release, manage))} \"$@\""
     )
     return f"manage() {{ ( cd {q(layout.shared(act))} && {as_user(run_as, body) if run_as else body}; ) }}"
 
@@ -62,9 +100,14 @@ def mark_bad(layout: Layout, act: str, release: str) -> str:
 
 def prepare_release(script: Script, layout: Layout, act: str, release: str, settings: str,
                     venue_dir: str, manage: str, databases: list[str],
+                    pythonpath: tuple[str, ...] = (".",), record: dict | None = None,
                     run_as: RunAs | None = None) -> Script:
-    """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``."""
-    script.raw(manage_function(layout, act, release, settings, venue_dir, manage, run_as))
+    """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``.
+
+    ``record``: the history entry that says the databases were migrated (written once they are).
+    """
+    script.raw(manage_function(layout, act, release, settings, venue_dir, manage, pythonpath,
+                               run_as))
     failed = f"{{ {mark_bad(layout, act, release)}; exit 1; }}"
     script.step("check")
     script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR") + f" || {failed}")
@@ -72,6 +115,8 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, sett
         script.step(f"migrate {database}")
         script.raw("manage " + argv("migrate", "--noinput", "--database", database)
                    + f" || {failed}")
+    if databases and record:
+        history.append(script, layout, {**record, "databases": databases})
     script.step("collectstatic")
     return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0")
                       + f" || {failed}")

@@ -115,6 +115,11 @@ def delete_releases(script: Script, layout: Layout, act: str, releases: list[str
     return script.remove(*paths)
 
 
+def delete_trees(script: Script, layout: Layout, digests: list[str]) -> Script:
+    """Cleanup: remove source trees no kept release was made from."""
+    return script.remove(*(layout.tree(d) for d in digests))
+
+
 def stop(script: Script, layout: Layout, act: str, release: str) -> Script:
     """Disable the vassal file (the Emperor ignores ``*.ini.stopped``) and wait for its exit."""
     ini = layout.vassal(act, release)

@@ -77,11 +77,22 @@ class Health(Section):
     retries: Int = Field(20, ge=1, le=600)
 
 
+RelativeDir = Annotated[str, AfterValidator(names.relative_dir)]
+
+
 class Act(Section):
-    """A Django application and how it runs."""
+    """A Django application and how it runs.
+
+    ``source`` is the folder uploaded as the release: a whole repository, for a service in a
+    monorepo. Inside it, ``source_root`` is the service's folder, first on the import path,
+    where ``manage`` is found; ``pythonpath`` adds folders of the repository after it (shared
+    apps, say). ``settings`` and ``wsgi`` are modules on that path.
+    """
 
     venue: Name
     source: Path
+    source_root: RelativeDir = "."
+    pythonpath: tuple[RelativeDir, ...] = ()
     settings: Annotated[str, AfterValidator(names.dotted)]
     wsgi: Annotated[str, AfterValidator(names.wsgi_callable)] | None = None
     manage: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$"),
@@ -96,6 +107,16 @@ class Act(Section):
     health: Health = Health()
     keep_releases: Int = Field(5, ge=2, le=100)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
+
+    @property
+    def import_path(self) -> tuple[str, ...]:
+        """Folders of the release on the act's import path, relative to the release."""
+        return tuple(dict.fromkeys([self.source_root, *self.pythonpath]))
+
+    @property
+    def manage_path(self) -> str:
+        """manage.py, relative to the release (the repository's root)."""
+        return self.manage if self.source_root == "." else f"{self.source_root}/{self.manage}"
 
     @property
     def wsgi_callable(self) -> str:
@@ -322,8 +343,10 @@ def _check_files(production, fail):
     for name, act in production.acts.items():
         if not act.source.is_dir():
             fail(f"acts.{name}.source", f"no such directory: {act.source}")
-        if not (act.source / act.manage).is_file():
-            fail(f"acts.{name}.manage", f"no such file: {act.source / act.manage}")
+        for key, relative, kind in [("source_root", act.source_root, "directory"),
+                                    *(("pythonpath", p, "directory") for p in act.pythonpath),
+                                    ("manage", act.manage_path, "file")]:
+            _check_inside(act.source, relative, kind, f"acts.{name}.{key}", fail)
         if act.secrets is not None:
             if not act.secrets.is_file():
                 fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
@@ -332,6 +355,16 @@ def _check_files(production, fail):
         value = getattr(production.ssh, key)
         if value is not None and not value.is_file():
             fail(f"ssh.{key}", f"no such file: {value}")
+
+
+def _check_inside(source: Path, relative: str, kind: str, key: str, fail) -> None:
+    """A folder or file of an act's repository: it exists and, links followed, stays inside."""
+    path = source / relative
+    exists = path.is_dir() if kind == "directory" else path.is_file()
+    if not exists:
+        fail(key, f"no such {kind}: {path}")
+    if not path.resolve().is_relative_to(source.resolve()):
+        fail(key, f"{path} leads outside the act's source {source}")
 
 
 def _check_references(production, fail):
@@ -354,9 +387,25 @@ def _check_references(production, fail):
         if owner and name not in (production.acts.get(owner).databases
                                   if owner in production.acts else ()):
             fail(f"databases.{name}.migrate_with", f"act {owner!r} does not use database {name!r}")
+    _check_local_migrations(production, fail)
     for name, gig in production.gigs.items():
         if gig.act not in production.acts:
             fail(f"gigs.{name}.act", _unknown("act", gig.act, production.acts))
+
+
+def _check_local_migrations(production, fail):
+    """A sqlite database lives on each host: the act that migrates it must play wherever an
+    act uses it, or some host's file would never be migrated."""
+    for name, database in production.databases.items():
+        owner = database.migrate_with
+        if database.shared or owner not in production.acts:
+            continue
+        covered = set(production.hosts_of(owner))
+        for act_name, act in production.acts.items():
+            missing = [h for h in production.hosts_of(act_name) if h not in covered]
+            if name in act.databases and missing:
+                fail(f"databases.{name}.migrate_with", f"act {owner!r} does not play on host "
+                     f"{missing[0]!r}, where act {act_name!r} uses this sqlite database")
 
 
 def _unknown(kind, value, known):

@@ -12,6 +12,9 @@ from posixpath import join
 
 from backstage.model.inventory import Host, default_http_port
 
+# The folder of a release that collectstatic fills; never part of an upload (bundle.py).
+STATIC_DIR = ".backstage-static"
+
 
 @dataclass(frozen=True)
 class RunAs:
@@ -130,6 +133,15 @@ class Layout:
     def venue_link(self, venue: str) -> str:
         return self._at("venues", venue)
 
+    # Source trees: one per content digest, shared by the acts deployed from it. A release is
+    # a hard-link copy of its tree; a tree is only ever written while it is being made.
+    @property
+    def trees(self) -> str:
+        return self._at("trees")
+
+    def tree(self, digest: str) -> str:
+        return self._at("trees", digest)
+
     # Acts and their releases.
     def act_dir(self, act: str) -> str:
         return self._at("acts", act)
@@ -140,25 +152,37 @@ class Layout:
     def release(self, act: str, release_id: str) -> str:
         return self._at("acts", act, "releases", release_id)
 
+    def in_release(self, act: str, release_id: str, relative: str) -> str:
+        """A path inside a release, relative to its root (``.``: the release itself)."""
+        release = self.release(act, release_id)
+        return release if relative == "." else join(release, relative)
+
     def current(self, act: str) -> str:
         return self._at("acts", act, "current")
 
     def shared(self, act: str) -> str:
         return self._at("acts", act, "shared")
 
+    def env_dir(self, act: str) -> str:
+        """Root's folder of the act's env files: apart from ``shared/``, which the act may
+        write, so root never writes an env file through a link the act planted."""
+        return self._at("acts", act, "env")
+
     def env_file(self, act: str, release: str) -> str:
         """A release's environment and secrets (0600). Per release, so a release that fails
         never changes what the live one reads, and a rollback gets its own back."""
-        return self._at("acts", act, "shared", f"env-{release}")
+        return join(self.env_dir(act), f"env-{release}")
 
     def media(self, act: str) -> str:
-        return self._at("acts", act, "shared", "media")
+        return self._at("acts", act, "media")
 
     def static(self, act: str, release_id: str) -> str:
-        return join(self.release(act, release_id), "static")
+        """Where ``collectstatic`` writes: a folder of the release no repository has (a
+        top-level ``static/`` is often a source folder of ``STATICFILES_DIRS``)."""
+        return join(self.release(act, release_id), STATIC_DIR)
 
     def current_static(self, act: str) -> str:
-        return join(self.current(act), "static")
+        return join(self.current(act), STATIC_DIR)
 
     def good_list(self, act: str) -> str:
         """Releases that took traffic once, one id a line; rollback picks among them."""

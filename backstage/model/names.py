@@ -100,6 +100,21 @@ def relative_file(value: str) -> str:
     return value
 
 
+def relative_dir(value: str) -> str:
+    """A folder inside the repository, such as ``services/shop`` (``.``: the repository).
+
+    Letters, digits and ``._+-/`` only: the value lands in uWSGI's config, whose ``%``, ``$``
+    and ``@`` would otherwise be expanded.
+    """
+    if value == ".":
+        return value
+    if not INTERPRETER_RE.fullmatch(value) or any(
+            part in ("", ".", "..") for part in value.split("/")):
+        raise ValueError(f"bad folder {value!r}: a relative path inside the repository "
+                         "(letters, digits and ._+-/, no '..'), or '.'")
+    return value
+
+
 def url_prefix(value: str) -> str:
     """A URL path prefix such as ``/static/``: starts and ends with a slash."""
     parts = value.strip("/").split("/")

@@ -1,7 +1,8 @@
 """Plan ``deploy-act`` on one host, in phases: prepare, start, switch (and undo steps).
 
 After the probe, a warm deploy is three remote commands per host: upload and prepare the
-release; start its vassal and health-check it through its own socket; switch traffic, retire
+release (the upload is whatever turns a tree the host has into the new one: nothing, a delta,
+or the whole tree; see :mod:`backstage.artefacts.bundle`); start its vassal and health-check it through its own socket; switch traffic, retire
 the old vassal, clean up and update the gigs. A changed requirements file adds one command
 (the venue build), shared databases one command on one host (their migrations). When the code,
 the env file, the vassal and the gigs are all as desired, the plan is empty.
@@ -120,20 +121,23 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
         script = Script()
 
     env_bytes = env_text.encode()
-    release_cmd.unpack_release(script, layout, act_name, release, len(env_bytes))
-    local_databases = [d for d in act.databases if not production.databases[d].shared]
+    upload = inputs.bundle.upload_for(observed.trees)
+    release_cmd.unpack_release(script, layout, python, act_name, release, len(env_bytes), upload)
     if run_as:
         sqlite_files = [f"{layout.data}/{production.databases[d].file_name(d)}"
-                        for d in local_databases]
+                        for d in act.databases if not production.databases[d].shared]
         privileges.own_act_state(script, layout, act_name, release, run_as, sqlite_files)
         privileges.open_static(script, layout, act_name, release, run_as)
-    release_cmd.prepare_release(script, layout, act_name, release, act.settings, venue_dir,
-                                act.manage, local_databases, run_as)
+    release_cmd.prepare_release(
+        script, layout, act_name, release, act.settings, venue_dir, act.manage_path,
+        migrated_here(production, act_name, shared=False), act.import_path,
+        {"time": inputs.time, "event": "migrate", "act": act_name, "release": release,
+         "by": inputs.by}, run_as)
     if run_as:
         privileges.seal_static(script, layout, act_name, release)
-    plan.prepare.append(Step("release", f"upload release {release} ({inputs.bundle.files} "
-                             "files), check, migrate, collectstatic", script.text(),
-                             lambda: env_bytes + inputs.bundle.data))
+    plan.prepare.append(Step("release", f"upload release {release} ({upload.describe()}), "
+                             "check, migrate, collectstatic", script.text(),
+                             lambda: env_bytes + upload.data))
 
     script = sess_cmd.start_vassal(Script(), layout, act_name, release, vassal_ini(release))
     sess_cmd.health_check(script, layout, python, act_name, release,
@@ -144,8 +148,10 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     script = sess_cmd.switch(Script(), layout, act_name, release)
     sess_cmd.retire(script, layout, act_name,
                     [r for r in observed.vassal_releases(act_name) if r != release])
-    sess_cmd.delete_releases(script, layout, act_name, releases_to_delete(
-        observed, act_name, act.keep_releases, release, current))
+    deleted = releases_to_delete(observed, act_name, act.keep_releases, release, current)
+    sess_cmd.delete_releases(script, layout, act_name, deleted)
+    sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act_name,
+                                                       release, deleted))
     gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     nginx_health(script, production, act_name, layout, python)
     history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
@@ -158,6 +164,28 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                       lock.release(script, layout, inputs.lock["token"]).text())
     plan.revert = revert_step(production, host, layout, act_name, release, current, inputs)
     return plan
+
+
+def migrated_here(production: Production, act_name: str, shared: bool) -> list[str]:
+    """The act's logical databases its deploys migrate: shared ones (once per deploy) or
+    host-local ones (on each host), all but those another act migrates (``migrate_with``)."""
+    databases = production.databases
+    return [d for d in production.acts[act_name].databases
+            if databases[d].shared == shared and databases[d].migrate_with in (None, act_name)]
+
+
+def unused_trees(production: Production, host: str, observed: Observed, act_name: str,
+                 release: str, deleted: list[str]) -> list[str]:
+    """Trees no release of the production's acts on the host comes from any more.
+
+    A release id ends with its tree's digest (8 digits); a tree removed here costs only a
+    delta base, never a release (releases are hard-link copies, not links to trees).
+    """
+    kept = {release}
+    for act in production.acts_on(host):
+        kept |= {r for r in observed.releases(act) if act != act_name or r not in deleted}
+    used = {r.rsplit("-", 1)[-1] for r in kept}
+    return sorted(t for t in observed.trees if t[:8] not in used)
 
 
 def nginx_health(script: Script, production: Production, act: str, layout: Layout,
@@ -202,14 +230,13 @@ def plan_migrations(production: Production, host: str, layout: Layout, inputs: D
                     venue_dir: str, run_as: RunAs | None = None) -> Step | None:
     """Migrate the act's shared databases once, on one host, with the new release's code."""
     act = production.acts[inputs.act]
-    shared = [d for d in act.databases if production.databases[d].shared
-              and production.databases[d].migrate_with in (None, inputs.act)]
+    shared = migrated_here(production, inputs.act, shared=True)
     if not shared:
         return None
     release = inputs.bundle.release
     script = Script()
     script.raw(release_cmd.manage_function(layout, inputs.act, release, act.settings, venue_dir,
-                                           act.manage, run_as))
+                                           act.manage_path, act.import_path, run_as))
     for database in shared:
         script.step(f"migrate {database}")
         script.raw("manage " + argv("migrate", "--noinput", "--database", database))

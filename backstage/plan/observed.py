@@ -24,12 +24,12 @@ def probe_spec(production: Production, host: str, layout: Layout,
                   *(venue_marker(layout, v, d) for v, d in venue_digests.items())],
         "links": [*(layout.current(a) for a in acts), *(layout.stable_socket(a) for a in acts),
                   *(layout.venue_link(v) for v in venues)],
-        "listings": [layout.wheelhouse, layout.vassals, f"{layout.root}/venues",
+        "listings": [layout.wheelhouse, layout.vassals, f"{layout.root}/venues", layout.trees,
                      *(layout.releases(a) for a in acts)],
         "pidfiles": [layout.emperor_pidfile, layout.nginx_pidfile],
         "pythons": [f"{layout.stage_venv}/bin/python"],
         "exists": [*layout.directories, layout.lock_dir],
-        "globs": [f"{layout.vassals}/*.ini", *(f"{layout.shared(a)}/env-*" for a in acts)],
+        "globs": [f"{layout.vassals}/*.ini", *(f"{layout.env_dir(a)}/env-*" for a in acts)],
         "texts": [layout.lock_info, *(layout.good_list(a) for a in acts),
                   *(layout.bad_list(a) for a in acts)],
     }
@@ -86,7 +86,7 @@ class Observed:
         return self.data["globs"][f"{self.layout.vassals}/*.ini"].get(self.layout.vassal(act, release))
 
     def env_digest(self, act: str, release: str) -> str | None:
-        found = self.data["globs"].get(f"{self.layout.shared(act)}/env-*", {})
+        found = self.data["globs"].get(f"{self.layout.env_dir(act)}/env-*", {})
         return found.get(self.layout.env_file(act, release))
 
     @property
@@ -100,6 +100,11 @@ class Observed:
     @property
     def wheels(self) -> set[str]:
         return {n for n in self.listing(self.layout.wheelhouse) if n.endswith(".whl")}
+
+    @property
+    def trees(self) -> set[str]:
+        """Digests of the source trees on the host (releases are hard-link copies of them)."""
+        return {n for n in self.listing(self.layout.trees) if not n.startswith(".")}
 
     def venue_built(self, venue: str, digest: str) -> bool:
         return self.has(venue_marker(self.layout, venue, digest))

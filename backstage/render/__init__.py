@@ -57,6 +57,7 @@ class Renderer:
             venue=venue_dir,
             shared=layout.shared(act_name),
             release_dir=layout.release(act_name, release),
+            pythonpath=[layout.in_release(act_name, release, folder) for folder in act.import_path],
             wsgi=act.wsgi_callable,
             wsgi_module=act.wsgi_callable.split(":")[0],
             wsgi_attribute=act.wsgi_callable.split(":")[1],

@@ -84,7 +84,8 @@ def deploy_act(production: Production, act_name: str, options: Options, serial=N
         wheels = wheelhouse.for_requirements(venue.requirements, digest)
         return wheelhouse.pack(wheels, skip, {f"requirements-{digest}.txt": requirements})
 
-    secrets = frozenset([act.secrets]) if act.secrets else frozenset()
+    # Every act's secrets file stays out, so the acts of one repository share one tree.
+    secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
     inputs = DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
                           new_lock("deploy-act", act_name))
     names = select_hosts(production, options.hosts, production.hosts_of(act_name))

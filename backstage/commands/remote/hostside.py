@@ -113,10 +113,54 @@ def first_existing(paths):
 
 def file_digest(path):
     try:
+        digest = hashlib.sha256()
         with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
     except OSError:
         return None
+
+
+def tree_entry(path):
+    """What a tree's digest records of one path: a link and its target, or a file, whether it
+    is executable (other mode bits depend on the umask that unpacked it) and its content."""
+    if os.path.islink(path):
+        return ["link", os.readlink(path)]
+    return ["exec" if os.stat(path).st_mode & 0o111 else "file", file_digest(path)]
+
+
+def tree_manifest(root, paths=None):
+    """Relative path -> entry, for ``paths`` or every file and link under ``root``.
+
+    Directories are not entries: a tree holds the directories its files need, no others.
+    """
+    if paths is None:
+        paths = []
+        for folder, dirs, files in os.walk(root):
+            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            paths += [os.path.relpath(os.path.join(folder, n), root) for n in files + links]
+    return {path: tree_entry(os.path.join(root, path)) for path in paths}
+
+
+def manifest_digest(manifest):
+    """The content digest of a tree: its sorted entries (extra fields, such as sizes, aside)."""
+    digest = hashlib.sha256()
+    for path in sorted(manifest):
+        digest.update(json.dumps([path, *manifest[path][:2]]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def verify(spec):
+    """Check that the tree at ``path`` has the digest the workstation computed."""
+    found = manifest_digest(tree_manifest(spec["path"]))
+    if found == spec["digest"]:
+        return {"ok": True}
+    error = f"the tree unpacked in {spec['path']} has digest {found}, not {spec['digest']}"
+    if spec.get("base"):
+        error += (f"; it was built on tree {spec['base']}, which was removed (it may have been "
+                  "changed on the host): the next deploy uploads without it")
+    return {"ok": False, "error": error}
 
 
 def read_text(path, limit=65536):
@@ -313,7 +357,8 @@ def reloaded(spec):
     return {"ok": False, "error": f"workers were not replaced within {spec['timeout']}s"}
 
 
-VERBS = {"probe": probe, "health": health, "status": status, "reloaded": reloaded}
+VERBS = {"probe": probe, "health": health, "status": status, "reloaded": reloaded,
+         "verify": verify}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))

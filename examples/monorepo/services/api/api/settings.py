@@ -1,0 +1,9 @@
+"""The API: greetings only (greetings database)."""
+
+from common.settings import *
+from common.settings import SHARED_APPS, databases_for
+
+INSTALLED_APPS = [*SHARED_APPS, "greetings"]
+ROOT_URLCONF = "api.urls"
+BACKSTAGE_APP_DATABASES = {"greetings": "greetings"}
+DATABASES = databases_for(BACKSTAGE_APP_DATABASES)
