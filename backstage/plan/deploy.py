@@ -154,7 +154,7 @@ def nginx_health(script: Script, production: Production, act: str, layout: Layou
                  python: str) -> Script:
     """Check each gig of the act through nginx (also waits out nginx's asynchronous reload)."""
     for gig in production.gigs_of(act):
-        sess_cmd.health_via_nginx(script, python, gig_check(production, act, gig, layout))
+        sess_cmd.health_via_nginx(script, layout, python, gig_check(production, act, gig, layout))
     return script
 
 

@@ -4,7 +4,7 @@ import json
 
 from backstage.artefacts import bundle, wheelhouse
 from backstage.commands import gig as gig_cmd
-from backstage.commands import history, hostside
+from backstage.commands import history
 from backstage.commands import lock as lock_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script, argv
@@ -206,7 +206,7 @@ def status_spec(production: Production, layout: Layout, acts: list[str]) -> dict
 
 def act_status(run: HostRun, acts: list[str]) -> dict:
     spec = status_spec(run.production, run.layout, acts)
-    return json.loads(run.run_command("status", hostside(run.host.python, "status", spec)))["acts"]
+    return run.helper("status", "status", spec, install=False)["acts"]
 
 
 def live_workers(run: HostRun, act: str, release: str) -> list[int]:
@@ -252,7 +252,7 @@ def book_gig(production: Production, gig_name: str, options: Options, cancel: bo
                                   + ("cancelled" if cancel else "booked"))
             return False
         if not cancel and observed.current_release(act_name):
-            sess_cmd.health_via_nginx(script, run.host.python,
+            sess_cmd.health_via_nginx(script, run.layout, run.host.python,
                                       gig_check(production, act_name, gig_name, run.layout))
         history.append(script, run.layout, {"time": utc_now(), "by": whoami(), "gig": gig_name,
                                             "event": "cancel-gig" if cancel else "book-gig"})
