@@ -13,7 +13,8 @@ from backstage.errors import BackstageError, UsageError
 from backstage.model import Layout, Production
 from backstage.model.envfile import read_env_file
 from backstage.plan import checks
-from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec
+from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec, plan_deploy
+from backstage.plan.preview import describe
 from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
 from backstage.render import Renderer
@@ -71,9 +72,8 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
-def deploy_act(production: Production, act_name: str, options: Options, serial=None,
-               max_fail=None, rollback: bool = True) -> RolloutReport:
-    """Build once on the workstation, then roll the act out over its hosts."""
+def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
+    """What the workstation prepares once for a deploy (wheels only when a host asks)."""
     act = require_act(production, act_name)
     venue = production.venues[act.venue]
     requirements = venue.requirements.read_bytes()
@@ -84,13 +84,42 @@ def deploy_act(production: Production, act_name: str, options: Options, serial=N
         return wheelhouse.pack(wheels, skip, {f"requirements-{digest}.txt": requirements})
 
     secrets = frozenset([act.secrets]) if act.secrets else frozenset()
-    inputs = DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
-                          new_lock("deploy-act", act_name))
+    return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
+                        new_lock("deploy-act", act_name))
+
+
+def deploy_act(production: Production, act_name: str, options: Options, serial=None,
+               max_fail=None, rollback: bool = True) -> RolloutReport:
+    """Build once on the workstation, then roll the act out over its hosts."""
+    inputs = deploy_inputs(production, act_name)
     names = select_hosts(production, options.hosts, production.hosts_of(act_name))
     rollout = Rollout(production, names, inputs,
                       lambda layout: act_environment(production, act_name, layout),
                       options, serial=serial, max_fail=max_fail, rollback=rollback)
     return rollout.run()
+
+
+def plan_act(production: Production, act_name: str, options: Options) -> dict[str, str]:
+    """What ``deploy-act`` would change on each host, with diffs; per host, the text to print.
+
+    Read-only: a probe, and at most one more command to read the files the deploy would
+    replace. It takes no lock and writes nothing, not even the host helper.
+    """
+    inputs = deploy_inputs(production, act_name)
+    renderer = Renderer(production)
+    venue = production.acts[act_name].venue
+
+    def on_host(run: HostRun):
+        observed = run.probe({venue: inputs.venue_digest}, install=False)
+        plan = plan_deploy(production, run.name, run.layout, observed, renderer, inputs,
+                           act_environment(production, act_name, run.layout), dry_run=True)
+        paths = plan.changes.replaced
+        texts = run.helper("read", "probe", {"texts": paths}, install=False)["texts"] \
+            if paths else {}
+        return describe(run.name, act_name, plan, texts, observed.lock)
+
+    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    return for_each_host(production, names, options, on_host)
 
 
 def rollback(production: Production, act_name: str, to: str | None, options: Options) -> dict:
