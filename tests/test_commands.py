@@ -700,6 +700,19 @@ chmod +x "$3/bin/pip"
 """
 
 
+FAKE_UV = """#!/bin/sh
+# Stands in for uv: 'uv venv ... TARGET' makes TARGET/bin/python; 'uv pip ...' records its
+# arguments in the venv its --python names.
+printf '%s\\n' "$@" > "$(dirname "$0")/last-args"
+if [ "$1" = venv ]; then for a; do target="$a"; done; mkdir -p "$target/bin"
+  touch "$target/bin/python"; exit 0; fi
+while [ "$1" != --python ]; do shift; done
+cp "$(dirname "$0")/last-args" "$(dirname "$2")/../uv-args"
+"""
+# A PATH without uv, whatever the machine running the tests has.
+NO_UV = {"PATH": "/usr/bin:/bin"}
+
+
 def wheels_tar(files: dict[str, bytes]) -> bytes:
     import io
     import tarfile
@@ -718,7 +731,8 @@ def test_build_venue_builds_beside_then_switches_link(tmp_path):
     target = Path(layout.venue_dir("shop", "d1"))
     (target / "stale").mkdir(parents=True)  # an interrupted earlier build
     stdin = wheels_tar({"requirements-d1.txt": b"django\n", "Django-5.0-py3-none-any.whl": b"w"})
-    result = run(venue.build_venue(Script(), layout, "shop", "d1", str(python)), stdin=stdin)
+    result = run(venue.build_venue(Script(), layout, "shop", "d1", str(python)), stdin=stdin,
+                 env=NO_UV)
     assert result.returncode == 0, result.stderr
     assert not (target / "stale").exists()
     assert (target / venue.COMPLETE_MARKER).exists()
@@ -735,11 +749,29 @@ def test_build_venue_failure_keeps_the_old_venue(tmp_path):
     Path(layout.venue_link("shop")).symlink_to("shop-old")
     Path(layout.root, "venues", "pip-exit").write_text("1\n")
     result = run(venue.build_venue(Script(), layout, "shop", "d2", str(python)),
-                 stdin=wheels_tar({"requirements-d2.txt": b"x\n"}))
+                 stdin=wheels_tar({"requirements-d2.txt": b"x\n"}), env=NO_UV)
     assert result.returncode == 1
     assert failed_step(result.stderr.decode()) == "venue"
     assert not Path(layout.venue_dir("shop", "d2"), venue.COMPLETE_MARKER).exists()
     assert os.readlink(layout.venue_link("shop")) == "shop-old"
+
+
+def test_build_venue_uses_uv_when_on_the_path(tmp_path):
+    layout = made(user_layout(tmp_path))
+    python = write_exe(tmp_path / "fake" / "python", "#!/bin/sh\nexit 9\n")  # never run
+    fakebin = tmp_path / "fakebin"
+    write_exe(fakebin / "uv", FAKE_UV)
+    target = layout.venue_dir("shop", "d3")
+    result = run(venue.build_venue(Script(), layout, "shop", "d3", str(python)),
+                 stdin=wheels_tar({"requirements-d3.txt": b"django\n"}),
+                 env={"PATH": f"{fakebin}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert Path(target, venue.COMPLETE_MARKER).exists()
+    assert os.readlink(layout.venue_link("shop")) == "shop-d3"
+    assert Path(target, "uv-args").read_text().splitlines() == [
+        "pip", "install", *venue.UV_QUIET, "--link-mode", "copy", "--python",
+        f"{target}/bin/python", "--no-index", "--find-links", layout.wheelhouse,
+        "-r", venue.requirements_file(layout, "d3")]
 
 
 # --- the stage --------------------------------------------------------------------------------
