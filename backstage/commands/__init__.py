@@ -45,13 +45,14 @@ def hostside_if_installed(layout: Layout, python: str, verb: str, spec: dict) ->
 def install_hostside(layout: Layout, python: str, verb: str, spec: dict) -> str:
     """Install the helper read from stdin (:data:`HOSTSIDE_SOURCE`), then run it.
 
-    Written beside its path and renamed, so the path never holds a partial file; other
-    versions' helpers are removed.
+    Written beside its path (a name of this process's own, as two deploys may install it at
+    once) and renamed, so the path never holds a partial file; other versions' helpers go.
     """
     path = hostside_path(layout)
     script = Script().mkdirs([layout.stage])
-    script.raw(f"cat > {q(path + '.backstage-new')}")
-    script.run("mv", "-f", path + ".backstage-new", path)
+    tmp = f"{q(path + '.backstage-new.')}$$"
+    script.raw(f"cat > {tmp}")
+    script.raw(f"mv -f {tmp} {q(path)}")
     script.run("find", layout.stage, "-maxdepth", "1", "-name", "hostside-*.py",
                "!", "-name", path.rsplit("/", 1)[1], "-delete")
     return script.raw(hostside(layout, python, verb, spec)).text()
