@@ -22,7 +22,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backstage.artefacts import bundle
-from backstage.commands import HOSTSIDE_SOURCE, gig, history, hostside, release, sess, stage, venue
+from backstage.commands import (
+    HELPER_MISSING,
+    HOSTSIDE_SOURCE,
+    gig,
+    history,
+    hostside,
+    hostside_if_installed,
+    hostside_inline,
+    hostside_path,
+    install_hostside,
+    release,
+    sess,
+    stage,
+    venue,
+)
 from backstage.commands.shell import STEP_MARKER, Script, argv, failed_step, q, without_markers
 from backstage.commands.stage import Services
 from backstage.model import Layout
@@ -58,8 +72,10 @@ def short_tmp():
 
 
 def made(layout: Layout) -> Layout:
+    """A stage's directories, with the host helper installed as the first probe does."""
     for directory in layout.directories:
         Path(directory).mkdir(parents=True, exist_ok=True)
+    Path(hostside_path(layout)).write_text(HOSTSIDE_SOURCE)
     return layout
 
 
@@ -240,7 +256,7 @@ def test_hostside_probe_runs_with_sh_and_prints_json(tmp_path):
         "exists": [f"{t}/dir", f"{t}/missing"],
         "globs": [f"{t}/dir/*"],
     }
-    result = sh(hostside("python3", "probe", spec))
+    result = sh(hostside_inline("python3", "probe", spec))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert {"user", "python", "somaxconn", "files", "links", "listings", "pids"} <= set(data)
@@ -257,12 +273,39 @@ def test_hostside_probe_runs_with_sh_and_prints_json(tmp_path):
     assert data["python"]["version"].count(".") == 2 and data["python"]["tag"].startswith("cpython")
 
 
-def test_hostside_source_is_sent_whole():
-    command = hostside("python3", "probe", {})
+def test_hostside_inline_sends_the_source_whole():
+    command = hostside_inline("python3", "probe", {})
     words = shlex.split(command)
     assert words[:2] == ["python3", "-c"]
     assert words[2] == HOSTSIDE_SOURCE
     assert words[3:] == ["probe", "{}"]
+
+
+def test_installed_hostside_is_called_by_a_path_naming_its_hash(tmp_path):
+    layout = user_layout(tmp_path)
+    command = hostside(layout, "python3", "probe", {})
+    assert shlex.split(command) == ["python3", hostside_path(layout), "probe", "{}"]
+    digest = hashlib.sha256(HOSTSIDE_SOURCE.encode()).hexdigest()[:16]
+    assert hostside_path(layout) == f"{layout.stage}/hostside-{digest}.py"
+    assert len(hostside_if_installed(layout, "python3", "probe", {})) < 500
+
+
+def test_hostside_is_installed_once_and_old_versions_go(tmp_path):
+    layout = user_layout(tmp_path)
+    spec = {"exists": [layout.stage]}
+    missing = sh(hostside_if_installed(layout, PY, "probe", spec))
+    assert missing.returncode == HELPER_MISSING and not Path(layout.stage).exists()
+    Path(layout.stage).mkdir(parents=True)
+    stale = Path(layout.stage, "hostside-0123456789abcdef.py")
+    stale.write_text("raise SystemExit('a stale helper ran')\n")
+    installed = sh(install_hostside(layout, PY, "probe", spec), HOSTSIDE_SOURCE.encode())
+    assert installed.returncode == 0, installed.stderr
+    assert json.loads(installed.stdout)["exists"] == {layout.stage: True}
+    assert Path(hostside_path(layout)).read_text() == HOSTSIDE_SOURCE
+    assert sorted(p.name for p in Path(layout.stage).iterdir()) == \
+        [Path(hostside_path(layout)).name]
+    again = sh(hostside_if_installed(layout, PY, "probe", spec))
+    assert again.returncode == 0 and json.loads(again.stdout)["exists"] == {layout.stage: True}
 
 
 class FakeVassal:
@@ -309,7 +352,7 @@ HEALTH = {"host": "shop.example.test", "path": "/healthz?full=1", "status": 200,
 def test_hostside_health_speaks_uwsgi(tmp_path):
     vassal = FakeVassal(tmp_path / "v.sock")
     try:
-        result = sh(hostside(PY, "health", {"socket": vassal.path, **HEALTH}))
+        result = sh(hostside_inline(PY, "health", {"socket": vassal.path, **HEALTH}))
     finally:
         vassal.close()
     assert result.returncode == 0, result.stderr
@@ -324,7 +367,7 @@ def test_hostside_health_speaks_uwsgi(tmp_path):
 def test_hostside_health_wrong_status_fails(tmp_path):
     vassal = FakeVassal(tmp_path / "v.sock", status=500)
     try:
-        result = sh(hostside(PY, "health", {"socket": vassal.path, **HEALTH}))
+        result = sh(hostside_inline(PY, "health", {"socket": vassal.path, **HEALTH}))
     finally:
         vassal.close()
     assert result.returncode == 1
@@ -448,7 +491,7 @@ def test_switch_script_for_an_act_with_many_gigs_fits_one_argument(tmp_path):
     sess.health_check(script, layout, "python3", "storefront", R2, HEALTH)
     sess.switch(script, layout, "storefront", R2)
     for _ in range(12):  # what plan_deploy adds per gig of the act (12 gigs)
-        sess.health_via_nginx(script, "python3", {"port": 8080, **HEALTH})
+        sess.health_via_nginx(script, layout, "python3", {"port": 8080, **HEALTH})
     text = script.text()
     assert len(text.encode()) < 128 * 1024
     sh(text.replace("set -euo pipefail", "exit 0", 1))  # OSError E2BIG when too long
@@ -740,6 +783,19 @@ chmod +x "$3/bin/pip"
 """
 
 
+FAKE_UV = """#!/bin/sh
+# Stands in for uv: 'uv venv ... TARGET' makes TARGET/bin/python; 'uv pip ...' records its
+# arguments in the venv its --python names.
+printf '%s\\n' "$@" > "$(dirname "$0")/last-args"
+if [ "$1" = venv ]; then for a; do target="$a"; done; mkdir -p "$target/bin"
+  touch "$target/bin/python"; exit 0; fi
+while [ "$1" != --python ]; do shift; done
+cp "$(dirname "$0")/last-args" "$(dirname "$2")/../uv-args"
+"""
+# A PATH without uv, whatever the machine running the tests has.
+NO_UV = {"PATH": "/usr/bin:/bin"}
+
+
 def wheels_tar(files: dict[str, bytes]) -> bytes:
     import io
     import tarfile
@@ -758,7 +814,8 @@ def test_build_venue_builds_beside_then_switches_link(tmp_path):
     target = Path(layout.venue_dir("shop", "d1"))
     (target / "stale").mkdir(parents=True)  # an interrupted earlier build
     stdin = wheels_tar({"requirements-d1.txt": b"django\n", "Django-5.0-py3-none-any.whl": b"w"})
-    result = run(venue.build_venue(Script(), layout, "shop", "d1", str(python)), stdin=stdin)
+    result = run(venue.build_venue(Script(), layout, "shop", "d1", str(python)), stdin=stdin,
+                 env=NO_UV)
     assert result.returncode == 0, result.stderr
     assert not (target / "stale").exists()
     assert (target / venue.COMPLETE_MARKER).exists()
@@ -775,11 +832,29 @@ def test_build_venue_failure_keeps_the_old_venue(tmp_path):
     Path(layout.venue_link("shop")).symlink_to("shop-old")
     Path(layout.root, "venues", "pip-exit").write_text("1\n")
     result = run(venue.build_venue(Script(), layout, "shop", "d2", str(python)),
-                 stdin=wheels_tar({"requirements-d2.txt": b"x\n"}))
+                 stdin=wheels_tar({"requirements-d2.txt": b"x\n"}), env=NO_UV)
     assert result.returncode == 1
     assert failed_step(result.stderr.decode()) == "venue"
     assert not Path(layout.venue_dir("shop", "d2"), venue.COMPLETE_MARKER).exists()
     assert os.readlink(layout.venue_link("shop")) == "shop-old"
+
+
+def test_build_venue_uses_uv_when_on_the_path(tmp_path):
+    layout = made(user_layout(tmp_path))
+    python = write_exe(tmp_path / "fake" / "python", "#!/bin/sh\nexit 9\n")  # never run
+    fakebin = tmp_path / "fakebin"
+    write_exe(fakebin / "uv", FAKE_UV)
+    target = layout.venue_dir("shop", "d3")
+    result = run(venue.build_venue(Script(), layout, "shop", "d3", str(python)),
+                 stdin=wheels_tar({"requirements-d3.txt": b"django\n"}),
+                 env={"PATH": f"{fakebin}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert Path(target, venue.COMPLETE_MARKER).exists()
+    assert os.readlink(layout.venue_link("shop")) == "shop-d3"
+    assert Path(target, "uv-args").read_text().splitlines() == [
+        "pip", "install", *venue.UV_QUIET, "--link-mode", "copy", "--python",
+        f"{target}/bin/python", "--no-index", "--find-links", layout.wheelhouse,
+        "-r", venue.requirements_file(layout, "d3")]
 
 
 # --- the stage --------------------------------------------------------------------------------

@@ -25,14 +25,14 @@ from hypothesis import strategies as st
 
 from backstage.artefacts.bundle import Upload
 from backstage.commands import gig as gig_cmd
-from backstage.commands import history, lock, privileges
+from backstage.commands import history, hostside_if_installed, lock, privileges
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script
 from backstage.commands.stage import Services
 from backstage.errors import InventoryError
 from backstage.model import Layout, Production, RunAs, load_production
-from backstage.plan.observed import probe_command
+from backstage.plan.observed import probe_spec
 from backstage.render import Renderer
 from backstage.transport.local import LocalTransport
 from tests.test_inventory import BACKSTAGE, base_inventory, dump_toml, make_project, toml_str
@@ -292,7 +292,8 @@ def check_loaded(production: Production, baseline: Production) -> None:
             assert_inside(path, layout.nginx_sites)
             assert posixpath.dirname(path) == layout.nginx_sites
         assert_well_formed(*deploy_scripts(production, host, layout),
-                           Script().raw(probe_command(production, host, layout, {})))
+                           Script().raw(hostside_if_installed(
+                               layout, "python3", "probe", probe_spec(production, host, layout, {}))))
         renderer = renderer_for(production)
         base_layout = Layout.for_host(baseline.name, next(iter(baseline.hosts.values())))
         base_renderer = renderer_for(baseline)

@@ -8,8 +8,12 @@ import pytest
 from backstage.errors import BackstageError, LockHeld
 from backstage.model import Layout
 from backstage.plan import checks
+from backstage.plan.changes import Changes, FileChange, unified_diff
+from backstage.plan.deploy import HostPlan
 from backstage.plan.observed import Observed
+from backstage.plan.preview import describe
 from backstage.plan.releases import previous_good, releases_to_delete, rollback_target
+from backstage.plan.steps import Step
 
 LAYOUT = Layout("shop", "system", "/srv/backstage", 80)
 R = [f"2026010{i}T000000000Z-0000000{i}" for i in range(1, 9)]
@@ -65,3 +69,39 @@ def test_cleanup_deletes_bad_first_and_keeps_live_previous_and_running():
     deleted = releases_to_delete(obs, "storefront", keep=3, current=R[7], previous=R[6])
     # Kept: the newest three good (R4, R6, R7), R0 whose vassal runs; the bad R5 goes.
     assert deleted == [R[1], R[2], R[3], R[5]]
+
+
+def test_plan_text_says_no_changes_for_an_empty_plan():
+    plan = HostPlan(R[1], R[1])
+    assert describe("web1", "storefront", plan, {}) == \
+        f"web1: storefront: no changes (release {R[1]} is live)\n"
+
+
+def test_plan_text_lists_changes_with_diffs_and_never_env_content():
+    vassal_old, vassal_new = LAYOUT.vassal("storefront", R[1]), LAYOUT.vassal("storefront", R[2])
+    gig = LAYOUT.gig_conf("shop")
+    plan = HostPlan(R[2], R[1], switch=[Step("switch", "switch storefront", "true")],
+                    changes=Changes(venue="/v/storefront-abc", env=True, retired=[R[1]],
+                                    deleted=[R[0]],
+                                    files=[FileChange(vassal_new, "a\nb2\n", vassal_old),
+                                           FileChange(gig, "server {}\n")]))
+    text = describe("web1", "storefront", plan, {vassal_old: "a\nb1\n"},
+                    lock={"by": "ada@ws", "command": "lock", "time": "t"})
+    assert text.startswith("web1: storefront: changes\n"
+                           f"  release  new {R[2]} (live: {R[1]})\n"
+                           "  venue    build /v/storefront-abc\n"
+                           "  env file changed (content not shown)\n"
+                           f"  write    {vassal_new}\n"
+                           f"  write    {gig} (new)\n"
+                           f"  retire   storefront@{R[1]}\n"
+                           f"  delete   release {R[0]}\n"
+                           "  step     switch storefront\n"
+                           "  lock     held by ada@ws (lock, t): a deploy would be refused now\n")
+    assert f"--- {vassal_old}\n+++ {vassal_new}\n@@ -1,2 +1,2 @@\n a\n-b1\n+b2\n" in text
+    assert text.endswith(f"--- /dev/null\n+++ {gig}\n@@ -0,0 +1 @@\n+server {{}}\n")
+
+
+def test_diff_marks_a_missing_final_newline():
+    diff = unified_diff("x", FileChange("/p", "y", "/p"))
+    assert diff == "--- /p\n+++ /p\n@@ -1 +1 @@\n-x\n\\ No newline at end of file\n+y\n" \
+        "\\ No newline at end of file\n"

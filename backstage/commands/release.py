@@ -57,7 +57,7 @@ def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) ->
     script.run("tar", "-xzf", "-", "-C", incoming, "--unlink-first")
     script.step("verify")
     spec = {"path": incoming, "digest": upload.digest, "base": upload.base}
-    check = hostside(python, "verify", spec, script)
+    check = hostside(layout, python, "verify", spec)
     failed = "; ".join([argv("rm", "-rf", "--", *doomed), 'printf \'%s\\n\' "$verified" >&2',
                         "exit 1"])
     script.raw(f"if ! verified=$({check} 2>&1); then {failed}; fi")

@@ -33,15 +33,15 @@ def health_check(script: Script, layout: Layout, python: str, act: str, release:
         'printf \'%s\\n\' "$health" >&2',
         "exit 1",
     ])
-    return script.raw(f"if ! health=$({hostside(python, 'health', spec, script)} 2>&1); "
+    return script.raw(f"if ! health=$({hostside(layout, python, 'health', spec)} 2>&1); "
                       f"then {on_failure}; fi")
 
 
-def health_via_nginx(script: Script, python: str, check: dict) -> Script:
+def health_via_nginx(script: Script, layout: Layout, python: str, check: dict) -> Script:
     """Check the act through nginx (``check`` names the port, and TLS if any); this also
     waits out nginx's asynchronous reload."""
     script.step("health via nginx")
-    return script.raw(hostside(python, "health", check, script))
+    return script.raw(hostside(layout, python, "health", check))
 
 
 def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
@@ -154,4 +154,4 @@ def restart(script: Script, layout: Layout, act: str, release: str) -> Script:
 def wait_reloaded(script: Script, python: str, layout: Layout, act: str, release: str,
                   old_workers: list[int]) -> Script:
     spec = {"stats": layout.stats_socket(act, release), "old": old_workers, "timeout": 30}
-    return script.raw(hostside(python, "reloaded", spec, script))
+    return script.raw(hostside(layout, python, "reloaded", spec))

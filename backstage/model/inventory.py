@@ -360,10 +360,14 @@ def _check_files(production, fail):
 def _check_inside(source: Path, relative: str, kind: str, key: str, fail) -> None:
     """A folder or file of an act's repository: it exists and, links followed, stays inside."""
     path = source / relative
-    exists = path.is_dir() if kind == "directory" else path.is_file()
+    try:
+        exists = path.is_dir() if kind == "directory" else path.is_file()
+        inside = path.resolve().is_relative_to(source.resolve())
+    except (OSError, RuntimeError) as error:  # a name too long; a loop of links (3.11)
+        fail(key, f"{path}: {getattr(error, 'strerror', None) or error}")
     if not exists:
         fail(key, f"no such {kind}: {path}")
-    if not path.resolve().is_relative_to(source.resolve()):
+    if not inside:
         fail(key, f"{path} leads outside the act's source {source}")
 
 

@@ -20,6 +20,7 @@ from backstage.commands import venue as venue_cmd
 from backstage.commands.shell import Script, argv
 from backstage.model import Layout, Production, RunAs
 from backstage.plan import checks
+from backstage.plan.changes import Changes, FileChange
 from backstage.plan.observed import Observed
 from backstage.plan.releases import releases_to_delete
 from backstage.plan.steps import Step
@@ -79,6 +80,7 @@ class HostPlan:
     switch: list[Step] = field(default_factory=list)
     abort: Step | None = None
     revert: Step | None = None
+    changes: Changes = field(default_factory=Changes)
 
     @property
     def noop(self) -> bool:
@@ -86,14 +88,17 @@ class HostPlan:
 
 
 def plan_deploy(production: Production, host: str, layout: Layout, observed: Observed,
-                renderer: Renderer, inputs: DeployInputs, env_text: str) -> HostPlan:
+                renderer: Renderer, inputs: DeployInputs, env_text: str,
+                dry_run: bool = False) -> HostPlan:
+    """The deploy's steps on one host; ``dry_run`` plans past a held lock (and takes none)."""
     act_name = inputs.act
     act = production.acts[act_name]
     python = production.hosts[host].python
     venue_python = production.venues[act.venue].python or python
     checks.privileged(host, observed)
     checks.stage_ready(host, observed)
-    checks.not_locked(host, observed)
+    if not dry_run:
+        checks.not_locked(host, observed)
     venue_dir = layout.venue_dir(act.venue, inputs.venue_digest)
     run_as = (checks.act_user(host, observed, production.act_user(act_name),
                               production.hosts[host].nginx_group)
@@ -111,8 +116,15 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
 
     release = inputs.bundle.release
     plan = HostPlan(release, current, run_as)
+    changes = plan.changes
+    changes.env = observed.env_digest(act_name, current) != sha256(env_text)
+    live_vassal = layout.vassal(act_name, current) if observed.vassal_digest(act_name, current) \
+        else None
+    changes.files = [FileChange(layout.vassal(act_name, release), vassal_ini(release), live_vassal),
+                     *(FileChange(p, t, p if observed.has(p) else None) for p, t in gigs.items())]
     script = lock.acquire(Script(), layout, inputs.lock)
     if not observed.venue_built(act.venue, inputs.venue_digest):
+        changes.venue = venue_dir
         checks.venue_matches_emperor(host, act.venue, observed.python, observed.stage_python)
         venue_cmd.build_venue(script, layout, act.venue, inputs.venue_digest, venue_python)
         wheels = observed.wheels
@@ -146,12 +158,12 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                            script.text()))
 
     script = sess_cmd.switch(Script(), layout, act_name, release)
-    sess_cmd.retire(script, layout, act_name,
-                    [r for r in observed.vassal_releases(act_name) if r != release])
-    deleted = releases_to_delete(observed, act_name, act.keep_releases, release, current)
-    sess_cmd.delete_releases(script, layout, act_name, deleted)
+    changes.retired = [r for r in observed.vassal_releases(act_name) if r != release]
+    sess_cmd.retire(script, layout, act_name, changes.retired)
+    changes.deleted = releases_to_delete(observed, act_name, act.keep_releases, release, current)
+    sess_cmd.delete_releases(script, layout, act_name, changes.deleted)
     sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act_name,
-                                                       release, deleted))
+                                                       release, changes.deleted))
     gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     nginx_health(script, production, act_name, layout, python)
     history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
@@ -192,7 +204,7 @@ def nginx_health(script: Script, production: Production, act: str, layout: Layou
                  python: str) -> Script:
     """Check each gig of the act through nginx (also waits out nginx's asynchronous reload)."""
     for gig in production.gigs_of(act):
-        sess_cmd.health_via_nginx(script, python, gig_check(production, act, gig, layout))
+        sess_cmd.health_via_nginx(script, layout, python, gig_check(production, act, gig, layout))
     return script
 
 

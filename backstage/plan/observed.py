@@ -3,7 +3,6 @@
 import json
 from dataclasses import dataclass
 
-from backstage.commands import hostside
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
 from backstage.model import Layout, Production
@@ -37,12 +36,6 @@ def probe_spec(production: Production, host: str, layout: Layout,
 
 def venue_marker(layout: Layout, venue: str, digest: str) -> str:
     return f"{layout.venue_dir(venue, digest)}/{COMPLETE_MARKER}"
-
-
-def probe_command(production: Production, host: str, layout: Layout,
-                  venue_digests: dict[str, str]) -> str:
-    python = production.hosts[host].python
-    return hostside(python, "probe", probe_spec(production, host, layout, venue_digests))
 
 
 @dataclass

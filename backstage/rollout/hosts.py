@@ -11,11 +11,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from backstage.commands import lock
+from backstage.commands import (
+    HELPER_MISSING,
+    HOSTSIDE_SOURCE,
+    hostside_if_installed,
+    hostside_inline,
+    install_hostside,
+    lock,
+)
 from backstage.commands.shell import Script, become, failed_step, without_markers
 from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.model import Layout, Production
-from backstage.plan.observed import Observed, probe_command
+from backstage.plan.observed import Observed, probe_spec
 from backstage.plan.steps import Step
 from backstage.rollout.report import Reporter
 from backstage.transport import SSHTransport, Transport
@@ -61,21 +68,44 @@ class HostRun:
         self.production, self.name, self.options = production, name, options
         self.host = production.hosts[name]
         self.layout = Layout.for_host(production.name, self.host)
+        self.helper_missing = False  # the host lacks this version's helper (see helper())
         self.transport = transport or SSHTransport(
             name, self.host.address or name, user=self.host.user, port=self.host.port,
             ssh_config=production.ssh.config, known_hosts=production.ssh.known_hosts,
             accept_new_host_keys=options.accept_new_host_keys,
         )
 
-    def probe(self, venue_digests: dict[str, str] | None = None) -> Observed:
-        command = probe_command(self.production, self.name, self.layout, venue_digests or {})
-        result = self.timed("probe", "", lambda: self.send(command))
+    def probe(self, venue_digests: dict[str, str] | None = None, install: bool = True) -> Observed:
+        """One look at the host; ``install=False`` for runs that must write nothing there."""
+        spec = probe_spec(self.production, self.name, self.layout, venue_digests or {})
+        return Observed(self.layout, self.helper("probe", "probe", spec, install))
+
+    def helper(self, name: str, verb: str, spec: dict, install: bool = True) -> dict:
+        """Run the stage's host helper and parse its JSON answer.
+
+        When this version's helper is not installed yet (a new stage, or a new Backstage), a
+        second command installs it from stdin and runs it (``install``), or sends it whole
+        in the command line and writes nothing; later calls then skip the first attempt.
+        """
+        python = self.host.python
+        if not self.helper_missing:
+            result = self._send(name, hostside_if_installed(self.layout, python, verb, spec))
+            self.helper_missing = result.exit_code == HELPER_MISSING
+        if self.helper_missing and install:
+            result = self._send(name, install_hostside(self.layout, python, verb, spec),
+                                HOSTSIDE_SOURCE.encode(), "install the host helper")
+            self.helper_missing = False
+        elif self.helper_missing:
+            result = self._send(name, hostside_inline(python, verb, spec))
         if result.exit_code == 127:
-            missing = "sudo" if self.host.become else self.host.python
+            missing = "sudo" if self.host.become else python
             raise BackstageError(f"{self.name}: {missing!r} is not on the host's PATH")
         if not result.ok:
-            raise StepFailed(self.name, "probe", result.stderr or result.stdout)
-        return Observed(self.layout, json.loads(result.stdout))
+            raise StepFailed(self.name, name, result.stderr or result.stdout)
+        return json.loads(result.stdout)
+
+    def _send(self, name: str, command: str, stdin: bytes | None = None, summary: str = ""):
+        return self.timed(name, summary, lambda: self.send(command, stdin=stdin))
 
     def execute(self, step: Step) -> str:
         """Run one step; raise StepFailed naming the step the script reached."""

@@ -4,7 +4,7 @@ import json
 
 from backstage.artefacts import bundle, wheelhouse
 from backstage.commands import gig as gig_cmd
-from backstage.commands import history, hostside
+from backstage.commands import history
 from backstage.commands import lock as lock_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script, argv
@@ -13,7 +13,8 @@ from backstage.errors import BackstageError, UsageError
 from backstage.model import Layout, Production
 from backstage.model.envfile import read_env_file
 from backstage.plan import checks
-from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec
+from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec, plan_deploy
+from backstage.plan.preview import describe
 from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
 from backstage.render import Renderer
@@ -72,9 +73,8 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
     return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
-def deploy_act(production: Production, act_name: str, options: Options, serial=None,
-               max_fail=None, rollback: bool = True) -> RolloutReport:
-    """Build once on the workstation, then roll the act out over its hosts."""
+def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
+    """What the workstation prepares once for a deploy (wheels only when a host asks)."""
     act = require_act(production, act_name)
     venue = production.venues[act.venue]
     requirements = venue.requirements.read_bytes()
@@ -86,13 +86,42 @@ def deploy_act(production: Production, act_name: str, options: Options, serial=N
 
     # Every act's secrets file stays out, so the acts of one repository share one tree.
     secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
-    inputs = DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
-                          new_lock("deploy-act", act_name))
+    return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
+                        new_lock("deploy-act", act_name))
+
+
+def deploy_act(production: Production, act_name: str, options: Options, serial=None,
+               max_fail=None, rollback: bool = True) -> RolloutReport:
+    """Build once on the workstation, then roll the act out over its hosts."""
+    inputs = deploy_inputs(production, act_name)
     names = select_hosts(production, options.hosts, production.hosts_of(act_name))
     rollout = Rollout(production, names, inputs,
                       lambda layout: act_environment(production, act_name, layout),
                       options, serial=serial, max_fail=max_fail, rollback=rollback)
     return rollout.run()
+
+
+def plan_act(production: Production, act_name: str, options: Options) -> dict[str, str]:
+    """What ``deploy-act`` would change on each host, with diffs; per host, the text to print.
+
+    Read-only: a probe, and at most one more command to read the files the deploy would
+    replace. It takes no lock and writes nothing, not even the host helper.
+    """
+    inputs = deploy_inputs(production, act_name)
+    renderer = Renderer(production)
+    venue = production.acts[act_name].venue
+
+    def on_host(run: HostRun):
+        observed = run.probe({venue: inputs.venue_digest}, install=False)
+        plan = plan_deploy(production, run.name, run.layout, observed, renderer, inputs,
+                           act_environment(production, act_name, run.layout), dry_run=True)
+        paths = plan.changes.replaced
+        texts = run.helper("read", "probe", {"texts": paths}, install=False)["texts"] \
+            if paths else {}
+        return describe(run.name, act_name, plan, texts, observed.lock)
+
+    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    return for_each_host(production, names, options, on_host)
 
 
 def rollback(production: Production, act_name: str, to: str | None, options: Options) -> dict:
@@ -208,7 +237,7 @@ def status_spec(production: Production, layout: Layout, acts: list[str]) -> dict
 
 def act_status(run: HostRun, acts: list[str]) -> dict:
     spec = status_spec(run.production, run.layout, acts)
-    return json.loads(run.run_command("status", hostside(run.host.python, "status", spec)))["acts"]
+    return run.helper("status", "status", spec, install=False)["acts"]
 
 
 def live_workers(run: HostRun, act: str, release: str) -> list[int]:
@@ -254,7 +283,7 @@ def book_gig(production: Production, gig_name: str, options: Options, cancel: bo
                                   + ("cancelled" if cancel else "booked"))
             return False
         if not cancel and observed.current_release(act_name):
-            sess_cmd.health_via_nginx(script, run.host.python,
+            sess_cmd.health_via_nginx(script, run.layout, run.host.python,
                                       gig_check(production, act_name, gig_name, run.layout))
         history.append(script, run.layout, {"time": utc_now(), "by": whoami(), "gig": gig_name,
                                             "event": "cancel-gig" if cancel else "book-gig"})

@@ -94,14 +94,17 @@ def setup_stage(c, inventory=None, hosts=None, accept_new_host_keys=False, verbo
     "no-rollback": "When the rollout stops, leave switched hosts on the new release.",
     "parallel": "Hosts worked on at once while preparing (default 8).",
     "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
+    "dry-run": "Only show what would change, as the plan task does; change nothing.",
 })
 def deploy_act(c, act, inventory=None, hosts=None, serial=None, max_fail=None,
-               no_rollback=False, parallel=8, json_=False, accept_new_host_keys=False,
-               verbose=False):
+               no_rollback=False, parallel=8, json_=False, dry_run=False,
+               accept_new_host_keys=False, verbose=False):
     """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
     production = load_production(find_inventory(inventory))
     opts = options(hosts, accept_new_host_keys, verbose)
     opts.parallel = int(parallel)
+    if dry_run:
+        return print_plan(production, act, opts)
     report = operations.deploy_act(production, act, opts, serial=serial, max_fail=max_fail,
                                    rollback=not no_rollback)
     if json_:
@@ -110,6 +113,18 @@ def deploy_act(c, act, inventory=None, hosts=None, serial=None, max_fail=None,
         print_summary(report)
     if report.exit_code:
         raise Exit(code=report.exit_code)
+
+
+@backstage_task(help={"act": "Name of the act."})
+def plan(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Show what deploy-act would change per host, with diffs; takes no lock, changes nothing."""
+    production = load_production(find_inventory(inventory))
+    print_plan(production, act, options(hosts, accept_new_host_keys, verbose))
+
+
+def print_plan(production, act: str, opts: Options) -> None:
+    for text in operations.plan_act(production, act, opts).values():
+        print(text, end="")
 
 
 def print_summary(report) -> None:
@@ -233,5 +248,5 @@ def cancel_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, v
 
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
-ns = Collection(check, setup_stage, deploy_act, rollback, start, stop, restart, status, book_gig,
+ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status, book_gig,
                 cancel_gig, lock, unlock, history, new_act)

@@ -1,8 +1,9 @@
 """Backstage's helper on the host: run by the host's Python, standard library only.
 
-Backstage sends this file's text as ``python3 -c <text> <verb> <json>`` (see
-:func:`backstage.commands.hostside_command`), so every host always runs the helper of the
-Backstage version that talks to it. It reads state (``probe``, ``status``) and speaks the uwsgi
+Backstage installs this file once per stage as ``stage/hostside-<hash of this text>.py`` and
+runs it as ``python3 <path> <verb> <json>`` (see :mod:`backstage.commands`), so every host runs
+the helper of the Backstage version that talks to it; read-only runs on a host without it send
+the text whole (``python3 -c``) instead. It reads state (``probe``, ``status``) and speaks the uwsgi
 protocol to a vassal's own socket (``health``); it prints one JSON document.
 """
 
