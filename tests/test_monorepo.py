@@ -35,9 +35,10 @@ settings = "{name}.settings"
 secrets = "{secrets}"
 health = {{ path = "/healthz" }}
 {extra}""" for name, extra in [
-        ("shop", 'databases = ["users", "greetings"]'),
+        # shop and board share the sqlite file of users, so they run as one unix user.
+        ("shop", 'databases = ["users", "greetings"]\nuser = "mono-people"'),
         ("api", 'databases = ["greetings"]'),
-        ("board", f'databases = ["users"]\nhttp_port = {BOARD_PORT}'),
+        ("board", f'databases = ["users"]\nhttp_port = {BOARD_PORT}\nuser = "mono-people"'),
     ])
     hosts = "".join(f"[hosts.{h}]\n" for h in HOSTS)
     return f"""

@@ -85,7 +85,8 @@ class HostRun:
 
         When this version's helper is not installed yet (a new stage, or a new Backstage), a
         second command installs it from stdin and runs it (``install``), or sends it whole
-        in the command line and writes nothing; later calls then skip the first attempt.
+        in the command line and writes nothing (also when it could not be installed); later
+        calls then skip the first attempt.
         """
         python = self.host.python
         if not self.helper_missing:
@@ -94,8 +95,10 @@ class HostRun:
         if self.helper_missing and install:
             result = self._send(name, install_hostside(self.layout, python, verb, spec),
                                 HOSTSIDE_SOURCE.encode(), "install the host helper")
-            self.helper_missing = False
-        elif self.helper_missing:
+            # Not installed (a user who may not write the stage, say): look without it, so
+            # the checks after the probe can say what is wrong.
+            self.helper_missing = not result.ok and result.exit_code != 127
+        if self.helper_missing:
             result = self._send(name, hostside_inline(python, verb, spec))
         if result.exit_code == 127:
             missing = "sudo" if self.host.become else python
