@@ -4,18 +4,14 @@ nothing is lost (data, media, env, history), that the error names the step and t
 non-zero, and that the next deploy succeeds."""
 
 import hashlib
+import json
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass
 
 import pytest
 
-from tests.deploying import EXAMPLE, Load, make_stage
+from tests.deploying import EXAMPLE, REPO, Load, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "faults"
@@ -119,10 +115,16 @@ def assert_nothing_lost(live: Live) -> None:
     assert after.history.startswith(live.before.history)
 
 
-def assert_failed(done, step: str) -> None:
-    """Exit 1 and one error line naming the host and the step."""
+def failed_deploy(live: Live, step: str) -> str:
+    """Deploy with the fault in place: exit 1, an error line naming the host and the step, and
+    a host that never switched. Returns the program's stderr."""
+    done = live.stage.cli("deploy-act", "storefront", "--json", check=False)
     assert done.returncode == 1, done.stderr
     assert re.search(rf"h1: step '{step}' failed", done.stderr), done.stderr
+    outcome = json.loads(done.stdout)["hosts"]["h1"]
+    assert outcome["result"] == "failed", outcome
+    assert outcome["release_after"] == live.before.release, outcome
+    return done.stderr
 
 
 def next_deploy_succeeds(stage, label: str) -> None:
@@ -145,8 +147,86 @@ def edit(stage, relative: str, old: str, new: str) -> None:
 def test_import_error(live):
     edit(live.stage, URLS, "from greetings import views",
          "import no_such_module  # noqa\nfrom greetings import views")
-    done = live.stage.cli("deploy-act", "storefront", check=False)
-    assert_failed(done, "check")
-    assert "No module named 'no_such_module'" in done.stderr
+    assert "No module named 'no_such_module'" in failed_deploy(live, "check")
     assert_nothing_lost(live)
     next_deploy_succeeds(live.stage, "After an import error")
+
+
+FAILING_MIGRATION = """
+from django.db import migrations, models
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("this migration fails on purpose")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("greetings", "0001_initial")]
+    operations = [
+        migrations.AddField("greeting", "mood", models.CharField(max_length=10, default="")),
+        migrations.RunPython(fail),
+    ]
+"""
+
+
+def test_failing_migration(live):
+    (live.stage.source / "greetings" / "migrations" / "0002_fail.py").write_text(FAILING_MIGRATION)
+    assert "this migration fails on purpose" in failed_deploy(live, "migrate greetings")
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After a failing migration")
+
+
+def test_requirement_that_cannot_be_installed(live):
+    (live.stage.source / "requirements.txt").write_text("Django==5.2.999\n")
+    assert "No matching distribution found for Django==5.2.999" in failed_deploy(live, "venue")
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After a bad requirement")
+
+
+def test_nginx_template_that_fails_nginx_t(live):
+    templates = live.stage.work / "templates"
+    templates.mkdir()
+    default = (REPO / "backstage" / "render" / "templates" / "gig.conf.j2").read_text()
+    (templates / "gig.conf.j2").write_text(
+        default.replace("server_tokens off;", "server_tokens off;\n    no_such_directive on;"))
+    stderr = failed_deploy(live, "gig")
+    assert "nginx -t refused the new configuration; the previous one is kept" in stderr
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After a bad nginx template")
+
+
+def test_act_port_already_taken(live):
+    port = 9081
+    taker = live.stage.fleet.run(  # a foreign process holds the port the act is about to use
+        "h1", f"setsid python3 -c 'import socket, time; s = socket.socket(); "
+              f"s.bind((\"127.0.0.1\", {port})); s.listen(); time.sleep(600)' "
+              "</dev/null >/dev/null 2>&1 & echo $!").stdout.strip()
+    try:
+        text = live.stage.inventory.read_text()
+        live.stage.inventory.write_text(text.replace('env = {', f'http_port = {port}\nenv = {{'))
+        stderr = failed_deploy(live, "health")
+        assert "Address already in use" in stderr and "never opened its socket" in stderr
+    finally:
+        live.stage.fleet.run("h1", ["kill", taker])
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After a taken port")
+
+
+def test_disk_full(live):
+    releases = f"{ACT}/releases"
+    live.stage.fleet.run("h1", disk_nearly_full(releases))
+    try:
+        stderr = failed_deploy(live, "upload")
+        assert "No space left on device" in stderr
+    finally:
+        live.stage.fleet.run("h1", ["umount", releases])
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After a full disk")
+
+
+def disk_nearly_full(path: str, headroom_kib: int = 16) -> str:
+    """Shell that puts ``path`` on a tmpfs holding its current files and little more."""
+    return (f"set -e; tmp=$(mktemp -d); cp -a {path}/. $tmp/; "
+            f"mount -t tmpfs -o size=64m tmpfs {path}; cp -a $tmp/. {path}/; rm -rf $tmp; "
+            f"used=$(df --output=used -k {path} | tail -n 1); "
+            f"mount -o remount,size=$((used + {headroom_kib}))k {path}")

@@ -1,8 +1,8 @@
 """Plan ``deploy-act`` on one host, in phases: prepare, start, switch (and undo steps).
 
 After the probe, a warm deploy is three remote commands per host: upload and prepare the
-release; start its vassal and health-check it through its own socket; switch traffic, retire
-the old vassal, clean up and update the gigs. A changed requirements file adds one command
+release; start its vassal, health-check it through its own socket and update the gigs; switch
+traffic, retire the old vassal and clean up. A changed requirements file adds one command
 (the venue build), shared databases one command on one host (their migrations). When the code,
 the env file, the vassal and the gigs are all as desired, the plan is empty.
 """
@@ -128,6 +128,9 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     script = sess_cmd.start_vassal(Script(), layout, act_name, release, vassal_ini(release))
     sess_cmd.health_check(script, layout, python, act_name, release,
                           health_spec(production, act_name))
+    # Before any switch: a gig that fails 'nginx -t' stops the rollout with traffic untouched.
+    # Gig files name the stable socket and current, not a release, so the live one still serves.
+    gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     plan.start.append(Step("start", f"start {act_name}@{release}, health-check its socket",
                            script.text()))
 
@@ -136,7 +139,6 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                     [r for r in observed.vassal_releases(act_name) if r != release])
     sess_cmd.delete_releases(script, layout, act_name, releases_to_delete(
         observed, act_name, act.keep_releases, release, current))
-    gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     nginx_health(script, production, act_name, layout, python)
     history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
                                     "release": release, "previous": current, "by": inputs.by})

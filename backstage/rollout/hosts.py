@@ -80,7 +80,10 @@ class HostRun:
         """Run one step; raise StepFailed naming the step the script reached."""
         if self.options.cancelled.is_set():
             raise Cancelled(f"{self.name}: interrupted before step '{step.name}'")
-        payload = step.payload() if step.payload else None
+        try:  # building the payload (wheels, say) is part of the step
+            payload = step.payload() if step.payload else None
+        except BackstageError as exc:
+            raise StepFailed(self.name, step.name, str(exc)) from None
         result = self.timed(step.name, step.summary,
                             lambda: self.transport.run(step.command, stdin=payload))
         if not result.ok:
