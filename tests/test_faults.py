@@ -5,8 +5,13 @@ non-zero, and that the next deploy succeeds."""
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -47,7 +52,7 @@ class Snapshot:
     """What must survive a failed deploy: the live release and everything outside it."""
 
     release: str
-    page: str
+    data: tuple[str, ...]
     media: str
     env: str
     history: str
@@ -64,13 +69,15 @@ def live_release(stage) -> str:
 def snapshot(stage) -> Snapshot:
     release = live_release(stage)
     status, page = stage.page("/")
-    assert status == 200, page
+    assert status == 200 and f"release: {release}" in page, page
+    data = re.search(r'id="people">(\d+)<.*id="greetings">(\d+)<.*id="latest">([^<]*)<', page,
+                     re.DOTALL).groups()
     media_status, media = stage.page(f"/media/{MEDIA}")
     assert media_status == 200, media
     env = stage.fleet.run("h1", f"cat {ACT}/shared/env-{release}").stdout
     assert "FAULTS_MARK=kept" in env
     history = stage.fleet.run("h1", f"cat {ROOT}/state/history.jsonl").stdout
-    return Snapshot(release, page, media, hashlib.sha256(env.encode()).hexdigest(), history)
+    return Snapshot(release, data, media, hashlib.sha256(env.encode()).hexdigest(), history)
 
 
 @dataclass
@@ -80,17 +87,24 @@ class Live:
     stage: object
     before: Snapshot
     load: Load
+    result: dict | None = None
+
+    def served_all(self) -> None:
+        """Stop the load (once): every request it made must have had a 2xx answer."""
+        if self.result is None:
+            self.result = self.load.finish()
+        assert self.result["requests"] > 0
+        assert self.result["socket_errors"] == 0 and self.result["non_2xx"] == 0, self.result
 
 
 @pytest.fixture
 def live(stage):
     """The act as its last good deploy left it, its source and inventory pristine, under load."""
     restore(stage)
-    before = snapshot(stage)
-    load = Load(stage, connections=2)
-    yield Live(stage, before, load)
-    if load.process.poll() is None:
-        load.finish()
+    live = Live(stage, snapshot(stage), Load(stage, connections=2))
+    yield live
+    if live.result is None:
+        live.load.finish()
 
 
 def restore(stage) -> None:
@@ -101,15 +115,13 @@ def restore(stage) -> None:
     shutil.rmtree(stage.work / "templates", ignore_errors=True)
 
 
-def assert_nothing_lost(live: Live) -> None:
-    """0 failed requests, and the previous release serves the same data, media, env and a
-    history that only grew."""
-    result = live.load.finish()
-    assert result["requests"] > 0
-    assert result["socket_errors"] == 0 and result["non_2xx"] == 0, result
+def assert_nothing_lost(live: Live, release: str | None = None) -> None:
+    """0 failed requests; the previous release (or ``release``) serves the same data, media
+    and env; the history only grew."""
+    live.served_all()
     after = snapshot(live.stage)
-    assert after.release == live.before.release
-    assert after.page == live.before.page
+    assert after.release == (release or live.before.release)
+    assert after.data == live.before.data
     assert after.media == live.before.media
     assert after.env == live.before.env
     assert after.history.startswith(live.before.history)
@@ -230,3 +242,64 @@ def disk_nearly_full(path: str, headroom_kib: int = 16) -> str:
             f"mount -t tmpfs -o size=64m tmpfs {path}; cp -a $tmp/. {path}/; rm -rf $tmp; "
             f"used=$(df --output=used -k {path} | tail -n 1); "
             f"mount -o remount,size=$((used + {headroom_kib}))k {path}")
+
+
+
+# --- the deploying process interrupted or killed, in each phase ------------------------------
+
+# Shell tests on the host for "the deploy is in this phase" (``{live}``: the live release).
+PHASES = {
+    "prepare": f"test -e {ROOT}/state/lock/info.json",
+    "start": f"ls {ROOT}/vassals/*.ini | grep -qv {{live}}",
+    "switch": f'[ "$(readlink {ROOT}/run/storefront.sock)" != storefront@{{live}}.sock ]',
+}
+
+
+def deploy_in_background(live: Live, phase: str) -> subprocess.Popen:
+    """Start deploy-act in its own process group, as a shell runs it, and return once the
+    deploy is in ``phase``. Its health checks take a second, so the start phase (the new
+    vassal's check) and the switch phase (the check through nginx) last long enough to be hit.
+    """
+    edit(live.stage, VIEWS, "    for model in (Person, Greeting):",
+         "    __import__('time').sleep(1)\n    for model in (Person, Greeting):")
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "backstage", "deploy-act", "storefront", "--inventory",
+         str(live.stage.inventory)], cwd=live.stage.work, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    reached = PHASES[phase].format(live=live.before.release)
+    deadline = time.monotonic() + 120
+    while live.stage.fleet.run("h1", reached, check=False).returncode != 0:
+        assert deploy.poll() is None, f"the deploy ended before its {phase} phase"
+        assert time.monotonic() < deadline, f"the deploy never reached its {phase} phase"
+        time.sleep(0.02)
+    return deploy
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_ctrl_c(live, phase):
+    """SIGINT to the deploy's process group, as Ctrl-C in a terminal sends it: the host stops
+    after its current step, switched hosts go back, and the lock is freed."""
+    deploy = deploy_in_background(live, phase)
+    os.killpg(deploy.pid, signal.SIGINT)
+    _, stderr = deploy.communicate(timeout=120)
+    assert deploy.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert_nothing_lost(live)
+    assert live.stage.fleet.run("h1", f"test -e {ROOT}/state/lock", check=False).returncode == 1
+    next_deploy_succeeds(live.stage, f"After Ctrl-C in {phase}")
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_sigkill(live, phase):
+    """SIGKILL leaves the lock: the next deploy names it as stale and says to run unlock."""
+    deploy = deploy_in_background(live, phase)
+    os.killpg(deploy.pid, signal.SIGKILL)
+    deploy.wait()
+    # Killed once it had switched, the host keeps the new release, which it had checked.
+    assert_nothing_lost(live, release=live_release(live.stage) if phase == "switch" else None)
+    refused = live.stage.cli("deploy-act", "storefront", check=False)
+    assert refused.returncode == 1
+    assert "deploy lock STALE (its process is gone; run 'unlock' to clear it): " in refused.stderr
+    assert f"pid={deploy.pid}" in refused.stderr
+    assert "unlocked (stale lock" in live.stage.cli("unlock").stderr
+    next_deploy_succeeds(live.stage, f"After SIGKILL in {phase}")
