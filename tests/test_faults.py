@@ -250,7 +250,8 @@ def disk_nearly_full(path: str, headroom_kib: int = 16) -> str:
 # Shell tests on the host for "the deploy is in this phase" (``{live}``: the live release).
 PHASES = {
     "prepare": f"test -e {ROOT}/state/lock/info.json",
-    "start": f"ls {ROOT}/vassals/*.ini | grep -qv {{live}}",
+    # Release ids sort by time: the newest vassal file is the new release's.
+    "start": f'[[ "$(ls {ROOT}/vassals/*.ini | tail -n 1)" > {ROOT}/vassals/storefront@{{live}}.ini ]]',
     "switch": f'[ "$(readlink {ROOT}/run/storefront.sock)" != storefront@{{live}}.sock ]',
 }
 
@@ -295,8 +296,13 @@ def test_sigkill(live, phase):
     deploy = deploy_in_background(live, phase)
     os.killpg(deploy.pid, signal.SIGKILL)
     deploy.wait()
-    # Killed once it had switched, the host keeps the new release, which it had checked.
-    assert_nothing_lost(live, release=live_release(live.stage) if phase == "switch" else None)
+    if phase == "switch":  # the host keeps the new release it had checked, and says so
+        release = live_release(live.stage)
+        assert_nothing_lost(live, release=release)
+        last = json.loads(snapshot(live.stage).history.splitlines()[-1])
+        assert (last["event"], last["release"]) == ("deploy", release)
+    else:
+        assert_nothing_lost(live)
     refused = live.stage.cli("deploy-act", "storefront", check=False)
     assert refused.returncode == 1
     assert "deploy lock STALE (its process is gone; run 'unlock' to clear it): " in refused.stderr

@@ -135,13 +135,14 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                            script.text()))
 
     script = sess_cmd.switch(Script(), layout, act_name, release)
+    # Recorded at once: a deploy cut short after this point (killed) still shows in history.
+    history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
+                                    "release": release, "previous": current, "by": inputs.by})
     sess_cmd.retire(script, layout, act_name,
                     [r for r in observed.vassal_releases(act_name) if r != release])
     sess_cmd.delete_releases(script, layout, act_name, releases_to_delete(
         observed, act_name, act.keep_releases, release, current))
     nginx_health(script, production, act_name, layout, python)
-    history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
-                                    "release": release, "previous": current, "by": inputs.by})
     lock.release(script, layout, inputs.lock["token"])
     plan.switch.append(Step("switch", f"switch {act_name} to {release}", script.text()))
 
