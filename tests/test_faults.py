@@ -309,3 +309,81 @@ def test_sigkill(live, phase):
     assert f"pid={deploy.pid}" in refused.stderr
     assert "unlocked (stale lock" in live.stage.cli("unlock").stderr
     next_deploy_succeeds(live.stage, f"After SIGKILL in {phase}")
+
+
+# --- the host's side fails ------------------------------------------------------------------
+
+
+def test_ssh_connection_dropped_mid_upload(live):
+    """The host's sshd session dies while the release streams in (its tar is paused first, so
+    the upload is surely unfinished): the deploy fails naming the connection, frees its lock
+    over a new connection and leaves the live release alone."""
+    (live.stage.source / "greetings" / "static" / "big.bin").write_bytes(os.urandom(20 << 20))
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "backstage", "deploy-act", "storefront", "--inventory",
+         str(live.stage.inventory)], cwd=live.stage.work, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    tar = wait_for_pid(live.stage, r"^tar -xzf - -C \S+/\.incoming-", deploy)
+    sessions = live.stage.fleet.run("h1", "pgrep --parent 1 --exact sshd").stdout.split()
+    live.stage.fleet.run("h1", ["kill", "-STOP", tar])
+    live.stage.fleet.run("h1", ["kill", "-KILL", *sessions])
+    live.stage.fleet.run("h1", ["kill", "-CONT", tar])
+    _, stderr = deploy.communicate(timeout=120)
+    assert deploy.returncode == 1, stderr
+    assert "h1: step 'release' cut short: connection lost while running a command" in stderr
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After a dropped connection")
+
+
+def wait_for_pid(stage, pattern: str, deploy: subprocess.Popen) -> str:
+    """The pid of the host's process whose command line matches ``pattern``, once there is."""
+    deadline = time.monotonic() + 120
+    while True:
+        found = stage.fleet.run("h1", ["pgrep", "--full", pattern], check=False)
+        if found.returncode == 0:
+            return found.stdout.split()[0]
+        assert deploy.poll() is None and time.monotonic() < deadline, f"no {pattern!r} ran"
+        time.sleep(0.02)
+
+
+def test_emperor_not_running(live):
+    """Its vassals end with it, so the act is down until setup-stage; the deploy refuses at
+    once, before changing anything, and says so."""
+    live.served_all()
+    live.stage.fleet.run("h1", f"kill -KILL $(cat {ROOT}/run/emperor.pid)")
+    done = live.stage.cli("deploy-act", "storefront", check=False)
+    assert done.returncode == 1
+    assert "h1: the uWSGI Emperor is not running: run setup-stage" in done.stderr
+    assert live.stage.fleet.run("h1", f"test -e {ROOT}/state/lock", check=False).returncode == 1
+    live.stage.cli("setup-stage")
+    wait_serving(live.stage)
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After the Emperor stopped")
+
+
+def test_host_restarted(live):
+    """The host goes down mid-deploy and boots again (new namespaces, /run and /tmp empty,
+    disks kept): after setup-stage it serves the live release again, with nothing lost."""
+    live.served_all()  # until the host goes down
+    deploy = deploy_in_background(live, "prepare")
+    live.stage.fleet.kill("h1")
+    _, stderr = deploy.communicate(timeout=120)
+    assert deploy.returncode == 1, stderr
+    assert "h1: step 'release' cut short: connection lost" in stderr, stderr
+    live.stage.fleet.restart("h1")
+    live.stage.cli("setup-stage")
+    wait_serving(live.stage)
+    assert_nothing_lost(live)
+    # The host was down when the deploy gave up: its lock is left, stale.
+    refused = live.stage.cli("deploy-act", "storefront", check=False)
+    assert "deploy lock STALE (its process is gone; run 'unlock' to clear it)" in refused.stderr
+    live.stage.cli("unlock")
+    next_deploy_succeeds(live.stage, "After a restart")
+
+
+def wait_serving(stage, timeout: float = 30) -> None:
+    """Wait until the gig answers 200 (vassals come up a moment after their Emperor)."""
+    deadline = time.monotonic() + timeout
+    while stage.page("/")[0] != 200:
+        assert time.monotonic() < deadline, "the act did not come back"
+        time.sleep(0.2)

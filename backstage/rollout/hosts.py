@@ -84,8 +84,12 @@ class HostRun:
             payload = step.payload() if step.payload else None
         except BackstageError as exc:
             raise StepFailed(self.name, step.name, str(exc)) from None
-        result = self.timed(step.name, step.summary,
-                            lambda: self.transport.run(step.command, stdin=payload))
+        try:
+            result = self.timed(step.name, step.summary,
+                                lambda: self.transport.run(step.command, stdin=payload))
+        except HostUnreachable as exc:  # say which step the host may have left half done
+            reason = str(exc).removeprefix(f"{self.name}: ")
+            raise HostUnreachable(f"{self.name}: step '{step.name}' cut short: {reason}") from None
         if not result.ok:
             output = without_markers(result.stderr.strip() or result.stdout.strip())
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
