@@ -1,7 +1,14 @@
 """Fault injection on a real fleet host (issue 8): one fault per test, during a deploy under
 light load. Each asserts that the previous release keeps serving with no failed request, that
 nothing is lost (data, media, env, history), that the error names the step and the exit is
-non-zero, and that the next deploy succeeds."""
+non-zero, and that the next deploy succeeds.
+
+Where a fault rules one of these out, the test says so and asserts what does hold: a killed
+Emperor takes its vassals down, and so does a host going down (no request fails before the
+fault; after setup-stage the live release serves again); a deploy SIGKILLed after its switch
+leaves the new, already checked, release live; SIGKILL leaves the lock, which the next deploy
+reports as stale with the way out (unlock).
+"""
 
 import hashlib
 import json
@@ -244,14 +251,14 @@ def disk_nearly_full(path: str, headroom_kib: int = 16) -> str:
             f"mount -o remount,size=$((used + {headroom_kib}))k {path}")
 
 
-
 # --- the deploying process interrupted or killed, in each phase ------------------------------
 
 # Shell tests on the host for "the deploy is in this phase" (``{live}``: the live release).
 PHASES = {
     "prepare": f"test -e {ROOT}/state/lock/info.json",
     # Release ids sort by time: the newest vassal file is the new release's.
-    "start": f'[[ "$(ls {ROOT}/vassals/*.ini | tail -n 1)" > {ROOT}/vassals/storefront@{{live}}.ini ]]',
+    "start": f'[[ "$(ls {ROOT}/vassals/*.ini | tail -n 1)" > '
+             f'{ROOT}/vassals/storefront@{{live}}.ini ]]',
     "switch": f'[ "$(readlink {ROOT}/run/storefront.sock)" != storefront@{{live}}.sock ]',
 }
 
