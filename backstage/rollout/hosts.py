@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 from backstage.commands import lock
 from backstage.commands.shell import Script, failed_step, without_markers
-from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
+from backstage.errors import (
+    BackstageError,
+    ConnectionLost,
+    HostUnreachable,
+    StepFailed,
+    UsageError,
+)
 from backstage.model import Layout, Production
 from backstage.plan.observed import Observed, probe_command
 from backstage.plan.steps import Step
@@ -87,9 +93,9 @@ class HostRun:
         try:
             result = self.timed(step.name, step.summary,
                                 lambda: self.transport.run(step.command, stdin=payload))
-        except HostUnreachable as exc:  # say which step the host may have left half done
+        except ConnectionLost as exc:  # say which step the host may have left half done
             reason = str(exc).removeprefix(f"{self.name}: ")
-            raise HostUnreachable(f"{self.name}: step '{step.name}' cut short: {reason}") from None
+            raise ConnectionLost(f"{self.name}: step '{step.name}' cut short: {reason}") from None
         if not result.ok:
             output = without_markers(result.stderr.strip() or result.stdout.strip())
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])

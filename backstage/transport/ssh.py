@@ -20,7 +20,7 @@ from pathlib import Path
 import fabric
 import paramiko
 
-from backstage.errors import HostUnreachable
+from backstage.errors import ConnectionLost, HostUnreachable
 from backstage.transport.base import Result, Transport
 
 CHUNK = 256 * 1024
@@ -113,7 +113,7 @@ class SSHTransport(Transport):
         try:
             channel = self.connection.transport.open_session()
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise HostUnreachable(f"{self.name}: connection lost: {exc}") from None
+            raise ConnectionLost(f"{self.name}: connection lost: {exc}") from None
         with channel:
             channel.settimeout(timeout)
             channel.exec_command(command)
@@ -123,7 +123,7 @@ class SSHTransport(Transport):
             sender.join()
             code = channel.recv_exit_status()
         if code == -1:
-            raise HostUnreachable(f"{self.name}: connection lost while running a command")
+            raise ConnectionLost(f"{self.name}: connection lost while running a command")
         return Result(command, code, stdout, stderr)
 
     @staticmethod
