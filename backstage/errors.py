@@ -35,6 +35,10 @@ class HostUnreachable(BackstageError):
     exit_code = 3
 
 
+class ConnectionLost(HostUnreachable):
+    """An open SSH connection to a host dropped, possibly in the middle of a command."""
+
+
 class StepFailed(BackstageError):
     """A remote step exited non-zero. Carries the step name and the tail of its output."""
 

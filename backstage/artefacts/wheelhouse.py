@@ -58,7 +58,8 @@ def build(requirement_args: list[str], key: str, label: str) -> list[Path]:
         )
         if done.returncode != 0:
             shutil.rmtree(building, ignore_errors=True)
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            # pip's lines can be huge (every version it saw): keep the start of each.
+            tail = [line[:300] for line in (done.stderr or done.stdout).strip().splitlines()[-3:]]
             raise BackstageError(f"building wheels for {label} failed: {' '.join(tail)}")
         (building / DONE_MARKER).touch()
         try:

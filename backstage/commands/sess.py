@@ -7,6 +7,9 @@ from backstage.commands.stage import rescan_emperor, rescan_line, wait_for
 from backstage.model import Layout
 
 LOG_TAIL_LINES = 30
+# uWSGI's request log lines. Releases share the act's log: under load the live release's
+# requests would push the new vassal's startup errors out of the tail shown on failure.
+REQUEST_LOG_LINE = r"^\[pid: [0-9]*|app: "
 STOPPED_SUFFIX = ".stopped"
 RETIRED_SUFFIX = ".retired"
 # After the switch, an old vassal keeps serving what nginx queued on its socket just before.
@@ -21,15 +24,18 @@ def start_vassal(script: Script, layout: Layout, act: str, release: str, ini: st
 
 def health_check(script: Script, layout: Layout, python: str, act: str, release: str,
                  check: dict) -> Script:
-    """Check the new release through its own socket; on failure remove it and mark it bad."""
+    """Check the new release through its own socket; on failure remove it, mark it bad and
+    show the act's log (its startup errors, not the live release's requests)."""
     script.step("health")
     spec = {"socket": layout.socket(act, release), **check}
+    log_tail = (f"{{ grep -av {q(REQUEST_LOG_LINE)} {q(layout.act_log(act))} 2>/dev/null || true; }} "
+                f"| tail -n {LOG_TAIL_LINES} >&2")
     on_failure = "; ".join([
         argv("rm", "-f", layout.vassal(act, release)),
         rescan_line(layout),
         mark_bad(layout, act, release),
-        f"echo {q('--- last lines of ' + layout.act_log(act) + ':')} >&2",
-        f"tail -n {LOG_TAIL_LINES} {q(layout.act_log(act))} >&2 || true",
+        f"echo {q('--- last lines of ' + layout.act_log(act) + ', without requests:')} >&2",
+        log_tail,
         'printf \'%s\\n\' "$health" >&2',
         "exit 1",
     ])

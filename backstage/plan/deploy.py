@@ -2,10 +2,11 @@
 
 After the probe, a warm deploy is three remote commands per host: upload and prepare the
 release (the upload is whatever turns a tree the host has into the new one: nothing, a delta,
-or the whole tree; see :mod:`backstage.artefacts.bundle`); start its vassal and health-check it through its own socket; switch traffic, retire
-the old vassal, clean up and update the gigs. A changed requirements file adds one command
-(the venue build), shared databases one command on one host (their migrations). When the code,
-the env file, the vassal and the gigs are all as desired, the plan is empty.
+or the whole tree; see :mod:`backstage.artefacts.bundle`); start its vassal, health-check it
+through its own socket and update the gigs; switch traffic, retire the old vassal and clean
+up. A changed requirements file adds one command (the venue build), shared databases one
+command on one host (their migrations). When the code, the env file, the vassal and the gigs
+are all as desired, the plan is empty.
 """
 
 from collections.abc import Callable
@@ -154,20 +155,23 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     script = sess_cmd.start_vassal(Script(), layout, act_name, release, vassal_ini(release))
     sess_cmd.health_check(script, layout, python, act_name, release,
                           health_spec(production, act_name))
+    # Before any switch: a gig that fails 'nginx -t' stops the rollout with traffic untouched.
+    # Gig files name the stable socket and current, not a release, so the live one still serves.
+    gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     plan.start.append(Step("start", f"start {act_name}@{release}, health-check its socket",
                            script.text()))
 
     script = sess_cmd.switch(Script(), layout, act_name, release)
+    # Recorded at once: a deploy cut short after this point (killed) still shows in history.
+    history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
+                                    "release": release, "previous": current, "by": inputs.by})
     changes.retired = [r for r in observed.vassal_releases(act_name) if r != release]
     sess_cmd.retire(script, layout, act_name, changes.retired)
     changes.deleted = releases_to_delete(observed, act_name, act.keep_releases, release, current)
     sess_cmd.delete_releases(script, layout, act_name, changes.deleted)
     sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act_name,
                                                        release, changes.deleted))
-    gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
     nginx_health(script, production, act_name, layout, python)
-    history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
-                                    "release": release, "previous": current, "by": inputs.by})
     lock.release(script, layout, inputs.lock["token"])
     plan.switch.append(Step("switch", f"switch {act_name} to {release}", script.text()))
 

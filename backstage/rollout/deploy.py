@@ -137,6 +137,7 @@ class Rollout:
         except HostUnreachable as exc:
             outcome.result, outcome.error = "unreachable", str(exc)
             self.options.reporter.failed(name, exc)
+            self._free_lock(name)  # the connection may have dropped mid-step: try a new one
         except BackstageError as exc:
             outcome.result, outcome.error = "failed", str(exc)
             self.options.reporter.failed(name, exc)
@@ -218,9 +219,10 @@ class Rollout:
         self.options.reporter.info(f"stopping the rollout: {reason}")
         to_revert = switched if self.rollback else []
         self._parallel(to_revert, self._revert)
-        # Failed hosts too: a host cut short (Ctrl-C) may have a prepared vassal running.
+        # Failed hosts too: a host cut short (Ctrl-C) may have a prepared vassal running, and
+        # one whose connection dropped mid-step may be reachable again.
         waiting = [n for n, plan in self.plans.items() if not plan.noop and n not in switched
-                   and self.report.outcomes[n].result in ("pending", "failed")]
+                   and self.report.outcomes[n].result in ("pending", "failed", "unreachable")]
         self._parallel(waiting, self._abort)
 
     def _revert(self, name: str) -> None:

@@ -20,7 +20,13 @@ from backstage.commands import (
     lock,
 )
 from backstage.commands.shell import Script, become, failed_step, without_markers
-from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
+from backstage.errors import (
+    BackstageError,
+    ConnectionLost,
+    HostUnreachable,
+    StepFailed,
+    UsageError,
+)
 from backstage.model import Layout, Production
 from backstage.plan.observed import Observed, probe_spec
 from backstage.plan.steps import Step
@@ -114,9 +120,16 @@ class HostRun:
         """Run one step; raise StepFailed naming the step the script reached."""
         if self.options.cancelled.is_set():
             raise Cancelled(f"{self.name}: interrupted before step '{step.name}'")
-        payload = step.payload() if step.payload else None
-        result = self.timed(step.name, step.summary,
-                            lambda: self.send(step.command, stdin=payload))
+        try:  # building the payload (wheels, say) is part of the step
+            payload = step.payload() if step.payload else None
+        except BackstageError as exc:
+            raise StepFailed(self.name, step.name, str(exc)) from None
+        try:
+            result = self.timed(step.name, step.summary,
+                                lambda: self.send(step.command, stdin=payload))
+        except ConnectionLost as exc:  # say which step the host may have left half done
+            reason = str(exc).removeprefix(f"{self.name}: ")
+            raise ConnectionLost(f"{self.name}: step '{step.name}' cut short: {reason}") from None
         if not result.ok:
             output = without_markers(result.stderr.strip() or result.stdout.strip())
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])

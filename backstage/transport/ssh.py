@@ -11,13 +11,16 @@ so it is replaced with a refusal, unless the user opts in to trust-on-first-use,
 new keys are saved to the known_hosts file. A changed key is always refused.
 """
 
+import io
+import os
+import select
 import threading
 from pathlib import Path
 
 import fabric
 import paramiko
 
-from backstage.errors import HostUnreachable
+from backstage.errors import ConnectionLost, HostUnreachable
 from backstage.transport.base import Result, Transport
 
 CHUNK = 256 * 1024
@@ -36,6 +39,31 @@ class _SaveNewKeys(paramiko.MissingHostKeyPolicy):
             f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
+class _ProxyCommand(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand, except that ``recv`` returns ``b""`` at end of file, as a socket
+    does. paramiko's loops forever once the command has exited (the connection dropped, or
+    Ctrl-C reached the command too), so the run using the connection would hang."""
+
+    def recv(self, size):
+        ready, _, _ = select.select([self.process.stdout], [], [], self.timeout)
+        if not ready:
+            raise TimeoutError()  # what a socket raises (socket.timeout); paramiko retries
+        try:
+            return os.read(self.process.stdout.fileno(), size)
+        except OSError as exc:
+            raise paramiko.ProxyCommandFailure(" ".join(self.cmd), exc.strerror) from None
+
+
+class _Connection(fabric.Connection):
+    def open_gateway(self):
+        """A ``ProxyCommand`` from ssh_config, as Fabric makes it, but one that ends."""
+        if not isinstance(self.gateway, str):
+            return super().open_gateway()
+        config = paramiko.SSHConfig()
+        config.parse(io.StringIO(f"Host {self.host}\n    ProxyCommand {self.gateway}"))
+        return _ProxyCommand(config.lookup(self.host)["proxycommand"])
+
+
 class SSHTransport(Transport):
     def __init__(self, name: str, address: str, user: str | None = None, port: int | None = None,
                  ssh_config: Path | None = None, known_hosts: Path | None = None,
@@ -44,7 +72,7 @@ class SSHTransport(Transport):
         overrides = {"load_ssh_configs": True}
         config = fabric.Config(runtime_ssh_path=str(ssh_config) if ssh_config else None,
                                overrides=overrides)
-        self.connection = fabric.Connection(
+        self.connection = _Connection(
             address, user=user, port=port, config=config, connect_timeout=connect_timeout
         )
         self.known_hosts = known_hosts or self._known_hosts_from_config()
@@ -85,7 +113,7 @@ class SSHTransport(Transport):
         try:
             channel = self.connection.transport.open_session()
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise HostUnreachable(f"{self.name}: connection lost: {exc}") from None
+            raise ConnectionLost(f"{self.name}: connection lost: {exc}") from None
         with channel:
             channel.settimeout(timeout)
             channel.exec_command(command)
@@ -95,7 +123,7 @@ class SSHTransport(Transport):
             sender.join()
             code = channel.recv_exit_status()
         if code == -1:
-            raise HostUnreachable(f"{self.name}: connection lost while running a command")
+            raise ConnectionLost(f"{self.name}: connection lost while running a command")
         return Result(command, code, stdout, stderr)
 
     @staticmethod

@@ -279,6 +279,9 @@ def health(spec):
             else:
                 status, body = http_request(spec["port"], spec["host"], spec["path"],
                                             spec["timeout"], spec.get("tls", False))
+        except FileNotFoundError:
+            last = f"{where}: the vassal never opened its socket (see its log above)"
+            continue
         except OSError as exc:
             last = f"{where}: {exc.strerror or exc}"
             continue
