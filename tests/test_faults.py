@@ -48,7 +48,7 @@ def stage(tmp_path_factory):
         stage.cli("setup-stage")
         stage.cli("deploy-act", "storefront")
         assert '"greetings": 1' in stage.post("/api/greet", "name=Ada")
-        stage.fleet.run("h1", f"printf 'media survives\\n' > {ACT}/shared/media/{MEDIA}")
+        stage.fleet.run("h1", f"printf 'media survives\\n' > {ACT}/media/{MEDIA}")
         yield stage
     finally:
         stage.fleet.stop()
@@ -81,7 +81,7 @@ def snapshot(stage) -> Snapshot:
                      re.DOTALL).groups()
     media_status, media = stage.page(f"/media/{MEDIA}")
     assert media_status == 200, media
-    env = stage.fleet.run("h1", f"cat {ACT}/shared/env-{release}").stdout
+    env = stage.fleet.run("h1", f"cat {ACT}/env/env-{release}").stdout
     assert "FAULTS_MARK=kept" in env
     history = stage.fleet.run("h1", f"cat {ROOT}/state/history.jsonl").stdout
     return Snapshot(release, data, media, hashlib.sha256(env.encode()).hexdigest(), history)
