@@ -11,7 +11,6 @@ Run as root: ``.venv/bin/python bench/venue.py [--runs N]``.
 """
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -25,12 +24,6 @@ from backstage.sandbox.testbed import make_stage
 PREFIX = "bsbenchuv"
 UV = Path(sys.executable).parent / "uv"
 
-
-def give_uv(stage, host: str) -> None:
-    home = stage.fleet.host(host).workdir / "root"
-    (home / ".local" / "bin").mkdir(parents=True)
-    shutil.copy2(UV, home / ".local" / "bin" / "uv")
-    (home / ".bashrc").write_text('export PATH="$HOME/.local/bin:$PATH"\n')
 
 
 def venue_seconds(stage, host: str) -> float:
@@ -48,7 +41,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bs-bench-uv-") as work:
         stage = make_stage(Path(work), "benchuv", {"h1": "", "h2": ""}, prefix=args.prefix)
         try:
-            give_uv(stage, "h2")
+            stage.give_tool("h2", UV)
             stage.cli("setup-stage")
             requirements = stage.source / "requirements.txt"
             original = requirements.read_text()

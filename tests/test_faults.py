@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from backstage.model import release_of_link
 from tests.deploying import EXAMPLE, REPO, Load, make_stage
 
 pytestmark = pytest.mark.fleet
@@ -68,7 +69,7 @@ class Snapshot:
 def live_release(stage) -> str:
     out = stage.fleet.run("h1", f"readlink {ROOT}/run/storefront.sock; readlink {ACT}/current")
     socket_link, current = out.stdout.split()
-    release = socket_link.removeprefix("storefront@").removesuffix(".sock")
+    release = release_of_link(socket_link)
     assert current == f"releases/{release}", "the stable socket and current disagree"
     return release
 
@@ -259,7 +260,7 @@ PHASES = {
     # Release ids sort by time: the newest vassal file is the new release's.
     "start": f'[[ "$(ls {ROOT}/vassals/*.ini | tail -n 1)" > '
              f'{ROOT}/vassals/storefront@{{live}}.ini ]]',
-    "switch": f'[ "$(readlink {ROOT}/run/storefront.sock)" != storefront@{{live}}.sock ]',
+    "switch": f'[ "$(readlink {ROOT}/run/storefront.sock)" != storefront/{{live}}.sock ]',
 }
 
 

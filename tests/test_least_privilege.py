@@ -81,11 +81,11 @@ def test_vassal_processes_run_as_the_act_user(stage):
 
 def test_socket_and_env_file_permissions(stage):
     release = live_release(stage)
-    sock = f"{ROOT}/run/storefront/storefront@{release}.sock"
+    sock = f"{ROOT}/run/storefront/{release}.sock"
     assert on_host(stage, f"stat -c '%A %U %G' {sock}").stdout.split() == [
         "srw-rw----", USER, "www-data"]
     assert on_host(stage, f"readlink {ROOT}/run/storefront.sock").stdout.strip() == \
-        f"storefront/storefront@{release}.sock"
+        f"storefront/{release}.sock"
     env = f"{ROOT}/acts/storefront/env/env-{release}"
     assert on_host(stage, f"stat -c '%a %U' {env}").stdout.split() == ["600", USER]
 

@@ -77,11 +77,11 @@ def test_vassal_system_layout(project):
     assert ini_one(pairs, "threads") == "4"
 
     root = "/srv/backstage/shop"
-    assert ini_one(pairs, "socket") == f"{root}/run/storefront/storefront@{RELEASE}.sock"
+    assert ini_one(pairs, "socket") == f"{root}/run/storefront/{RELEASE}.sock"
     assert ini_one(pairs, "virtualenv") == VENUE_DIR
     assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
     assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
-    assert ini_one(pairs, "stats") == f"{root}/run/storefront/storefront@{RELEASE}.stats"
+    assert ini_one(pairs, "stats") == f"{root}/run/storefront/{RELEASE}.stats"
     assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
 
     envs = [v for k, v in pairs if k == "env"]
@@ -275,7 +275,7 @@ def test_project_template_overrides_by_name(project):
     renderer = Renderer(production)
     text = renderer.vassal(layout, "storefront", RELEASE, VENUE_DIR)
     assert text == ("[uwsgi]\n; custom for shop\nmodule = storefront.wsgi:application\n"
-                    f"socket = /srv/backstage/shop/run/storefront/storefront@{RELEASE}.sock\n")
+                    f"socket = /srv/backstage/shop/run/storefront/{RELEASE}.sock\n")
     # Templates not overridden still come from the package.
     assert "uwsgi_pass unix:" in renderer.gig(layout, "shop")
 

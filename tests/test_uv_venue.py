@@ -2,7 +2,6 @@
 fleet hosts, one with a uv of its own (in root's ``~/.local/bin``, on the PATH its SSH commands
 see through ``~/.bashrc``), the other without."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +16,6 @@ VENUES = f"/srv/backstage/{PRODUCTION}/venues"
 # The uv wheel installed with the test extras (pyproject.toml) puts its binary beside Python.
 UV = Path(sys.executable).parent / "uv"
 
-
-def give_uv(stage, host: str) -> None:
-    """Install uv for root on this host only (its /root is its own)."""
-    home = stage.fleet.host(host).workdir / "root"
-    (home / ".local" / "bin").mkdir(parents=True)
-    shutil.copy2(UV, home / ".local" / "bin" / "uv")
-    (home / ".bashrc").write_text('export PATH="$HOME/.local/bin:$PATH"\n')
 
 
 def ssh(stage, host: str, command: str) -> subprocess.CompletedProcess:
@@ -40,7 +32,7 @@ def test_venue_is_built_by_uv_where_present_and_by_pip_elsewhere(tmp_path):
     assert UV.exists(), f"{UV}: install the test extras (pip install -e '.[test]')"
     stage = make_stage(tmp_path, PRODUCTION, {"h1": 'roles = ["web"]', "h2": 'roles = ["web"]'})
     try:
-        give_uv(stage, "h2")
+        stage.give_tool("h2", UV)
         assert ssh(stage, "h2", "command -v uv").stdout == "/root/.local/bin/uv\n"
         assert ssh(stage, "h1", "command -v uv").returncode != 0
         stage.cli("setup-stage")

@@ -14,7 +14,7 @@ from backstage.model.inventory import (
     Venue,
     load_production,
 )
-from backstage.model.layout import Layout, RunAs
+from backstage.model.layout import Layout, RunAs, release_of_link
 
 __all__ = [
     "Act",
@@ -27,4 +27,5 @@ __all__ = [
     "RunAs",
     "Venue",
     "load_production",
+    "release_of_link",
 ]

@@ -205,8 +205,13 @@ class Layout:
         at exit after dropping to that user."""
         return self._at("run", act) if self.kind == "system" else self.run
 
+    def _socket_name(self, act: str, release_id: str) -> str:
+        """``<release>`` in an act's own folder, ``<act>@<release>`` in the shared ``run/``
+        (the act is not named twice: uWSGI limits socket paths to 102 bytes)."""
+        return release_id if self.kind == "system" else f"{act}@{release_id}"
+
     def socket(self, act: str, release_id: str) -> str:
-        return join(self.socket_dir(act), f"{act}@{release_id}.sock")
+        return join(self.socket_dir(act), self._socket_name(act, release_id) + ".sock")
 
     def socket_link(self, act: str, release_id: str) -> str:
         """What the stable socket link holds: the release's socket, relative to ``run/``."""
@@ -216,7 +221,8 @@ class Layout:
         return self._at("run", f"{act}.sock")
 
     def stats_socket(self, act: str, release_id: str) -> str:
-        return join(self.socket_dir(act), f"{act}@{release_id}.stats")
+        return join(self.socket_dir(act), self._socket_name(act, release_id) + ".stats")
+
 
     # nginx.
     @property
@@ -237,3 +243,9 @@ class Layout:
 
     def gig_conf(self, gig: str) -> str:
         return join(self.nginx_sites, f"backstage-{self.production}-{gig}.conf")
+
+
+def release_of_link(target: str) -> str:
+    """The release a link names: ``releases/<id>``, ``<act>/<id>.sock``, ``<act>@<id>.sock``."""
+    name = target.rsplit("/", 1)[-1].removesuffix(".sock")
+    return name.split("@", 1)[1] if "@" in name else name

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
-from backstage.model import Layout, Production
+from backstage.model import Layout, Production, release_of_link
 
 
 def probe_spec(production: Production, host: str, layout: Layout,
@@ -103,12 +103,8 @@ class Observed:
         return self.has(venue_marker(self.layout, venue, digest))
 
     def release_of_link(self, path: str) -> str | None:
-        """``releases/<id>`` or ``<act>@<id>.sock`` -> ``<id>``."""
         target = self.link(path)
-        if target is None:
-            return None
-        name = target.rsplit("/", 1)[-1]
-        return name.split("@", 1)[1].removesuffix(".sock") if "@" in name else name
+        return None if target is None else release_of_link(target)
 
     def current_release(self, act: str) -> str | None:
         return self.release_of_link(self.layout.current(act))

@@ -32,6 +32,14 @@ class Stage:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return backstage(*args, "--inventory", str(self.inventory), cwd=self.work, check=check)
 
+    def give_tool(self, host: str, binary: Path) -> None:
+        """Put a program on root's PATH on one host only (its /root is its own): how tests
+        give a host ``uv`` without installing it for the whole machine."""
+        home = self.fleet.host(host).workdir / "root"
+        (home / ".local" / "bin").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(binary, home / ".local" / "bin" / binary.name)
+        (home / ".bashrc").write_text('export PATH="$HOME/.local/bin:$PATH"\n')
+
     def page(self, path: str = "/", host: str = "h1", port: int = 80) -> tuple[int, str]:
         return self.fleet.http(host, path, port=port, host_header=DOMAIN)
 

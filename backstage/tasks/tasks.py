@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backstage.errors import BackstageError, UsageError
-from backstage.model import load_production
+from backstage.model import load_production, release_of_link
 from backstage.rollout import Options, operations
 from backstage.rollout.report import Reporter
 
@@ -175,7 +175,7 @@ def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, 
     table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
     for host, acts in results.items():
         for act_name, info in acts.items():
-            live = info["live"].split("@", 1)[-1].removesuffix(".sock") if info["live"] else None
+            live = release_of_link(info["live"]) if info["live"] else None
             for sess in info["sesses"] or [{}]:
                 state = ("running" if sess.get("master") else "stopped") if sess else "absent"
                 mark = " (live)" if sess.get("release") == live else ""

@@ -15,6 +15,7 @@ import io
 import os
 import select
 import threading
+import time
 from pathlib import Path
 
 import fabric
@@ -24,6 +25,7 @@ from backstage.errors import ConnectionLost, HostUnreachable
 from backstage.transport.base import Result, Transport
 
 CHUNK = 256 * 1024
+EOF_GRACE = 5.0
 
 
 class _SaveNewKeys(paramiko.MissingHostKeyPolicy):
@@ -137,17 +139,27 @@ class SSHTransport(Transport):
 
     @staticmethod
     def _receive(channel):
+        """Read stdout and stderr to their end: the server's EOF, not the exit status, which
+        sshd may send while output the command wrote is still on its way (under load, that
+        lost a command's whole output now and then). A process left running with the
+        command's output open would hold the EOF back: past ``EOF_GRACE`` seconds after the
+        exit status, what has arrived is all there is."""
         out, err = bytearray(), bytearray()
+        exited = None
         while True:
             if channel.recv_ready():
                 out += channel.recv(CHUNK)
             elif channel.recv_stderr_ready():
                 err += channel.recv_stderr(CHUNK)
-            elif channel.exit_status_ready() and not channel.recv_ready() \
-                    and not channel.recv_stderr_ready():
+            elif channel.eof_received or channel.closed:
                 break
+            elif channel.exit_status_ready():
+                exited = exited or time.monotonic()
+                if time.monotonic() - exited > EOF_GRACE:
+                    break
+                time.sleep(0.002)
             else:
-                channel.status_event.wait(0.005)
+                time.sleep(0.002)
         while channel.recv_ready():
             out += channel.recv(CHUNK)
         while channel.recv_stderr_ready():
