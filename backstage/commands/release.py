@@ -14,7 +14,8 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
     Stdin holds ``env_size`` bytes of env file (environment and secrets: written 0600, never
     in argv), then the tar.gz of the upload, if the host lacks the tree. ``dd bs=1`` reads the
     env file byte by byte so that not one byte of the tarball behind it is consumed. The
-    release is a hard-link copy of the tree: nothing is copied, and nothing that runs in a
+    release is a hard-link copy of the tree (a plain copy if ``releases/`` is on another
+    filesystem): nothing is copied, and nothing that runs in a
     release (``collectstatic``, bytecode, the act) rewrites a file in place, so the tree stays
     what its digest says.
     """
@@ -25,9 +26,13 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
                    layout.media(act), layout.data, layout.trees])
     script.raw(f"(umask 077 && dd bs=1 count={int(env_size)} status=none of={q(env_tmp)})")
     receive_tree(script, layout, python, upload)
+    script.step("upload")
     script.run("mv", "-f", env_tmp, layout.env_file(act, release))
     script.remove(incoming, layout.release(act, release))
-    script.run("cp", "-al", layout.tree(upload.digest), incoming)
+    # Hard links need one filesystem; releases/ mounted elsewhere gets a plain copy.
+    tree = layout.tree(upload.digest)
+    script.raw(f"{argv('cp', '-al', tree, incoming)} 2>/dev/null || "
+               f"{{ {argv('rm', '-rf', '--', incoming)} && {argv('cp', '-a', tree, incoming)}; }}")
     return script.run("mv", "-T", incoming, layout.release(act, release))
 
 
