@@ -72,11 +72,13 @@ def prebuild_wheels(stage) -> None:
 
 
 def add_act(stage, name: str, port: int) -> None:
-    """Another act of the same source and venue, served on its own HTTP port."""
+    """Another act of the same source and venue, served on its own HTTP port (and, as it
+    shares storefront's sqlite files, run by storefront's unix user)."""
     text = stage.inventory.read_text()
     table = text[text.index("[acts.storefront]"):text.index("[databases.")]
     table = table.replace("[acts.storefront]", f"[acts.{name}]")
-    stage.inventory.write_text(text + "\n" + table + f"http_port = {port}\n")
+    stage.inventory.write_text(text + "\n" + table + f"http_port = {port}\n"
+                               f'user = "bs-{PRODUCTION}-storefront"\n')
 
 
 def row(label: str, runs, note: str = "") -> list[str]:
