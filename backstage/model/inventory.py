@@ -148,14 +148,17 @@ class Database(Section):
         return self.engine != "sqlite"
 
     def file_name(self, logical: str) -> str:
-        """The sqlite file in the production's data directory."""
+        """The sqlite file's name in the production's data directory."""
         return self.name or f"{logical}.sqlite3"
+
+    def sqlite_path(self, logical: str, data_dir: str) -> str:
+        return f"{data_dir}/{self.file_name(logical)}"
 
     def django(self, logical: str, data_dir: str, secrets: dict[str, str]) -> dict:
         """The Django ``DATABASES`` entry an act receives in ``BACKSTAGE_DATABASES``."""
         if self.engine == "sqlite":
             return {"ENGINE": "django.db.backends.sqlite3",
-                    "NAME": f"{data_dir}/{self.file_name(logical)}"}
+                    "NAME": self.sqlite_path(logical, data_dir)}
         entry = {"ENGINE": "django.db.backends.postgresql", "NAME": self.name or logical,
                  "USER": self.user or "", "HOST": self.host or "", "PORT": str(self.port or "")}
         if self.password_secret:

@@ -137,7 +137,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     upload = inputs.bundle.upload_for(observed.trees)
     release_cmd.unpack_release(script, layout, python, act_name, release, len(env_bytes), upload)
     if run_as:
-        sqlite_files = [f"{layout.data}/{production.databases[d].file_name(d)}"
+        sqlite_files = [production.databases[d].sqlite_path(d, layout.data)
                         for d in act.databases if not production.databases[d].shared]
         privileges.own_act_state(script, layout, act_name, release, run_as, sqlite_files)
         privileges.open_static(script, layout, act_name, release, run_as)
