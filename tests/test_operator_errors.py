@@ -216,3 +216,14 @@ def test_the_error_line_of_a_failed_steps_output(output, line):
 def test_a_failed_step_is_summarised_by_its_error_not_its_last_line():
     failed = errors.StepFailed("h1", "collectstatic", CHECK_WARNINGS + UNKNOWN_COMMAND)
     assert str(failed) == "h1: step 'collectstatic' failed: Unknown command: 'collectstatic'"
+
+
+@pytest.mark.parametrize(("line", "entry"), [
+    ('{"time": "t", "event": "deploy"}', {"time": "t", "event": "deploy"}),
+    ('{"time": "20', {"event": "unreadable", "line": '{"time": "20'}),
+    ('["not", "an", "entry"]', {"event": "unreadable", "line": '["not", "an", "entry"]'}),
+])
+def test_a_history_line(line, entry):
+    from backstage.rollout.operations import history_entry
+
+    assert history_entry(line) == entry

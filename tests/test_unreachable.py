@@ -1,6 +1,6 @@
 """One host of three down (issue 12): ``status`` and ``plan`` report the two reachable hosts
 and give the down one a line of its own, exit 3, and print no traceback; the host's error is
-said once."""
+said once. Then hosts that answer, but not as Backstage expects: one line each too."""
 
 import json
 import re
@@ -79,3 +79,31 @@ def test_a_change_says_what_was_done_on_the_reachable_hosts(stage):
     lines = run(stage, "restart", "storefront").stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["h1", "h3"]
     assert all(line.endswith(" restart done") for line in lines), lines
+
+
+# --- hosts that answer, but not as expected ------------------------------------------------
+
+def test_a_shell_startup_file_that_prints_is_one_line(stage):
+    bashrc = stage.fleet.host("h3").workdir / "root" / ".bashrc"
+    bashrc.write_text('echo "Welcome to h3"\n')  # bash runs it for commands sshd starts
+    try:
+        done = stage.cli("status", "--hosts", "h3", check=False)
+    finally:
+        bashrc.unlink()
+    assert done.returncode == 1, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "not JSON" in line]
+    assert line.startswith("h3  error h3: step 'status': the host helper's answer is not JSON")
+    assert line.endswith(": 'Welcome to h3'")
+
+
+def test_a_history_line_cut_short_is_shown_as_unreadable(stage):
+    history = "/srv/backstage/partial/state/history.jsonl"
+    stage.fleet.run("h1", f"cp {history} {history}.saved && printf '{{\"time\": \"20' >> {history}")
+    try:
+        done = stage.cli("history", "--hosts", "h1", "--json", check=False)
+    finally:
+        stage.fleet.run("h1", f"mv {history}.saved {history}")
+    assert done.returncode == 0, done.stderr
+    entries = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {"host": "h1", "event": "unreadable", "line": '{"time": "20'} in entries
+    assert any(e["event"] == "deploy" for e in entries)

@@ -112,7 +112,13 @@ class HostRun:
             raise BackstageError(f"{self.name}: {missing!r} is not on the host's PATH")
         if not result.ok:
             raise StepFailed(self.name, name, result.stderr or result.stdout)
-        return json.loads(result.stdout)
+        try:
+            return json.loads(result.stdout)
+        except ValueError:  # a shell startup file that prints, say
+            first = (result.stdout.strip().splitlines() or [""])[0][:80]
+            raise BackstageError(f"{self.name}: step '{name}': the host helper's answer is not "
+                                 f"JSON (does a shell startup file on the host print?): "
+                                 f"{first!r}") from None
 
     def _send(self, name: str, command: str, stdin: bytes | None = None, summary: str = ""):
         return self.timed(name, summary, lambda: self.send(command, stdin=stdin))

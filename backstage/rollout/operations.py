@@ -186,13 +186,23 @@ def history_lines(production: Production, limit: int,
     def on_host(run: HostRun):
         text = run.run_command("history", argv("tail", "-n", str(limit), run.layout.history)
                                + " 2>/dev/null || true")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [history_entry(line) for line in text.splitlines() if line.strip()]
 
     results = run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
     entries = [{"host": host, **entry} for host, lines in results.items()
                if not isinstance(lines, BackstageError) for entry in lines]
     return sorted(entries, key=lambda e: e.get("time", ""), reverse=True)[:limit], \
         failures(results)
+
+
+def history_entry(line: str) -> dict:
+    """One line of a host's history; one that is not JSON (cut short by a full disk, say) is
+    shown as it is."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        entry = None
+    return entry if isinstance(entry, dict) else {"event": "unreadable", "line": line}
 
 
 def require_act(production: Production, act_name: str):
