@@ -32,6 +32,7 @@ ROOT = f"/srv/backstage/{PRODUCTION}"
 ACT = f"{ROOT}/acts/storefront"
 HOME = "greetings/templates/greetings/home.html"
 URLS = "storefront/urls.py"
+SETTINGS = "storefront/settings.py"
 VIEWS = "greetings/views.py"
 MEDIA = "kept.txt"
 
@@ -194,6 +195,19 @@ def test_failing_migration(live):
     assert "this migration fails on purpose" in failed_deploy(live, "migrate greetings")
     assert_nothing_lost(live)
     next_deploy_succeeds(live.stage, "After a failing migration")
+
+
+def test_missing_management_command_is_named_without_earlier_warnings(live):
+    """Without staticfiles, Django has no collectstatic: the error line is Django's "Unknown
+    command", not the usage hint after it, and the warnings ``check --deploy`` printed in the
+    step before are not repeated with the failure."""
+    edit(live.stage, SETTINGS, '    "django.contrib.staticfiles",\n', "")
+    stderr = failed_deploy(live, "collectstatic")
+    assert "h1: step 'collectstatic' failed: Unknown command: 'collectstatic'\n" in stderr
+    assert "security.W0" not in stderr and "System check" not in stderr
+    assert "Traceback" not in stderr
+    assert_nothing_lost(live)
+    next_deploy_succeeds(live.stage, "After a missing collectstatic")
 
 
 def test_requirement_that_cannot_be_installed(live):

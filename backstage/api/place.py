@@ -12,7 +12,7 @@ from pathlib import Path
 from posixpath import isabs, normpath
 
 from backstage.api.errors import VenueError
-from backstage.commands.shell import Script, failed_step, without_markers
+from backstage.commands.shell import Script, failed_step, step_output
 from backstage.errors import BackstageError, UsageError
 from backstage.model import load_production, names
 from backstage.transport import LocalTransport, SSHTransport, Transport
@@ -60,7 +60,7 @@ class Place:
         result = self.transport.run(command, stdin=stdin)
         if result.ok:
             return result.stdout
-        output = without_markers(result.stderr.strip() or result.stdout.strip())
+        output = step_output(result.stderr).strip() or result.stdout.strip()
         detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
         raise error(f"{self.label}: {failed_step(result.stderr) or what} failed:\n{detail}")
 

@@ -80,8 +80,12 @@ def failed_step(stderr: str) -> str | None:
     return steps[-1] if steps else None
 
 
-def without_markers(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith(STEP_MARKER))
+def step_output(stderr: str) -> str:
+    """What a script wrote to stderr after the last step it announced: the failed step's own
+    output, without what the steps before it said (``check --deploy``'s warnings, say)."""
+    lines = stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(STEP_MARKER)]
+    return "\n".join(lines[starts[-1] + 1:] if starts else lines)
 
 
 def become(command: str, how: str | None) -> str:

@@ -9,13 +9,14 @@ dotted key and the reason, and is raised before anything connects to a host.
 import hashlib
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from backstage import redact
-from backstage.errors import InventoryError
+from backstage.errors import InventoryError, did_you_mean, known_hint
 from backstage.model import names
 from backstage.model.envfile import read_env_file
 
@@ -269,12 +270,27 @@ def load_production(path: str | Path) -> Production:
 
 def _first_error(path: Path, exc: ValidationError) -> InventoryError:
     error = exc.errors()[0]
-    key = ".".join(_key_part(p) for p in error["loc"] if not _PYDANTIC_TAG.fullmatch(str(p)))
+    loc = [p for p in error["loc"] if not _PYDANTIC_TAG.fullmatch(str(p))]
+    key = ".".join(_key_part(p) for p in loc)
     reason = {
-        "extra_forbidden": "unknown key",
+        "extra_forbidden": "unknown key" + did_you_mean(str(loc[-1]), _keys_at(loc[:-1])),
         "missing": "required key is missing",
     }.get(error["type"], error["msg"].removeprefix("Value error, "))
     return InventoryError(path, key, reason)
+
+
+def _keys_at(loc: list) -> list[str]:
+    """The keys the inventory allows in the table at ``loc`` (for a did-you-mean)."""
+    model, parts = Production, list(loc)
+    while parts and model is not None:
+        field = model.model_fields.get(str(parts.pop(0)))
+        annotation = field.annotation if field else None
+        if typing.get_origin(annotation) is dict and parts:  # [hosts.<name>], [acts.<name>]...
+            parts.pop(0)
+            annotation = typing.get_args(annotation)[1]
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, Section) \
+            else None
+    return [k for k in model.model_fields if k != "path"] if model else []
 
 
 # Parts pydantic adds to an error's location: union members and dict keys.
@@ -416,8 +432,7 @@ def _check_local_migrations(production, fail):
 
 
 def _unknown(kind, value, known):
-    listed = ", ".join(sorted(known)) or "none declared"
-    return f"unknown {kind} {value!r} (known: {listed})"
+    return f"unknown {kind} {value!r}" + known_hint(value, known)
 
 
 def _check_domains(production, fail):

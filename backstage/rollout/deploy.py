@@ -75,24 +75,29 @@ class RolloutReport:
                 "hosts": {h: o.as_dict() for h, o in self.outcomes.items()}}
 
 
-def count(value: str | int | None, total: int, option: str, default: int) -> int:
-    """``N`` or ``N%`` of ``total`` hosts (rounded up for batches, down for failures)."""
-    if value in (None, ""):
+def count(value: str | int | None, total: int, option: str, default: int,
+          positive: bool = False) -> float:
+    """``N`` or ``N%`` of ``total`` hosts; ``positive``: more than none."""
+    if value is None:
         return default
     text = str(value).strip()
     try:
-        if text.endswith("%"):
-            percent = float(text[:-1])
-            if not 0 <= percent <= 100:
-                raise ValueError
-            return percent * total / 100
-        number = int(text)
-        if number < 0:
+        percent = text.endswith("%")
+        number = float(text[:-1]) if percent else int(text)
+        if not (0 < number if positive else 0 <= number) or (percent and number > 100):
             raise ValueError
-        return number
     except ValueError:
-        raise UsageError(f"{option}: expected a number of hosts or a percentage, got {text!r}") \
+        least = "at least 1, or a percentage above 0" if positive else "0 or more, or a percentage"
+        raise UsageError(f"{option}: expected a number of hosts ({least}), got {text!r}") \
             from None
+    return number * total / 100 if percent else number
+
+
+def limits(serial, max_fail, total: int) -> tuple[int, int]:
+    """Hosts per switch batch (``--serial``, rounded up) and hosts that may fail
+    (``--max-fail``, rounded down) out of ``total``; UsageError for a bad value."""
+    return (max(1, math.ceil(count(serial, total, "--serial", total, positive=True))),
+            math.floor(count(max_fail, total, "--max-fail", 0)))
 
 
 class Rollout:
@@ -102,9 +107,7 @@ class Rollout:
                  env_for, options: Options, serial=None, max_fail=None, rollback=True):
         self.production, self.names, self.inputs = production, names, inputs
         self.env_for, self.options, self.rollback = env_for, options, rollback
-        total = len(names)
-        self.batch_size = max(1, math.ceil(count(serial, total, "--serial", total)))
-        self.max_fail = math.floor(count(max_fail, total, "--max-fail", 0))
+        self.batch_size, self.max_fail = limits(serial, max_fail, len(names))
         self.renderer = Renderer(production)
         self.runs: dict[str, HostRun] = {}
         self.plans: dict[str, HostPlan] = {}

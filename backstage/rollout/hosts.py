@@ -19,13 +19,14 @@ from backstage.commands import (
     install_hostside,
     lock,
 )
-from backstage.commands.shell import Script, become, failed_step, without_markers
+from backstage.commands.shell import Script, become, failed_step, step_output
 from backstage.errors import (
     BackstageError,
     ConnectionLost,
-    HostUnreachable,
+    HostsFailed,
     StepFailed,
     UsageError,
+    known_hint,
 )
 from backstage.model import Layout, Production
 from backstage.plan.observed import Observed, probe_spec
@@ -111,7 +112,13 @@ class HostRun:
             raise BackstageError(f"{self.name}: {missing!r} is not on the host's PATH")
         if not result.ok:
             raise StepFailed(self.name, name, result.stderr or result.stdout)
-        return json.loads(result.stdout)
+        try:
+            return json.loads(result.stdout)
+        except ValueError:  # a shell startup file that prints, say
+            first = (result.stdout.strip().splitlines() or [""])[0][:80]
+            raise BackstageError(f"{self.name}: step '{name}': the host helper's answer is not "
+                                 f"JSON (does a shell startup file on the host print?): "
+                                 f"{first!r}") from None
 
     def _send(self, name: str, command: str, stdin: bytes | None = None, summary: str = ""):
         return self.timed(name, summary, lambda: self.send(command, stdin=stdin))
@@ -131,7 +138,7 @@ class HostRun:
             reason = str(exc).removeprefix(f"{self.name}: ")
             raise ConnectionLost(f"{self.name}: step '{step.name}' cut short: {reason}") from None
         if not result.ok:
-            output = without_markers(result.stderr.strip() or result.stdout.strip())
+            output = step_output(result.stderr).strip() or result.stdout.strip()
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
             raise StepFailed(self.name, failed_step(result.stderr) or step.name, detail)
         return result.stdout
@@ -173,20 +180,34 @@ class HostRun:
 
 
 def select_hosts(production: Production, wanted: list[str] | None,
-                 among: list[str] | None = None) -> list[str]:
-    """The hosts to act on: all (or those an act plays on), narrowed by ``--hosts``."""
-    candidates = among if among is not None else list(production.hosts)
-    if not wanted:
+                 act: str | None = None) -> list[str]:
+    """The hosts to act on: all (or those ``act`` plays on), narrowed by ``--hosts``.
+
+    ``wanted`` None means no ``--hosts``. An empty list is an error, never "every host" (a
+    script passing an empty variable must not reach the whole fleet), and so is a selection
+    that leaves no host.
+    """
+    candidates = production.hosts_of(act) if act else list(production.hosts)
+    if wanted is None:
         return candidates
-    unknown = [h for h in wanted if h not in production.hosts]
-    if unknown:
-        raise UsageError(f"--hosts: unknown host {unknown[0]!r} in {production.path}")
-    return [h for h in candidates if h in wanted]
+    if not wanted:
+        raise UsageError("--hosts: empty; name hosts (comma-separated), or leave --hosts out "
+                         "for all of them")
+    for name in wanted:
+        if name not in production.hosts:
+            raise UsageError(f"--hosts: unknown host {name!r} in {production.path}"
+                             + known_hint(name, production.hosts))
+    selected = [h for h in candidates if h in wanted]
+    if not selected:
+        raise UsageError(f"--hosts: {', '.join(wanted)}: act {act!r} plays on none of them "
+                         f"(it plays on {', '.join(candidates)})")
+    return selected
 
 
-def for_each_host(production: Production, names: list[str], options: Options,
-                  operation: Callable[[HostRun], object]) -> dict[str, object]:
-    """Run ``operation`` on each host in parallel; raise one error summarising failures."""
+def run_on_hosts(production: Production, names: list[str], options: Options,
+                 operation: Callable[[HostRun], object]) -> dict[str, object]:
+    """Run ``operation`` on each host in parallel; per host, its result or the error it raised
+    (reported as it happened)."""
     def attempt(name):
         run = HostRun(production, name, options)
         try:
@@ -210,16 +231,20 @@ def for_each_host(production: Production, names: list[str], options: Options,
         raise
     pool.shutdown()
     options.reporter.totals(options.stats)
-    errors = {n: r for n, r in results.items() if isinstance(r, BackstageError)}
-    if errors:
-        raise summarise(errors, len(names))
     return results
 
 
-def summarise(errors: dict[str, BackstageError], total: int) -> BackstageError:
-    if len(errors) == 1:
-        return next(iter(errors.values()))
-    unreachable = all(isinstance(e, HostUnreachable) for e in errors.values())
-    kind = HostUnreachable if unreachable else BackstageError
-    return kind(f"{len(errors)} of {total} hosts failed: " + "; ".join(
-        str(e) for e in errors.values()))
+def for_each_host(production: Production, names: list[str], options: Options,
+                  operation: Callable[[HostRun], object]) -> dict[str, object]:
+    """Run ``operation`` on each host in parallel; raise HostsFailed if any host failed."""
+    results = run_on_hosts(production, names, options, operation)
+    failed = failures(results)
+    if failed:
+        raise failed
+    return results
+
+
+def failures(results: dict[str, object]) -> HostsFailed | None:
+    """The hosts of :func:`run_on_hosts` results that failed, as one error (or None)."""
+    errors = {n: r for n, r in results.items() if isinstance(r, BackstageError)}
+    return HostsFailed(errors, len(results)) if errors else None

@@ -9,7 +9,7 @@ from backstage.commands import lock as lock_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script, argv
 from backstage.commands.stage import UWSGI_REQUIREMENT
-from backstage.errors import BackstageError, UsageError
+from backstage.errors import BackstageError, HostsFailed, UsageError, known_hint
 from backstage.model import Layout, Production
 from backstage.model.envfile import read_env_file
 from backstage.plan import checks
@@ -22,8 +22,10 @@ from backstage.rollout.deploy import Rollout, RolloutReport
 from backstage.rollout.hosts import (
     HostRun,
     Options,
+    failures,
     for_each_host,
     new_lock,
+    run_on_hosts,
     select_hosts,
     whoami,
 )
@@ -94,15 +96,16 @@ def deploy_act(production: Production, act_name: str, options: Options, serial=N
                max_fail=None, rollback: bool = True) -> RolloutReport:
     """Build once on the workstation, then roll the act out over its hosts."""
     inputs = deploy_inputs(production, act_name)
-    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    names = select_hosts(production, options.hosts, act_name)
     rollout = Rollout(production, names, inputs,
                       lambda layout: act_environment(production, act_name, layout),
                       options, serial=serial, max_fail=max_fail, rollback=rollback)
     return rollout.run()
 
 
-def plan_act(production: Production, act_name: str, options: Options) -> dict[str, str]:
-    """What ``deploy-act`` would change on each host, with diffs; per host, the text to print.
+def plan_act(production: Production, act_name: str, options: Options) -> dict[str, object]:
+    """What ``deploy-act`` would change on each host, with diffs: per host, the text to print,
+    or the error that kept it from being planned (every host is reported; see ``failures``).
 
     Read-only: a probe, and at most one more command to read the files the deploy would
     replace. It takes no lock and writes nothing, not even the host helper.
@@ -120,14 +123,15 @@ def plan_act(production: Production, act_name: str, options: Options) -> dict[st
             if paths else {}
         return describe(run.name, act_name, plan, texts, observed.lock)
 
-    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
-    return for_each_host(production, names, options, on_host)
+    names = select_hosts(production, options.hosts, act_name)
+    return run_on_hosts(production, names, options, on_host)
 
 
 def rollback(production: Production, act_name: str, to: str | None, options: Options) -> dict:
-    """Switch an act back to its previous good release (or ``to``) on its hosts."""
+    """Switch an act back to its previous good release (or ``to``) on its hosts; per host,
+    the releases or the error (see ``failures``)."""
     require_act(production, act_name)
-    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    names = select_hosts(production, options.hosts, act_name)
     holder = new_lock("rollback", act_name)
 
     def on_host(run: HostRun):
@@ -137,7 +141,7 @@ def rollback(production: Production, act_name: str, to: str | None, options: Opt
         run.run_locked(steps, holder["token"])
         return {"release": target, "previous": observed.current_release(act_name)}
 
-    return for_each_host(production, names, options, on_host)
+    return run_on_hosts(production, names, options, on_host)
 
 
 def lock(production: Production, message: str, options: Options) -> dict:
@@ -175,29 +179,44 @@ def unlock(production: Production, options: Options) -> dict:
     return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
 
 
-def history_lines(production: Production, limit: int, options: Options) -> list[dict]:
-    """The last ``limit`` history entries across hosts, newest first."""
+def history_lines(production: Production, limit: int,
+                  options: Options) -> tuple[list[dict], HostsFailed | None]:
+    """The last ``limit`` history entries across the hosts that could be read, newest first,
+    and the hosts that could not."""
     def on_host(run: HostRun):
         text = run.run_command("history", argv("tail", "-n", str(limit), run.layout.history)
                                + " 2>/dev/null || true")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [history_entry(line) for line in text.splitlines() if line.strip()]
 
-    results = for_each_host(production, select_hosts(production, options.hosts), options, on_host)
-    entries = [{"host": host, **entry} for host, lines in results.items() for entry in lines]
-    return sorted(entries, key=lambda e: e.get("time", ""), reverse=True)[:limit]
+    results = run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
+    entries = [{"host": host, **entry} for host, lines in results.items()
+               if not isinstance(lines, BackstageError) for entry in lines]
+    return sorted(entries, key=lambda e: e.get("time", ""), reverse=True)[:limit], \
+        failures(results)
+
+
+def history_entry(line: str) -> dict:
+    """One line of a host's history; one that is not JSON (cut short by a full disk, say) is
+    shown as it is."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        entry = None
+    return entry if isinstance(entry, dict) else {"event": "unreadable", "line": line}
 
 
 def require_act(production: Production, act_name: str):
     if act_name not in production.acts:
-        known = ", ".join(sorted(production.acts)) or "none"
-        raise UsageError(f"unknown act {act_name!r} in {production.path} (known: {known})")
+        raise UsageError(f"unknown act {act_name!r} in {production.path}"
+                         + known_hint(act_name, production.acts))
     return production.acts[act_name]
 
 
 def sess_action(production: Production, act_name: str, action: str, options: Options) -> dict:
-    """``start``, ``stop`` or ``restart`` the live release of an act on its hosts."""
+    """``start``, ``stop`` or ``restart`` the live release of an act on its hosts; per host,
+    the release or the error (see ``failures``)."""
     require_act(production, act_name)
-    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    names = select_hosts(production, options.hosts, act_name)
     python_of = {h: production.hosts[h].python for h in names}
 
     def on_host(run: HostRun):
@@ -222,7 +241,7 @@ def sess_action(production: Production, act_name: str, action: str, options: Opt
         run.run_command(action, script.text())
         return release
 
-    return for_each_host(production, names, options, on_host)
+    return run_on_hosts(production, names, options, on_host)
 
 
 def status_spec(production: Production, layout: Layout, acts: list[str]) -> dict:
@@ -246,27 +265,33 @@ def live_workers(run: HostRun, act: str, release: str) -> list[int]:
 
 
 def status(production: Production, act_name: str | None, options: Options) -> dict:
-    """Per host and act: state, pids, release, socket, HTTP port, uptime."""
+    """Per host and act: state, pids, release, socket, HTTP port, uptime; or the host's error
+    (every host is reported; see ``failures``)."""
     if act_name:
         require_act(production, act_name)
     names = select_hosts(production, options.hosts)
 
     def on_host(run: HostRun):
-        acts = [a for a in ([act_name] if act_name else production.acts_on(run.name))
-                if a in production.acts_on(run.name)]
+        acts = status_acts(production, run.name, act_name)
         return act_status(run, acts) if acts else {}
 
-    return for_each_host(production, names, options, on_host)
+    return run_on_hosts(production, names, options, on_host)
+
+
+def status_acts(production: Production, host: str, act_name: str | None) -> list[str]:
+    """The acts ``status`` shows on a host: ``act_name`` if it plays there, else all there."""
+    return [a for a in ([act_name] if act_name else production.acts_on(host))
+            if a in production.acts_on(host)]
 
 
 def book_gig(production: Production, gig_name: str, options: Options, cancel: bool = False):
     """Install (or remove) one gig's nginx server block, tested with ``nginx -t`` first."""
     if gig_name not in production.gigs:
-        known = ", ".join(sorted(production.gigs)) or "none"
-        raise UsageError(f"unknown gig {gig_name!r} in {production.path} (known: {known})")
+        raise UsageError(f"unknown gig {gig_name!r} in {production.path}"
+                         + known_hint(gig_name, production.gigs))
     act_name = production.gigs[gig_name].act
     renderer = Renderer(production)
-    names = select_hosts(production, options.hosts, production.hosts_of(act_name))
+    names = select_hosts(production, options.hosts, act_name)
 
     def on_host(run: HostRun):
         observed = run.probe()

@@ -5,6 +5,7 @@ and load generated from inside a host's network namespace against its loopback o
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -49,9 +50,16 @@ class Stage:
 
 
 def backstage(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the ``backstage`` program as a user would, capturing its output."""
+    """Run the ``backstage`` program as a user would, capturing its output.
+
+    A Python traceback in its output is an error whatever the exit code: Backstage says what
+    went wrong in one line (an act's own traceback is shown indented, as a step's output).
+    """
     done = subprocess.run([sys.executable, "-m", "backstage", *args], cwd=cwd, text=True, check=False,
                           capture_output=True, timeout=600)
+    output = done.stdout + done.stderr
+    if re.search(r"^Traceback \(most recent call last\):", output, re.MULTILINE):
+        raise AssertionError(f"backstage {' '.join(args)} printed a traceback:\n{done.stderr}")
     if check and done.returncode != 0:
         raise AssertionError(f"backstage {' '.join(args)} exited {done.returncode}:\n"
                              f"{done.stdout}\n{done.stderr}")

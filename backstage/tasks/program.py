@@ -1,13 +1,67 @@
 """The ``backstage`` console script: an Invoke program over the same tasks as ``fab``."""
 
+import os
+import re
 import sys
+from contextlib import contextmanager
 
-from invoke import Program
+from invoke import Exit, ParseError, Program
 
 from backstage import __version__
+from backstage.errors import UsageError, did_you_mean
 from backstage.tasks import ns
 
-program = Program(namespace=ns, name="Backstage", binary="backstage", version=__version__)
+
+class BackstageProgram(Program):
+    """Invoke's Program, with its command-line errors as one line and exit code 2, like every
+    usage error of Backstage (Invoke prints them bare and exits 1)."""
+
+    def parse_core(self, argv):
+        with usage_errors(self):
+            super().parse_core(argv)
+
+    def parse_tasks(self):
+        with usage_errors(self):
+            super().parse_tasks()
+
+    def parse_cleanup(self):
+        with usage_errors(self):
+            super().parse_cleanup()
+
+
+@contextmanager
+def usage_errors(program: Program):
+    try:
+        yield
+    except ParseError as exc:
+        raise Exit(f"backstage: error: {usage_message(exc, program)}",
+                   code=UsageError.exit_code) from None
+
+
+def usage_message(error: ParseError, program: Program) -> str:
+    """Invoke's parse error, said the way Backstage says errors, with a suggestion for a typo."""
+    text = str(error)
+    task = getattr(error.context, "name", None)  # None: before any task (core options)
+    if found := re.fullmatch(r"No idea what '(.*)' is!", text):
+        word = found[1]
+        if word.startswith("-"):
+            flags = error.context.flags if error.context else program.initial_context.flags
+            where = f"{task}: " if task else ""
+            return f"{where}unknown option {word!r}" + did_you_mean(word, flags)
+        suggestion = did_you_mean(word, ns.task_names)
+        if task and not suggestion:
+            return f"{task}: unexpected argument {word!r}"
+        return f"unknown task {word!r}" + (suggestion or " (backstage --list shows the tasks)")
+    if found := re.fullmatch(r"'(.*)' did not receive required positional arguments: (.*)", text):
+        return f"{found[1]}: missing argument {found[2]}"
+    if found := re.fullmatch(r"Flag <Argument: ([\w-]+).*> needed value and was not given one!",
+                             text):
+        return f"--{found[1].replace('_', '-')}: needs a value"
+    return f"{task}: {text}" if task else text
+
+
+program = BackstageProgram(namespace=ns, name="Backstage", binary="backstage",
+                           version=__version__)
 
 
 def help_first(argv: list[str]) -> list[str]:
@@ -24,4 +78,8 @@ def help_first(argv: list[str]) -> list[str]:
 
 
 def main():
-    program.run(help_first(sys.argv))
+    try:
+        program.run(help_first(sys.argv))
+    except BrokenPipeError:  # whoever read stdout stopped (`| head`): not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs say
+        sys.exit(1)

@@ -15,9 +15,11 @@ from invoke import Collection, Exit, task
 from rich.console import Console
 from rich.table import Table
 
-from backstage.errors import BackstageError, UsageError
+from backstage.errors import BackstageError, HostsFailed, HostUnreachable, UsageError
 from backstage.model import load_production, release_of_link
 from backstage.rollout import Options, operations
+from backstage.rollout.deploy import limits
+from backstage.rollout.hosts import failures
 from backstage.rollout.report import Reporter
 
 COMMON_HELP = {
@@ -30,7 +32,7 @@ COMMON_HELP = {
 
 def find_inventory(value: str | None) -> Path:
     """Resolve ``--inventory``: a path, a production name, $BACKSTAGE_INVENTORY, or the only one."""
-    value = value or os.environ.get("BACKSTAGE_INVENTORY")
+    value = not_empty(value, "--inventory") or os.environ.get("BACKSTAGE_INVENTORY")
     if value:
         path = Path(value)
         if path.suffix != ".toml" and not path.exists():
@@ -45,6 +47,28 @@ def find_inventory(value: str | None) -> Path:
     return found[0]
 
 
+def not_empty(value: str | None, option: str) -> str | None:
+    """An option's value; an empty one is an error, not the default (an empty variable in a
+    script must not mean every host, all at once, or the previous release)."""
+    if value is not None and not value.strip():
+        raise UsageError(f"{option}: empty; give a value, or leave {option} out for its default")
+    return value
+
+
+def whole_number(value: str | None, option: str, default: int) -> int:
+    """An integer option of at least 1. Its default is None in the task's signature, so that
+    Invoke passes the text on instead of failing in ``int()`` with a traceback."""
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UsageError(f"{option}: expected a whole number of at least 1, got {value!r}")
+    return number
+
+
 def backstage_task(*args, **kwargs):
     """``@task`` with the common options' help, turning BackstageError into a one-line exit."""
     def decorate(body):
@@ -52,6 +76,8 @@ def backstage_task(*args, **kwargs):
         def wrapper(c, *a, **kw):
             try:
                 return body(c, *a, **kw)
+            except HostsFailed as exc:  # each host's error is printed already
+                raise Exit(f"backstage: error: {exc.summary}", code=exc.exit_code) from None
             except BackstageError as exc:
                 raise Exit(f"backstage: error: {exc}", code=exc.exit_code) from None
             except KeyboardInterrupt:
@@ -64,7 +90,8 @@ def backstage_task(*args, **kwargs):
 
 
 def options(hosts, accept_new_host_keys=False, verbose=False) -> Options:
-    wanted = [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None
+    """The run's options; ``--hosts ""`` or ``","`` selects nothing, which select_hosts refuses."""
+    wanted = None if hosts is None else [h.strip() for h in hosts.split(",") if h.strip()]
     return Options(hosts=wanted, accept_new_host_keys=accept_new_host_keys,
                    reporter=Reporter(verbose=verbose))
 
@@ -97,12 +124,13 @@ def setup_stage(c, inventory=None, hosts=None, accept_new_host_keys=False, verbo
     "dry-run": "Only show what would change, as the plan task does; change nothing.",
 })
 def deploy_act(c, act, inventory=None, hosts=None, serial=None, max_fail=None,
-               no_rollback=False, parallel=8, json_=False, dry_run=False,
+               no_rollback=False, parallel=None, json_=False, dry_run=False,
                accept_new_host_keys=False, verbose=False):
     """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
     production = load_production(find_inventory(inventory))
     opts = options(hosts, accept_new_host_keys, verbose)
-    opts.parallel = int(parallel)
+    opts.parallel = whole_number(parallel, "--parallel", opts.parallel)
+    limits(not_empty(serial, "--serial"), not_empty(max_fail, "--max-fail"), 1)  # as a deploy would
     if dry_run:
         return print_plan(production, act, opts)
     report = operations.deploy_act(production, act, opts, serial=serial, max_fail=max_fail,
@@ -122,9 +150,35 @@ def plan(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose
     print_plan(production, act, options(hosts, accept_new_host_keys, verbose))
 
 
+def succeeded(results: dict):
+    """Yield the hosts that succeeded with their results, then raise HostsFailed for the others:
+    what was done is printed before the error."""
+    for host, result in results.items():
+        if not isinstance(result, BackstageError):
+            yield host, result
+    if failed := failures(results):
+        raise failed
+
+
 def print_plan(production, act: str, opts: Options) -> None:
-    for text in operations.plan_act(production, act, opts).values():
-        print(text, end="")
+    """Each host's plan; one line for a host that could not be planned (exit 3 or 1)."""
+    results = operations.plan_act(production, act, opts)
+    for host, result in results.items():
+        if isinstance(result, BackstageError):
+            print(f"{host}: {act}: {not_looked_at(host, result)}")
+        else:
+            print(result, end="")
+    if failed := failures(results):
+        raise failed
+
+
+def not_looked_at(host: str, error: BackstageError) -> str:
+    """Why a host could not be looked at, in one line that does not name the host again."""
+    return f"{failure_kind(error)}: {str(error).removeprefix(f'{host}: ')}"
+
+
+def failure_kind(error: BackstageError) -> str:
+    return "unreachable" if isinstance(error, HostUnreachable) else "failed"
 
 
 def print_summary(report) -> None:
@@ -151,7 +205,7 @@ def _sess_task(action, doc):
     def sess(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
         production = load_production(find_inventory(inventory))
         opts = options(hosts, accept_new_host_keys, verbose)
-        for host, release in operations.sess_action(production, act, action, opts).items():
+        for host, release in succeeded(operations.sess_action(production, act, action, opts)):
             print(f"{host}: {act}@{release} {action} done")
     sess.__doc__ = doc
     sess.body.__doc__ = doc
@@ -170,10 +224,27 @@ def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, 
     production = load_production(find_inventory(inventory))
     results = operations.status(production, act, options(hosts, accept_new_host_keys, verbose))
     if json_:
-        print(json.dumps(results, indent=2, sort_keys=True))
-        return
+        print(json.dumps({host: status_error(production, host, act, acts)
+                          if isinstance(acts, BackstageError) else acts
+                          for host, acts in results.items()}, indent=2, sort_keys=True))
+    else:
+        print_status(results)
+    if failed := failures(results):
+        raise failed
+
+
+def status_error(production, host: str, act: str | None, error: BackstageError) -> dict:
+    """``status --json`` of a host that could not be looked at: its error, under each act."""
+    entry = {"error": str(error), "unreachable": isinstance(error, HostUnreachable)}
+    return {a: entry for a in operations.status_acts(production, host, act)}
+
+
+def print_status(results: dict) -> None:
     table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
     for host, acts in results.items():
+        if isinstance(acts, BackstageError):  # one row; the error itself went to stderr
+            table.add_row(host, "-", "-", failure_kind(acts), "-", "-", "-", "-")
+            continue
         for act_name, info in acts.items():
             live = release_of_link(info["live"]) if info["live"] else None
             for sess in info["sesses"] or [{}]:
@@ -194,7 +265,8 @@ def rollback(c, act, to=None, inventory=None, hosts=None, accept_new_host_keys=F
     """Switch an act back to its previous good release; nothing is rebuilt."""
     production = load_production(find_inventory(inventory))
     opts = options(hosts, accept_new_host_keys, verbose)
-    for host, result in operations.rollback(production, act, to, opts).items():
+    results = operations.rollback(production, act, not_empty(to, "--to"), opts)
+    for host, result in succeeded(results):
         print(f"{host}: {act} release {result['release']} (was {result['previous']})")
 
 
@@ -213,22 +285,24 @@ def unlock(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=Fa
 
 
 @backstage_task(help={"limit": "How many entries (default 20).", "json": "Print JSON lines."})
-def history(c, limit=20, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False,
+def history(c, limit=None, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False,
             json_=False):
     """Show the last deploys, rollbacks, starts, stops, locks and unlocks, newest first."""
     production = load_production(find_inventory(inventory))
-    entries = operations.history_lines(production, int(limit),
-                                       options(hosts, accept_new_host_keys, verbose))
+    entries, failed = operations.history_lines(production, whole_number(limit, "--limit", 20),
+                                               options(hosts, accept_new_host_keys, verbose))
     if json_:
         for entry in entries:
             print(json.dumps(entry, sort_keys=True))
-        return
-    table = Table("time", "host", "event", "act", "release", "previous", "by")
-    for e in entries:
-        table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
-                      e.get("release") or e.get("gig") or "", e.get("previous") or "",
-                      e.get("by", ""))
-    Console().print(table)
+    else:
+        table = Table("time", "host", "event", "act", "release", "previous", "by")
+        for e in entries:
+            table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
+                          e.get("release") or e.get("gig") or "", e.get("previous") or "",
+                          e.get("by", ""))
+        Console().print(table)
+    if failed:  # the reachable hosts' entries are shown; the exit code says some are missing
+        raise failed
 
 
 @backstage_task(help={"gig": "Name of the gig."})

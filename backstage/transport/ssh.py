@@ -8,12 +8,18 @@ Backstage streams.
 
 Host keys are verified: Fabric's default policy accepts unknown keys silently (fabric#2071),
 so it is replaced with a refusal, unless the user opts in to trust-on-first-use, in which case
-new keys are saved to the known_hosts file. A changed key is always refused.
+new keys are saved to the known_hosts file. A changed key is always refused. known_hosts is read
+with its ``@cert-authority`` and ``@revoked`` lines (:mod:`backstage.transport.known_hosts`).
+
+paramiko logs the traceback of every failed handshake from its transport thread; with no
+logging configured, Python would print it on stderr, before Backstage's own one-line error.
 """
 
 import io
+import logging
 import os
 import select
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,22 +29,50 @@ import paramiko
 
 from backstage.errors import ConnectionLost, HostUnreachable
 from backstage.transport.base import Result, Transport
+from backstage.transport.known_hosts import (
+    CERT_SUFFIX,
+    HostKeyRefused,
+    KnownHosts,
+    is_certificate,
+)
 
 CHUNK = 256 * 1024
 EOF_GRACE = 5.0
 
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
-class _SaveNewKeys(paramiko.MissingHostKeyPolicy):
-    """Trust on first use: accept a host's first key and record it in known_hosts."""
 
-    def __init__(self, known_hosts: Path):
-        self.known_hosts = known_hosts
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """For a key that is not among known_hosts' plain keys: refuse a revoked one, accept a host
+    certificate a CA trusted for the host signed, else trust on first use if asked (the key
+    is recorded in known_hosts), else refuse."""
+
+    def __init__(self, known: KnownHosts, path: Path, principal: str, accept_new: bool):
+        self.known, self.path, self.principal, self.accept_new = known, path, principal, accept_new
 
     def missing_host_key(self, client, hostname, key):
+        if self.known.is_revoked(hostname, key):
+            raise HostKeyRefused(f"host key REVOKED in {self.path}")
+        if is_certificate(key):
+            return self.known.check_certificate(hostname, self.principal, key)
+        if not self.accept_new:
+            offered = ("it offered no certificate, and " if self.known.authorities_for(hostname)
+                       else "")
+            raise HostKeyRefused(f"unknown host key ({offered}not in {self.path}); add it, or "
+                                 "pass --accept-new-host-keys to trust it on first use")
         client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        with self.known_hosts.open("a") as f:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
             f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class _CertificateFirst(paramiko.Transport):
+    """Asks for a host certificate before a plain key, as OpenSSH does for a host with a trusted
+    CA: paramiko offers certificate algorithms last, so servers would send their plain key."""
+
+    @property
+    def preferred_keys(self):
+        return tuple(sorted(super().preferred_keys, key=lambda k: not k.endswith(CERT_SUFFIX)))
 
 
 class _ProxyCommand(paramiko.ProxyCommand):
@@ -57,13 +91,34 @@ class _ProxyCommand(paramiko.ProxyCommand):
 
 
 class _Connection(fabric.Connection):
+    proxy_command: _ProxyCommand | None = None
+
     def open_gateway(self):
         """A ``ProxyCommand`` from ssh_config, as Fabric makes it, but one that ends."""
         if not isinstance(self.gateway, str):
             return super().open_gateway()
         config = paramiko.SSHConfig()
         config.parse(io.StringIO(f"Host {self.host}\n    ProxyCommand {self.gateway}"))
-        return _ProxyCommand(config.lookup(self.host)["proxycommand"])
+        self.proxy_command = _ProxyCommand(config.lookup(self.host)["proxycommand"])
+        return self.proxy_command
+
+    def proxy_error(self) -> str | None:
+        """Why the ProxyCommand ended by itself (the last line of its stderr): the reason a
+        connection through it closed before SSH began. None if it runs or paramiko ended it."""
+        proxy = self.proxy_command
+        if proxy is None:
+            return None
+        try:
+            if proxy.process.wait(timeout=0.5) < 0:  # killed, by paramiko closing it
+                return None
+        except subprocess.TimeoutExpired:
+            return None
+        ready, _, _ = select.select([proxy.process.stderr], [], [], 0)
+        said = os.read(proxy.process.stderr.fileno(), 65536).decode(errors="replace") \
+            if ready else ""
+        lines = [line.strip() for line in said.splitlines() if line.strip()]
+        return "proxy command: " + (lines[-1] if lines else
+                                    f"exited with status {proxy.process.returncode}")
 
 
 class SSHTransport(Transport):
@@ -79,11 +134,13 @@ class SSHTransport(Transport):
         )
         self.known_hosts = known_hosts or self._known_hosts_from_config()
         client = self.connection.client
-        if self.known_hosts.exists():
-            client.load_host_keys(str(self.known_hosts))
+        self.known = KnownHosts.load(self.known_hosts, client.get_host_keys())
+        host, port = self.connection.host, self.connection.port
+        self.key_name = host if port == 22 else f"[{host}]:{port}"  # as known_hosts names it
         client.set_missing_host_key_policy(
-            _SaveNewKeys(self.known_hosts) if accept_new_host_keys else paramiko.RejectPolicy()
-        )
+            _HostKeyPolicy(self.known, self.known_hosts, host, accept_new_host_keys))
+        if self.known.authorities_for(self.key_name) and not self.known.plain.lookup(self.key_name):
+            self.connection.connect_kwargs["transport_factory"] = _CertificateFirst
 
     def _known_hosts_from_config(self) -> Path:
         files = self.connection.ssh_config.get("userknownhostsfile")
@@ -94,20 +151,20 @@ class SSHTransport(Transport):
         """Connect now, turning every way of failing into one clear HostUnreachable."""
         try:
             self.connection.open()
+        except HostKeyRefused as exc:
+            raise HostUnreachable(f"{self.name}: cannot connect: {exc}") from None
         except paramiko.BadHostKeyException as exc:
+            if self.known.is_revoked(self.key_name, exc.key):
+                raise HostUnreachable(f"{self.name}: cannot connect: host key REVOKED in "
+                                      f"{self.known_hosts}") from None
             raise HostUnreachable(
                 f"{self.name}: host key CHANGED (got {exc.key.get_name()} "
                 f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the host was "
                 f"rebuilt, remove its old key from {self.known_hosts}"
             ) from None
-        except paramiko.SSHException as exc:
-            reason = str(exc)
-            if "not found in known_hosts" in reason:
-                reason = (f"unknown host key (not in {self.known_hosts}); add it, or pass "
-                          "--accept-new-host-keys to trust it on first use")
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            reason = self.connection.proxy_error() or str(exc)
             raise HostUnreachable(f"{self.name}: cannot connect: {reason}") from None
-        except (OSError, EOFError) as exc:
-            raise HostUnreachable(f"{self.name}: cannot connect: {exc}") from None
 
     def _run(self, command, stdin, timeout):
         if not self.connection.is_connected:
