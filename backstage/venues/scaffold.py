@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import jinja2
 
-from backstage.model.venue_names import act_name, module_name, slug
+from backstage.venues.names import act_name, module_name, slug
 from backstage.render import template_environment
 
 DJANGO_REQUIREMENT = "Django>=5.2,<5.3"
