@@ -13,8 +13,8 @@ Reopen with ``Venue(path)`` (or ``venue_from_cwd()``): ``venue.acts['MyAct']``.
 ``scaffold_act`` writes the same act into a repository, for ``deploy-act``.
 """
 
-from backstage.api import Act, ActFailed, Venue, VenueError, new_act, new_venue, venue_from_cwd
-from backstage.api.scaffold import inventory_entry, scaffold_act
+from backstage.scaffold import inventory_entry, scaffold_act
+from backstage.venues import Act, ActFailed, Venue, VenueError, new_act, new_venue, venue_from_cwd
 
 __all__ = [
     "Act",

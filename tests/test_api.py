@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from backstage.api.ports import PORT_HIGH, PORT_LOW, preferred_port
-from backstage.model.venue_names import api_name, module_name, slug
-from backstage.render.scaffold import render_act
 from backstage.sandbox.testbed import backstage
+from backstage.venues.names import api_name, module_name, slug
+from backstage.venues.ports import PORT_HIGH, PORT_LOW, preferred_port
+from backstage.venues.scaffold import render_act
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,7 +165,7 @@ def test_ports_are_deterministic_per_venue_and_act():
 
 def load_venueside():
     spec = importlib.util.spec_from_file_location(
-        "venueside", REPO / "backstage" / "commands" / "remote" / "venueside.py")
+        "venueside", REPO / "backstage" / "remote" / "venueside.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

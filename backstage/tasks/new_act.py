@@ -1,6 +1,6 @@
 """The ``new-act`` task: scaffold an act into a repository and print its inventory entry.
 
-A thin wrapper over :mod:`backstage.api.scaffold`, which the Python API shares
+A thin wrapper over :mod:`backstage.scaffold`, which the Python API shares
 (``backstage.shortcuts.scaffold_act``/``inventory_entry``).
 """
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from backstage.api.scaffold import inventory_entry, scaffold_act
 from backstage.errors import BackstageError
+from backstage.scaffold import inventory_entry, scaffold_act
 
 
 @task(

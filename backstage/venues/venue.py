@@ -3,7 +3,7 @@
 ``new_venue`` makes one (or opens it, when it exists); ``Venue(path)`` and ``venue_from_cwd()``
 open one. A venue's state lives in its folder (``venue.json``, ``ports.json``, the vassal files),
 so any Python process, now or after a reboot, sees the same venue. See
-:mod:`backstage.model.venue_layout` for the folder's layout.
+:mod:`backstage.venues.paths` for the folder's layout.
 """
 
 import json
@@ -13,18 +13,18 @@ from pathlib import Path
 from posixpath import join
 
 from backstage import __version__
-from backstage.api.act import Act, new_act
-from backstage.api.errors import ActFailed, VenueError
-from backstage.api.place import Place, not_a_venue, open_place
 from backstage.artefacts import wheelhouse
-from backstage.commands import venue_api
 from backstage.commands.shell import Script
 from backstage.commands.stage import UWSGI_REQUIREMENT
-from backstage.model.venue_layout import VenuePaths, check_socket_paths
-from backstage.model.venue_names import api_name
-from backstage.render.scaffold import DJANGO_REQUIREMENT
-from backstage.render.venue import emperor_ini
 from backstage.util import utc_now
+from backstage.venues import commands
+from backstage.venues.act import Act, new_act
+from backstage.venues.errors import ActFailed, VenueError
+from backstage.venues.names import api_name
+from backstage.venues.paths import VenuePaths, check_socket_paths
+from backstage.venues.place import Place, not_a_venue, open_place
+from backstage.venues.render import emperor_ini
+from backstage.venues.scaffold import DJANGO_REQUIREMENT
 
 MENTIONS_DJANGO = re.compile(r"^\s*django\s*($|[<>=!~;\[ ])", re.IGNORECASE | re.MULTILINE)
 
@@ -66,7 +66,7 @@ class Venue:
 
     def describe(self) -> dict:
         """The venue's state on its host, in one round trip."""
-        return json.loads(self.place.run(venue_api.describe(self.paths, self.place.python),
+        return json.loads(self.place.run(commands.describe(self.paths, self.place.python),
                                          "describe"))
 
     def refresh(self) -> "Venue":
@@ -95,27 +95,27 @@ class Venue:
         """Start every act (and the Emperor, after a reboot, say); wait until each answers."""
         self.refresh()
         if self._ports:
-            script = venue_api.start_acts(Script(), self.paths, dict(self._ports), timeout)
+            script = commands.start_acts(Script(), self.paths, dict(self._ports), timeout)
             self.place.run(script, "start", error=ActFailed)
 
     def stop_all(self, timeout: float = 90) -> None:
         """Stop every act and wait until none of their processes is left."""
         self.refresh()
         if self._ports:
-            script = venue_api.stop_acts(Script(), self.paths, dict(self._ports), timeout)
+            script = commands.stop_acts(Script(), self.paths, dict(self._ports), timeout)
             self.place.run(script, "stop", error=ActFailed)
 
     def restart_all(self, timeout: float = 60) -> None:
         """Reload every running act gracefully (new workers) and start the stopped ones."""
         self.refresh()
         if self._ports:
-            script = venue_api.restart_acts(Script(), self.paths, dict(self._ports), timeout)
+            script = commands.restart_acts(Script(), self.paths, dict(self._ports), timeout)
             self.place.run(script, "restart", error=ActFailed)
 
     def shutdown(self) -> None:
         """Stop the venue's Emperor, and so every act, leaving each act's vassal enabled or
         not: the next ``start``/``start_all`` starts the Emperor again with the same acts."""
-        self.place.run(venue_api.stop_emperor(Script(), self.paths), "emperor")
+        self.place.run(commands.stop_emperor(Script(), self.paths), "emperor")
 
     def close(self) -> None:
         """Close the connection to the venue's host (nothing to do on this machine)."""
@@ -168,7 +168,7 @@ def new_venue(name: str, root=".", requirements=None, *, python: str | None = No
     try:
         paths = VenuePaths(join(place.resolve(root), name))
         check_socket_paths(paths, "a")
-        state = json.loads(place.run(venue_api.describe(paths, place.python), "describe"))
+        state = json.loads(place.run(commands.describe(paths, place.python), "describe"))
         record = state["record"]
         if record and record.get("name") != name:
             raise ValueError(f"{paths.root} is the venue {record.get('name')!r}, not {name!r}")
@@ -188,7 +188,7 @@ def new_venue(name: str, root=".", requirements=None, *, python: str | None = No
                 "updated": utc_now(),
                 "backstage": __version__,
             }
-            script = venue_api.build_venue(
+            script = commands.build_venue(
                 Script(), paths, place.python, [w.name for w in wheels],
                 wheelhouse.workstation_tag(), emperor_ini(paths, name), record,
                 fresh=not state["record"],

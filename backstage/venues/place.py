@@ -1,6 +1,6 @@
 """Where a venue lives: this machine (``LocalTransport``) or a host of a production (SSH).
 
-Both run the same command text from :mod:`backstage.commands.venue_api`. A remote host is
+Both run the same command text from :mod:`backstage.venues.commands`. A remote host is
 opened as the rollout layer opens it (``backstage.rollout.hosts.HostRun``): the inventory's
 ssh_config and known_hosts, host keys refused when unknown unless ``accept_new_host_keys``.
 """
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from posixpath import isabs, normpath
 
-from backstage.api.errors import VenueError
 from backstage.commands.shell import Script, failed_step, step_output
 from backstage.errors import BackstageError, UsageError
 from backstage.model import load_production, names
 from backstage.transport import LocalTransport, SSHTransport, Transport
+from backstage.venues.errors import VenueError
 
 DETAIL_LINES = 40
 

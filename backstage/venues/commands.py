@@ -1,6 +1,6 @@
 """Commands of the Python API's venues: build one, add acts, run its Emperor, start and stop acts.
 
-Pure builders like the rest of :mod:`backstage.commands`: they add quoted lines to a
+Pure builders on the command-building core (:mod:`backstage.commands.shell`): they add quoted lines to a
 :class:`Script` (or return command text) and run nothing. The same text runs through
 ``LocalTransport`` on this machine and ``SSHTransport`` on a remote host. Files travel as tar
 streams on the command's stdin; state is read by ``remote/venueside.py`` in one round trip.
@@ -14,10 +14,9 @@ from importlib import resources
 
 from backstage.commands.shell import Script, argv, q
 from backstage.commands.stage import PIP_QUIET, wait_for
-from backstage.model.venue_layout import VenuePaths
+from backstage.venues.paths import VenuePaths
 
-VENUESIDE_SOURCE = resources.files("backstage.commands").joinpath(
-    "remote/venueside.py").read_text()
+VENUESIDE_SOURCE = resources.files("backstage.remote").joinpath("venueside.py").read_text()
 CLEAN_ENV = 'env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8'
 STOPPED_SUFFIX = ".stopped"
 LAUNCH_STEP = "launch "

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from backstage.model import names
-from backstage.render.scaffold import Scaffold, render_act
+from backstage.venues.scaffold import Scaffold, render_act
 
 
 def scaffold_act(name: str, path=None, secrets_file=None) -> Scaffold:

@@ -6,9 +6,9 @@ venue has no project folder, so there are no overrides here.
 
 import jinja2
 
-from backstage.model.venue_layout import VenuePaths
-from backstage.model.venue_names import slug
 from backstage.render import HARAKIRI_SECONDS, LISTEN_BACKLOG, template_environment
+from backstage.venues.names import slug
+from backstage.venues.paths import VenuePaths
 
 ALLOWED_HOSTS = "localhost,127.0.0.1,[::1]"
 

@@ -12,17 +12,17 @@ import tarfile
 import time
 from typing import TYPE_CHECKING
 
-from backstage.api.errors import ActFailed
-from backstage.api.ports import PORT_HIGH, PORT_LOW, preferred_port
-from backstage.commands import venue_api
 from backstage.commands.shell import Script
-from backstage.model.venue_layout import check_socket_paths
-from backstage.model.venue_names import act_name, module_name, slug
-from backstage.render.scaffold import Scaffold, render_act
-from backstage.render.venue import act_environment, vassal_ini
+from backstage.venues import commands
+from backstage.venues.errors import ActFailed
+from backstage.venues.names import act_name, module_name, slug
+from backstage.venues.paths import check_socket_paths
+from backstage.venues.ports import PORT_HIGH, PORT_LOW, preferred_port
+from backstage.venues.render import act_environment, vassal_ini
+from backstage.venues.scaffold import Scaffold, render_act
 
 if TYPE_CHECKING:
-    from backstage.api.venue import Venue
+    from backstage.venues.venue import Venue
 
 
 class Act:
@@ -53,20 +53,20 @@ class Act:
     def start(self, timeout: float = 60) -> "Act":
         """Enable the act's vassal (starting the venue's Emperor if needed) and wait until it
         answers HTTP; raise ActFailed with the last lines of its log when it does not."""
-        self._run(venue_api.start_acts(Script(), self.venue.paths, {self.name: self.port},
+        self._run(commands.start_acts(Script(), self.venue.paths, {self.name: self.port},
                                        timeout), "start")
         return self
 
     def stop(self, timeout: float = 90) -> "Act":
         """Disable the act's vassal and wait until none of its processes is left."""
-        self._run(venue_api.stop_acts(Script(), self.venue.paths, {self.name: self.port},
+        self._run(commands.stop_acts(Script(), self.venue.paths, {self.name: self.port},
                                       timeout), "stop")
         return self
 
     def restart(self, timeout: float = 60) -> "Act":
         """Reload gracefully: new worker processes load the act's code again (started if it
         was stopped); wait until they answer."""
-        self._run(venue_api.restart_acts(Script(), self.venue.paths, {self.name: self.port},
+        self._run(commands.restart_acts(Script(), self.venue.paths, {self.name: self.port},
                                          timeout), "restart")
         return self
 
@@ -79,7 +79,7 @@ class Act:
         no process, Emperor running); ``down`` (enabled, the Emperor does not run: after a
         reboot, say; ``start`` brings it back); ``absent`` (no vassal file).
         """
-        out = self.venue.place.run(venue_api.status(self.venue.paths, {self.name: self.port}),
+        out = self.venue.place.run(commands.status(self.venue.paths, {self.name: self.port}),
                                    "status")
         data = json.loads(out)
         info = data["acts"][self.name]
@@ -96,13 +96,13 @@ class Act:
 
     def logs(self, lines: int = 50) -> str:
         """The last lines of the act's uWSGI log (requests, errors, Django's warnings)."""
-        return self.venue.place.run(venue_api.log_tail(self.venue.paths, self.name, lines),
+        return self.venue.place.run(commands.log_tail(self.venue.paths, self.name, lines),
                                     "logs")
 
     def manage(self, *args: str) -> str:
         """Run ``manage.py ARGS`` as the act runs (same Python, environment, directory)."""
         env = act_environment(self.venue.paths, self.venue.name, self.name, self.module)
-        script = venue_api.manage(Script().step("manage"), self.venue.paths, self.name, env,
+        script = commands.manage(Script().step("manage"), self.venue.paths, self.name, env,
                                   *map(str, args))
         return self._run(script, "manage")
 
@@ -151,8 +151,8 @@ def new_act(venue: "Venue", name: str, *, processes: int = 2, threads: int = 1,
     exists = name in state["acts"]
     scaffold = None if exists else render_act(name)
 
-    script = venue_api.unpack_act(Script(), paths)
-    venue_api.allocate_port(script, paths, name, preferred_port(paths.root, slug(name)),
+    script = commands.unpack_act(Script(), paths)
+    commands.allocate_port(script, paths, name, preferred_port(paths.root, slug(name)),
                             PORT_LOW, PORT_HIGH)
     out = venue.place.run(script, "new act", stdin=act_payload(scaffold, name, slug(name),
                                                                 not exists))
@@ -162,11 +162,11 @@ def new_act(venue: "Venue", name: str, *, processes: int = 2, threads: int = 1,
 
     script = Script()
     vassal = f"{slug(name)}.ini"
-    if vassal not in state["vassals"] and vassal + venue_api.STOPPED_SUFFIX not in state["vassals"]:
-        venue_api.write_vassal(script, paths, name, vassal_ini(
+    if vassal not in state["vassals"] and vassal + commands.STOPPED_SUFFIX not in state["vassals"]:
+        commands.write_vassal(script, paths, name, vassal_ini(
             paths, venue.name, name, act.module, port, int(processes), int(threads)))
     env = act_environment(paths, venue.name, name, act.module)
-    venue_api.prepare_act(script, paths, name, env, slug(name))
-    venue_api.start_acts(script, paths, {name: port}, timeout)
+    commands.prepare_act(script, paths, name, env, slug(name))
+    commands.start_acts(script, paths, {name: port}, timeout)
     venue.place.run(script, "launch", error=ActFailed)
     return act

@@ -2,7 +2,7 @@
 
 An act's preferred port is a hash of (the venue's absolute path, the act's slug) into
 20000-29999, below Linux's ephemeral range (32768-60999) so outgoing connections never hold it.
-On the venue's host, under a lock, the helper (``commands/remote/venueside.py``, ``allocate``)
+On the venue's host, under a lock, the helper (``remote/venueside.py``, ``allocate``)
 probes linearly from there, skipping ports recorded by the venue's other acts, ports recorded by
 other venues on the host (``$XDG_STATE_HOME/backstage/ports.json``, default
 ``~/.local/state``), and ports it cannot bind on 127.0.0.1; it records the result in the venue's

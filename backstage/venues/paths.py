@@ -4,7 +4,7 @@ A venue is one folder owning a virtualenv, its acts' code and a uWSGI Emperor of
 
     <venue>/
       venue.json                what the venue was built from (written last: a complete venue)
-      ports.json                act name -> its HTTP port on 127.0.0.1 (see backstage.api.ports)
+      ports.json                act name -> its HTTP port on 127.0.0.1 (see backstage.venues.ports)
       emperor.ini               the venue's Emperor: watches vassals/, daemon with a pidfile
       venv/                     the virtualenv, uWSGI included (the Emperor's binary is here)
       wheelhouse/               wheels built on the workstation, installed with --no-index
@@ -23,7 +23,7 @@ Paths are plain POSIX strings, used only on the venue's host and always quoted b
 from dataclasses import dataclass
 from posixpath import join
 
-from backstage.model.venue_names import slug
+from backstage.venues.names import slug
 
 # uWSGI refuses unix socket paths longer than this (see backstage.model.inventory).
 MAX_SOCKET_PATH = 102

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import jinja2
 
-from backstage.model.venue_names import act_name, module_name, slug
 from backstage.render import template_environment
+from backstage.venues.names import act_name, module_name, slug
 
 DJANGO_REQUIREMENT = "Django>=5.2,<5.3"
 
