@@ -81,7 +81,7 @@ def test_vassal_system_layout(project):
     assert ini_one(pairs, "virtualenv") == VENUE_DIR
     assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
     assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
-    assert ini_one(pairs, "stats") == f"{root}/run/storefront/{RELEASE}.stats"
+    assert ini_one(pairs, "stats") == f"{root}/run/storefront.stats/{RELEASE}"
     assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
 
     envs = [v for k, v in pairs if k == "env"]
