@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -909,6 +910,45 @@ def gone(pid: int, timeout: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_own_changes_files_through_a_descriptor_never_a_link(tmp_path):
+    """The host helper's ``own`` gives an act its sqlite files in a folder the act can write:
+    a link there (to a file of root's) or a file with another name is left alone."""
+    target, link, shared = tmp_path / "root-file", tmp_path / "db.sqlite3", tmp_path / "other"
+    target.write_text("root's\n")
+    target.chmod(0o644)
+    link.symlink_to(target)
+    mine, linked = tmp_path / "mine.sqlite3", tmp_path / "linked.sqlite3"
+    mine.write_text("db\n")
+    mine.chmod(0o666)
+    linked.write_text("db\n")
+    os.link(linked, shared)
+    spec = {"paths": [str(link), str(mine), str(linked), str(tmp_path / "missing")],
+            "user": "nobody", "group": "nogroup"}
+    result = sh(hostside_inline("python3", "own", spec))
+    assert result.returncode == 0, result.stderr
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert (target.stat().st_uid, stat.S_IMODE(target.stat().st_mode)) == (os.getuid(), 0o644)
+    assert (mine.stat().st_uid, stat.S_IMODE(mine.stat().st_mode)) == (nobody, 0o660)
+    assert linked.stat().st_uid == os.getuid()
+
+
+def test_probe_finds_processes_by_the_end_of_their_command_line(tmp_path):
+    ini = str(tmp_path / "emperor.ini")
+    process = subprocess.Popen(["/usr/bin/python3", "-c", "import time; time.sleep(30)",
+                                "--ini", ini])
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            spec = {"processes": {"emperor": ["--ini", ini], "none": ["--ini", ini + "x"]}}
+            data = json.loads(sh(hostside_inline("python3", "probe", spec)).stdout)
+            if data["processes"]["emperor"] or time.monotonic() > deadline:
+                break
+        assert data["processes"] == {"emperor": [process.pid], "none": []}
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_start_emperor_daemon_starts_once_and_restarts(tmp_path):
