@@ -1,8 +1,10 @@
 """The commands layer: the shell text Backstage sends, run for real with sh/bash in a temp dir."""
 
+import contextlib
 import hashlib
 import json
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -434,9 +436,10 @@ def test_stop_and_start_rename_the_vassal_file(tmp_path):
     layout = made(user_layout(tmp_path))
     ini = Path(layout.vassal("storefront", R1))
     ini.write_text("x\n")
-    assert run(sess.stop(Script(), layout, "storefront", R1)).returncode == 0
+    assert run(sess.stop(Script(), layout, "python3", "storefront", R1)).returncode == 0
     assert not ini.exists() and Path(f"{ini}.stopped").read_text() == "x\n"
-    assert run(sess.stop(Script(), layout, "storefront", R1)).returncode == 0  # idempotent
+    # idempotent
+    assert run(sess.stop(Script(), layout, "python3", "storefront", R1)).returncode == 0
     assert run(sess.start(Script(), layout, "storefront", R1)).returncode == 0
     assert ini.read_text() == "x\n" and not Path(f"{ini}.stopped").exists()
 
@@ -885,47 +888,95 @@ def test_pid_alive_and_wait_for(tmp_path):
 
 
 FAKE_UWSGI = """#!/bin/sh
-# Stands in for 'uwsgi --ini EMPEROR_INI', a daemon that writes its pidfile: it "starts" the
-# next process of a pool the test made (so the test reaps it the moment it exits).
+# Stands in for 'uwsgi --ini EMPEROR_INI', a daemon: it leaves a process whose command line
+# ends with '--ini EMPEROR_INI' (how Backstage finds the Emperor), and writes its pidfile.
 [ "$1" = "--ini" ] || exit 9
-pid=$(head -n 1 "$POOL")
-sed -i 1d "$POOL"
-echo "$pid" > "$PIDFILE"
+# Debian's Python itself: a wrapper script in between would take the SIGINT.
+/usr/bin/python3 -c 'import signal, sys, time
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+time.sleep(30)' --ini "$2" </dev/null >/dev/null 2>&1 &
+echo $! > "$PIDFILE"
 echo started >> "$PIDFILE.log"
 """
+
+
+def gone(pid: int, timeout: float = 10) -> bool:
+    """Whether a process exited (or is a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except (OSError, IndexError):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_own_changes_files_through_a_descriptor_never_a_link(tmp_path):
+    """The host helper's ``own`` gives an act its sqlite files in a folder the act can write:
+    a link there (to a file of root's) or a file with another name is left alone."""
+    target, link, shared = tmp_path / "root-file", tmp_path / "db.sqlite3", tmp_path / "other"
+    target.write_text("root's\n")
+    target.chmod(0o644)
+    link.symlink_to(target)
+    mine, linked = tmp_path / "mine.sqlite3", tmp_path / "linked.sqlite3"
+    mine.write_text("db\n")
+    mine.chmod(0o666)
+    linked.write_text("db\n")
+    os.link(linked, shared)
+    spec = {"paths": [str(link), str(mine), str(linked), str(tmp_path / "missing")],
+            "user": "nobody", "group": "nogroup"}
+    result = sh(hostside_inline("python3", "own", spec))
+    assert result.returncode == 0, result.stderr
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert (target.stat().st_uid, stat.S_IMODE(target.stat().st_mode)) == (os.getuid(), 0o644)
+    assert (mine.stat().st_uid, stat.S_IMODE(mine.stat().st_mode)) == (nobody, 0o660)
+    assert linked.stat().st_uid == os.getuid()
+
+
+def test_probe_finds_processes_by_the_end_of_their_command_line(tmp_path):
+    ini = str(tmp_path / "emperor.ini")
+    process = subprocess.Popen(["/usr/bin/python3", "-c", "import time; time.sleep(30)",
+                                "--ini", ini])
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            spec = {"processes": {"emperor": ["--ini", ini], "none": ["--ini", ini + "x"]}}
+            data = json.loads(sh(hostside_inline("python3", "probe", spec)).stdout)
+            if data["processes"]["emperor"] or time.monotonic() > deadline:
+                break
+        assert data["processes"] == {"emperor": [process.pid], "none": []}
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_start_emperor_daemon_starts_once_and_restarts(tmp_path):
     layout = made(user_layout(tmp_path))
     write_exe(Path(layout.uwsgi), FAKE_UWSGI)
-    pool = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
-    reapers = [threading.Thread(target=p.wait, daemon=True) for p in pool]
-    for reaper in reapers:
-        reaper.start()
-    (tmp_path / "pool").write_text("".join(f"{p.pid}\n" for p in pool))
-    env = {**os.environ, "PIDFILE": layout.emperor_pidfile, "POOL": str(tmp_path / "pool")}
+    pidfile, log = Path(layout.emperor_pidfile), Path(layout.emperor_pidfile + ".log")
+    env = {**os.environ, "PIDFILE": str(pidfile)}
+    started = []
     try:
         result = run(stage.start_emperor_daemon(Script(), layout, restart=False), env=env)
         assert result.returncode == 0, result.stderr
-        assert int(Path(layout.emperor_pidfile).read_text()) == pool[0].pid
-        # Already running: not started again.
+        started.append(int(pidfile.read_text()))
+        # Already running: not started again, whatever its pidfile says (stale or forged).
+        pidfile.write_text("999999\n")
         result = run(stage.start_emperor_daemon(Script(), layout, restart=False), env=env)
         assert result.returncode == 0, result.stderr
-        assert Path(layout.emperor_pidfile + ".log").read_text() == "started\n"
+        assert log.read_text() == "started\n"
         # Restart: the old one is stopped with SIGINT (uWSGI's "stop"), then a new one started.
         result = run(stage.start_emperor_daemon(Script(), layout, restart=True), env=env)
         assert result.returncode == 0, result.stderr
-        assert int(Path(layout.emperor_pidfile).read_text()) == pool[1].pid
-        assert Path(layout.emperor_pidfile + ".log").read_text() == "started\nstarted\n"
-        reapers[0].join(timeout=5)
-        assert pool[0].returncode == -signal.SIGINT
-        assert pool[1].poll() is None
+        started.append(int(pidfile.read_text()))
+        assert log.read_text() == "started\nstarted\n"
+        assert started[0] != started[1] and gone(started[0]) and not gone(started[1], 0.2)
     finally:
-        for process in pool:
-            if process.poll() is None:
-                process.kill()
-        for reaper in reapers:
-            reaper.join(timeout=5)
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_start_emperor_daemon_fails_when_it_never_comes_up(tmp_path):

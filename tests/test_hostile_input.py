@@ -212,7 +212,8 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
                        production.hosts[host].nginx_group)
         upload = Upload("d" * 64, base="b" * 64, removed=("a b", "$(touch CANARY)", "-rf"))
         release_cmd.unpack_release(script, layout, python, act_name, RELEASE, 123, upload)
-        privileges.own_act_state(script, layout, act_name, RELEASE, run_as,
+        privileges.own_act_state(script, layout, python, act_name, RELEASE, run_as,
+                                 production.group,
                                  [f"{layout.data}/{d}.sqlite3" for d in act.databases])
         release_cmd.prepare_release(script, layout, act_name, RELEASE, act.settings, venue_dir,
                                     act.manage_path, list(act.databases), act.import_path,

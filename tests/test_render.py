@@ -81,7 +81,7 @@ def test_vassal_system_layout(project):
     assert ini_one(pairs, "virtualenv") == VENUE_DIR
     assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
     assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
-    assert ini_one(pairs, "stats") == f"{root}/run/storefront/{RELEASE}.stats"
+    assert ini_one(pairs, "stats") == f"{root}/run/storefront.stats/{RELEASE}"
     assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
 
     envs = [v for k, v in pairs if k == "env"]
@@ -255,11 +255,13 @@ def test_emperor_files(project):
     assert ini_one(pairs, "emperor") == "/srv/backstage/shop/vassals"
     assert ini_one(pairs, "emperor-graceful-shutdown") == "true"
     assert ini_one(pairs, "pidfile") == layout.emperor_pidfile
+    assert ini_one(pairs, "umask") == "022"  # daemonized, uWSGI would make its files 0666
     assert "daemonize" not in dict(pairs)
     daemon = ini_pairs(renderer.emperor_ini(layout, daemonize=True))
     assert ini_one(daemon, "daemonize") == "/srv/backstage/shop/log/emperor.log"
     unit = renderer.emperor_unit(layout)
     assert f"ExecStart={layout.uwsgi} --ini {layout.emperor_ini}\n" in unit
+    assert f"ExecStartPre=/bin/rm -f {layout.emperor_pidfile}\n" in unit
     assert "KillSignal=SIGINT\n" in unit
 
 

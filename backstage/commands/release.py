@@ -24,6 +24,7 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
     script.step("upload")
     script.mkdirs([layout.releases(act), layout.env_dir(act), layout.shared(act),
                    layout.media(act), layout.data, layout.trees])
+    remove_leftovers(script, layout, act)
     script.raw(f"(umask 077 && dd bs=1 count={int(env_size)} status=none of={q(env_tmp)})")
     receive_tree(script, layout, python, upload)
     script.step("upload")
@@ -34,6 +35,15 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
     script.raw(f"{argv('cp', '-al', tree, incoming)} 2>/dev/null || "
                f"{{ {argv('rm', '-rf', '--', incoming)} && {argv('cp', '-a', tree, incoming)}; }}")
     return script.run("mv", "-T", incoming, layout.release(act, release))
+
+
+def remove_leftovers(script: Script, layout: Layout, act: str) -> Script:
+    """Remove what a deploy cut short left behind (its env file's temporary copy holds
+    secrets): files being written and trees and releases being made. The deploy lock is
+    held, so no other deploy is writing them."""
+    return script.run("find", layout.env_dir(act), layout.releases(act), layout.trees,
+                      "-mindepth", "1", "-maxdepth", "1", "(", "-name", "*.backstage-new",
+                      "-o", "-name", ".incoming-*", ")", "-exec", "rm", "-rf", "--", "{}", "+")
 
 
 def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) -> Script:

@@ -3,7 +3,7 @@
 from backstage.commands import hostside
 from backstage.commands.release import mark_bad
 from backstage.commands.shell import Script, argv, q
-from backstage.commands.stage import rescan_emperor, rescan_line, wait_for
+from backstage.commands.stage import rescan_emperor, rescan_line
 from backstage.model import Layout
 
 LOG_TAIL_LINES = 30
@@ -111,14 +111,18 @@ def unlink_live(script: Script, layout: Layout, act: str) -> Script:
     return script.run("rm", "-f", layout.stable_socket(act), layout.current(act))
 
 
-def delete_releases(script: Script, layout: Layout, act: str, releases: list[str]) -> Script:
-    """Cleanup: remove releases and their retired vassal files."""
-    if not releases:
+def delete_releases(script: Script, layout: Layout, act: str, releases: list[str],
+                    orphans: list[str] = ()) -> Script:
+    """Cleanup: remove releases with their env files, retired vassal files and sockets (which
+    a vassal cannot remove from root's folder), and ``orphans``: env files (secrets) whose
+    release is gone or was never made (a deploy cut short)."""
+    if not releases and not orphans:
         return script
     script.step("cleanup")
     paths = [p for r in releases for p in (layout.release(act, r), layout.env_file(act, r),
-                                           layout.vassal(act, r) + RETIRED_SUFFIX)]
-    return script.remove(*paths)
+                                           layout.vassal(act, r) + RETIRED_SUFFIX,
+                                           layout.socket(act, r))]
+    return script.remove(*paths, *orphans)
 
 
 def delete_trees(script: Script, layout: Layout, digests: list[str]) -> Script:
@@ -126,14 +130,16 @@ def delete_trees(script: Script, layout: Layout, digests: list[str]) -> Script:
     return script.remove(*(layout.tree(d) for d in digests))
 
 
-def stop(script: Script, layout: Layout, act: str, release: str) -> Script:
-    """Disable the vassal file (the Emperor ignores ``*.ini.stopped``) and wait for its exit."""
+def stop(script: Script, layout: Layout, python: str, act: str, release: str) -> Script:
+    """Disable the vassal file (the Emperor ignores ``*.ini.stopped``) and wait until nothing
+    listens on its socket."""
     ini = layout.vassal(act, release)
     script.step("stop")
     script.raw(f"if [ -e {q(ini)} ]; then {argv('mv', '-f', ini, ini + STOPPED_SUFFIX)}; fi")
     rescan_emperor(script, layout)
-    sock = q(layout.socket(act, release))
-    return wait_for(script, f"[ ! -S {sock} ]", f"{act}@{release} did not stop within 30 s", 300)
+    return script.raw(hostside(layout, python, "closed", {
+        "socket": layout.socket(act, release), "timeout": 30,
+        "message": f"{act}@{release} did not stop within 30 s"}))
 
 
 def start(script: Script, layout: Layout, act: str, release: str) -> Script:

@@ -1,5 +1,6 @@
 """Commands that make a host a stage: directories, the Emperor, nginx."""
 
+import re
 from dataclasses import dataclass
 
 from backstage.commands.shell import Script, argv, q
@@ -43,17 +44,22 @@ def build_stage_venv(script: Script, layout: Layout, python: str) -> Script:
 
 
 def start_emperor_daemon(script: Script, layout: Layout, restart: bool) -> Script:
-    """Start the Emperor as a daemon with a pidfile (hosts without systemd)."""
+    """Start the Emperor as a daemon (hosts without systemd), unless one runs already.
+
+    Whether one runs is read from the process table (see :func:`emperor_pids`), so a stale or
+    forged pidfile never starts a second Emperor on the same vassal folder. The pidfile (for
+    people) is made anew, root's and 0644 (the Emperor's umask).
+    """
     script.step("emperor")
-    pid = f"$(cat {q(layout.emperor_pidfile)} 2>/dev/null || true)"
-    alive = pid_alive(layout.emperor_pidfile)
+    alive = emperor_alive(layout)
     if restart:
-        script.raw(f"if {alive}; then kill -INT \"{pid}\"; fi")
+        script.raw(f'for pid in $({emperor_pids(layout)}); do kill -INT "$pid"; done')
         # Stopping waits for the vassals' in-flight requests (up to their harakiri).
         script.raw(f"for i in $(seq 900); do {alive} || break; sleep 0.1; done")
         script.raw(f"if {alive}; then echo 'the old Emperor did not stop within 90 s' >&2; "
                    "exit 1; fi")
-    script.raw(f"if ! {alive}; then {argv(layout.uwsgi, '--ini', layout.emperor_ini)}; fi")
+    script.raw(f"if ! {alive}; then {argv('rm', '-f', layout.emperor_pidfile)}; "
+               f"{argv(*layout.emperor_argv)}; fi")
     return wait_for(script, alive, "the Emperor did not start: see " + layout.log + "/emperor.log")
 
 
@@ -102,10 +108,27 @@ def wait_for(script: Script, condition: str, message: str, tenths: int = 100) ->
     return script.raw(f"if ! {condition}; then echo {q(message)} >&2; exit 1; fi")
 
 
+def ere(text: str) -> str:
+    """``text`` as a POSIX extended regular expression matching only itself."""
+    return re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", text)
+
+
+def emperor_pids(layout: Layout) -> str:
+    """Shell text printing the pids of the production's Emperor: processes of this user (root
+    in the system layout) running ``--ini <its emperor.ini>``. No act can forge one, whatever
+    it writes; a pidfile could be stale or written by anyone who may write it."""
+    pattern = " " + ere(" ".join(layout.emperor_argv[1:])) + "$"
+    return f'pgrep -u "$(id -u)" -f -- {q(pattern)}'
+
+
+def emperor_alive(layout: Layout) -> str:
+    """A shell condition: the production's Emperor runs."""
+    return f"{{ {emperor_pids(layout)} >/dev/null; }}"
+
+
 def rescan_line(layout: Layout) -> str:
     """Make the Emperor rescan its vassal directory now instead of at its next poll (3 s)."""
-    pid = f"$(cat {q(layout.emperor_pidfile)} 2>/dev/null || true)"
-    return f'if [ -n "{pid}" ]; then kill -WINCH "{pid}" 2>/dev/null || true; fi'
+    return f'for pid in $({emperor_pids(layout)}); do kill -WINCH "$pid" 2>/dev/null || true; done'
 
 
 def rescan_emperor(script: Script, layout: Layout) -> Script:

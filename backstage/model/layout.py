@@ -68,6 +68,12 @@ class Layout:
         return self._at("stage", "emperor.ini")
 
     @property
+    def emperor_argv(self) -> list[str]:
+        """The Emperor's command line (as started by Backstage or its systemd unit): how a host
+        finds the Emperor in its process table, never from a file an act could write."""
+        return [self.uwsgi, "--ini", self.emperor_ini]
+
+    @property
     def emperor_pidfile(self) -> str:
         return self._at("run", "emperor.pid")
 
@@ -91,11 +97,23 @@ class Layout:
     @property
     def directories(self) -> list[str]:
         """Every directory the stage needs, parents first."""
-        dirs = [self.root, self.stage, self.wheelhouse, self._at("venues"), self._at("acts"),
-                self.data, self.run, self.vassals, self.log, self._at("state")]
+        dirs = [self.root, self.stage, self.wheelhouse, self.venues, self.acts, self.trees,
+                self.data, self.run, self.vassals, self.log, self.state]
         if self.kind == "user":
             dirs += [self.nginx_dir, self.nginx_sites, self._at("nginx", "temp")]
         return dirs
+
+    @property
+    def venues(self) -> str:
+        return self._at("venues")
+
+    @property
+    def acts(self) -> str:
+        return self._at("acts")
+
+    @property
+    def state(self) -> str:
+        return self._at("state")
 
     @property
     def data(self) -> str:
@@ -201,9 +219,15 @@ class Layout:
 
     def socket_dir(self, act: str) -> str:
         """Where an act's vassals make their sockets. In the system layout each act has its
-        own, writable by its user: uWSGI binds the stats socket and removes both sockets
-        at exit after dropping to that user."""
+        own, root's with nginx's group: uWSGI binds and chowns the socket there as root, so
+        the act must not be able to plant a link in it (nothing there is the act's to move)."""
         return self._at("run", act) if self.kind == "system" else self.run
+
+    def stats_dir(self, act: str) -> str:
+        """Where an act's vassals make their stats sockets: uWSGI binds them after dropping
+        to the act's user, so in the system layout this folder is the act's. Root only ever
+        connects there, never following a link (see the host helper)."""
+        return self._at("run", f"{act}.stats") if self.kind == "system" else self.run
 
     def _socket_name(self, act: str, release_id: str) -> str:
         """``<release>`` in an act's own folder, ``<act>@<release>`` in the shared ``run/``
@@ -221,8 +245,9 @@ class Layout:
         return self._at("run", f"{act}.sock")
 
     def stats_socket(self, act: str, release_id: str) -> str:
-        return join(self.socket_dir(act), self._socket_name(act, release_id) + ".stats")
-
+        if self.kind == "system":
+            return join(self.stats_dir(act), release_id)
+        return join(self.run, f"{act}@{release_id}.stats")
 
     # nginx.
     @property

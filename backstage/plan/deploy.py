@@ -139,7 +139,8 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     if run_as:
         sqlite_files = [production.databases[d].sqlite_path(d, layout.data)
                         for d in act.databases if not production.databases[d].shared]
-        privileges.own_act_state(script, layout, act_name, release, run_as, sqlite_files)
+        privileges.own_act_state(script, layout, python, act_name, release, run_as,
+                                 production.group, sqlite_files)
         privileges.open_static(script, layout, act_name, release, run_as)
     release_cmd.prepare_release(
         script, layout, act_name, release, act.settings, venue_dir, act.manage_path,
@@ -147,7 +148,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
         {"time": inputs.time, "event": "migrate", "act": act_name, "release": release,
          "by": inputs.by}, run_as)
     if run_as:
-        privileges.seal_static(script, layout, act_name, release)
+        privileges.seal_static(script, layout, act_name, release, run_as)
     plan.prepare.append(Step("release", f"upload release {release} ({upload.describe()}), "
                              "check, migrate, collectstatic", script.text(),
                              lambda: env_bytes + upload.data))
@@ -168,7 +169,8 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     changes.retired = [r for r in observed.vassal_releases(act_name) if r != release]
     sess_cmd.retire(script, layout, act_name, changes.retired)
     changes.deleted = releases_to_delete(observed, act_name, act.keep_releases, release, current)
-    sess_cmd.delete_releases(script, layout, act_name, changes.deleted)
+    sess_cmd.delete_releases(script, layout, act_name, changes.deleted,
+                             orphan_env_files(layout, observed, act_name, release, changes.deleted))
     sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act_name,
                                                        release, changes.deleted))
     nginx_health(script, production, act_name, layout, python)
@@ -180,6 +182,15 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                       lock.release(script, layout, inputs.lock["token"]).text())
     plan.revert = revert_step(production, host, layout, act_name, release, current, inputs)
     return plan
+
+
+def orphan_env_files(layout: Layout, observed: Observed, act: str, release: str,
+                     deleted: list[str]) -> list[str]:
+    """Env files (secrets) on the host whose release is gone or was never made, as a deploy
+    cut short leaves them; those of deleted releases go with them anyway."""
+    kept = {layout.env_file(act, r) for r in [*observed.releases(act), release]}
+    return [path for path in observed.env_files(act)
+            if path not in kept and path not in {layout.env_file(act, r) for r in deleted}]
 
 
 def migrated_here(production: Production, act_name: str, shared: bool) -> list[str]:

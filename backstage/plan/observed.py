@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 
+from backstage.commands.privileges import stage_modes
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
 from backstage.model import Layout, Production, release_of_link
@@ -17,7 +18,7 @@ def probe_spec(production: Production, host: str, layout: Layout,
     system = layout.kind == "system"
     return {
         "users": [production.act_user(a) for a in acts] if system else [],
-        "owners": [layout.data] if system else [],
+        "owners": list(stage_modes(layout, production.group)) if system else [],
         "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
                   *(layout.gig_conf(g) for g in gigs),
                   *(venue_marker(layout, v, d) for v, d in venue_digests.items())],
@@ -25,7 +26,8 @@ def probe_spec(production: Production, host: str, layout: Layout,
                   *(layout.venue_link(v) for v in venues)],
         "listings": [layout.wheelhouse, layout.vassals, f"{layout.root}/venues", layout.trees,
                      *(layout.releases(a) for a in acts)],
-        "pidfiles": [layout.emperor_pidfile, layout.nginx_pidfile],
+        "pidfiles": [layout.nginx_pidfile],
+        "processes": {"emperor": layout.emperor_argv[1:]},
         "pythons": [f"{layout.stage_venv}/bin/python"],
         "exists": [*layout.directories, layout.lock_dir],
         "globs": [f"{layout.vassals}/*.ini", *(f"{layout.env_dir(a)}/env-*" for a in acts)],
@@ -78,13 +80,19 @@ class Observed:
     def vassal_digest(self, act: str, release: str) -> str | None:
         return self.data["globs"][f"{self.layout.vassals}/*.ini"].get(self.layout.vassal(act, release))
 
+    def env_files(self, act: str) -> list[str]:
+        """Paths of the act's env files (and of any left half-written) on the host."""
+        return sorted(self.data["globs"].get(f"{self.layout.env_dir(act)}/env-*", {}))
+
     def env_digest(self, act: str, release: str) -> str | None:
         found = self.data["globs"].get(f"{self.layout.env_dir(act)}/env-*", {})
         return found.get(self.layout.env_file(act, release))
 
     @property
     def emperor_running(self) -> bool:
-        return self.pid(self.layout.emperor_pidfile) is not None
+        """Found in the host's process table by its command line and owner (see the host
+        helper's ``processes``), never by a pidfile."""
+        return bool(self.data.get("processes", {}).get("emperor"))
 
     @property
     def stage_python(self) -> dict | None:

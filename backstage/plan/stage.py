@@ -79,8 +79,8 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
 
 def plan_accounts(script: Script, layout: Layout, observed: Observed, group: str,
                   users: tuple[str, ...]) -> list[str]:
-    """Create the act users (and the production's group) that are missing; give the group
-    ``data/``."""
+    """Create the act users (and the production's group) that are missing; give the stage's
+    folders their owners and modes (see :func:`privileges.stage_modes`)."""
     changes = []
     missing = [u for u in users if not in_group(observed.account(u), group)]
     if missing:
@@ -88,9 +88,11 @@ def plan_accounts(script: Script, layout: Layout, observed: Observed, group: str
         for user in missing:
             privileges.create_user(script, user, group)
         changes.append(f"create act users {', '.join(missing)}")
-    if observed.owner(layout.data) != f"root:{group}:1770":
-        privileges.own_data_dir(script, layout, group)
-        changes.append(f"give {layout.data} to group {group}")
+    modes = privileges.stage_modes(layout, group)
+    wrong = {path: mode for path, mode in modes.items() if observed.owner(path) != mode}
+    if wrong:
+        privileges.own_stage(script.step("modes"), wrong)
+        changes.append(f"set owners and modes of {len(wrong)} folders")
     return changes
 
 

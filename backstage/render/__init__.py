@@ -109,7 +109,8 @@ class Renderer:
         )
 
     def emperor_unit(self, layout: Layout) -> str:
-        return self._render("emperor.service.j2", uwsgi=layout.uwsgi, emperor_ini=layout.emperor_ini)
+        return self._render("emperor.service.j2", uwsgi=layout.uwsgi, emperor_ini=layout.emperor_ini,
+                            pidfile=layout.emperor_pidfile)
 
     def nginx_conf(self, layout: Layout) -> str:
         return self._render(

@@ -227,7 +227,7 @@ def sess_action(production: Production, act_name: str, action: str, options: Opt
         script = Script()
         layout = run.layout
         if action == "stop":
-            sess_cmd.stop(script, layout, act_name, release)
+            sess_cmd.stop(script, layout, python_of[run.name], act_name, release)
         elif action == "start":
             sess_cmd.start(script, layout, act_name, release)
             sess_cmd.health_check(script, layout, python_of[run.name], act_name, release,

@@ -7,6 +7,7 @@ the text whole (``python3 -c``) instead. It reads state (``probe``, ``status``) 
 protocol to a vassal's own socket (``health``); it prints one JSON document.
 """
 
+import errno
 import glob
 import grp
 import hashlib
@@ -15,6 +16,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import struct
 import sys
 import sysconfig
@@ -39,6 +41,7 @@ def probe(spec):
         "texts": {path: read_text(path) for path in spec.get("texts", [])},
         "accounts": {name: account(name) for name in spec.get("users", [])},
         "owners": {path: owner(path) for path in spec.get("owners", [])},
+        "processes": {name: processes(args) for name, args in spec.get("processes", {}).items()},
         "globs": {
             pattern: {path: file_digest(path) for path in sorted(glob.glob(pattern))}
             for pattern in spec.get("globs", [])
@@ -203,6 +206,46 @@ def live_pid(pidfile):
     return pid
 
 
+def processes(args):
+    """Pids of this user's processes whose command line ends with ``args``: how the helper
+    finds the Emperor (``--ini <its emperor.ini>``), from the kernel's process table, which
+    no act can forge, rather than from a file."""
+    tail = "\0".join(args).encode() + b"\0"
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if cmdline.endswith(b"\0" + tail) and os.stat(f"/proc/{pid}").st_uid == os.getuid():
+                found.append(int(pid))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def connect_unix(sock_path, timeout):
+    """A connection to a unix socket, never through a link: socket folders may be an act's
+    (its stats sockets), and a link it planted must not send root's connection elsewhere.
+
+    The socket is opened as a path (``O_PATH|O_NOFOLLOW``), checked, and connected to through
+    that very file (``/proc/self/fd/N``), so nothing can be swapped in between.
+    """
+    fd = os.open(sock_path, os.O_PATH | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "not a socket", sock_path)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(timeout)
+        try:
+            conn.connect(f"/proc/self/fd/{fd}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+    finally:
+        os.close(fd)
+
+
 def uwsgi_request(sock_path, host, path, timeout):
     """One GET over the uwsgi protocol; returns (status, first bytes of the body)."""
     query = ""
@@ -219,10 +262,8 @@ def uwsgi_request(sock_path, host, path, timeout):
         struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
         for k, v in ((k.encode(), v.encode()) for k, v in env.items())
     )
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(timeout)
+    conn = connect_unix(sock_path, timeout)
     try:
-        conn.connect(sock_path)
         conn.sendall(struct.pack("<BHB", 0, len(body), 0) + body)
         data = b""
         while True:
@@ -293,10 +334,11 @@ def health(spec):
 
 def stats(path):
     """The JSON a uWSGI stats socket dumps on connect, or None."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(2)
     try:
-        conn.connect(path)
+        conn = connect_unix(path, 2)
+    except OSError:
+        return None
+    try:
         data = b""
         while True:
             chunk = conn.recv(65536)
@@ -349,6 +391,48 @@ def process_start(pid, clock, boot):
         return None
 
 
+def closed(spec):
+    """Wait until nothing listens on a vassal's socket any more (its last process exited).
+
+    The socket file may stay: in the system layout its folder is root's, so the vassal,
+    which runs as the act's user when it exits, cannot remove it.
+    """
+    deadline = time.time() + spec["timeout"]
+    while time.time() < deadline:
+        try:
+            connect_unix(spec["socket"], 1).close()
+        except (ConnectionRefusedError, FileNotFoundError):
+            return {"ok": True}
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return {"ok": False, "error": spec["message"]}
+
+
+def own(spec):
+    """Give files (an act's sqlite files) to a user, and take other users' access away.
+
+    Each file is opened without following a link and changed through its descriptor
+    (``fchown``, ``fchmod``), so a link or a rename in a folder the act can write (``data/``)
+    cannot turn this into a change of another file; a file with other names (hard links) is
+    left alone.
+    """
+    uid, gid = pwd.getpwnam(spec["user"]).pw_uid, grp.getgrnam(spec["group"]).gr_gid
+    for path in spec["paths"]:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            continue  # missing, or a link
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o007)
+        finally:
+            os.close(fd)
+    return {"ok": True}
+
+
 def reloaded(spec):
     """Wait until every worker of a vassal was replaced after a graceful reload."""
     deadline = time.time() + spec["timeout"]
@@ -362,7 +446,7 @@ def reloaded(spec):
 
 
 VERBS = {"probe": probe, "health": health, "status": status, "reloaded": reloaded,
-         "verify": verify}
+         "verify": verify, "closed": closed, "own": own}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))
