@@ -105,3 +105,41 @@ def test_diff_marks_a_missing_final_newline():
     diff = unified_diff("x", FileChange("/p", "y", "/p"))
     assert diff == "--- /p\n+++ /p\n@@ -1 +1 @@\n-x\n\\ No newline at end of file\n+y\n" \
         "\\ No newline at end of file\n"
+
+
+def live_facts(**changed) -> dict:
+    """The helper's answer for a healthy live release R[0] of storefront, with changes."""
+    facts = {"release": R[0], "release_dir": True, "vassal": "enabled", "socket": "listening",
+             "stable": LAYOUT.socket_link("storefront", R[0]), "stable_socket": "listening"}
+    return {**facts, **changed}
+
+
+@pytest.mark.parametrize("changed, repair, says", [
+    ({}, None, None),
+    ({"socket": "busy"}, None, None),  # a full backlog: something listens
+    ({"release_dir": False}, "release", f"release {R[0]} is missing"),
+    ({"vassal": None}, "start", "is missing (/srv/backstage/shop/vassals/storefront@"),
+    ({"vassal": "retired"}, "start", "is retired"),
+    ({"socket": "refused"}, "release", f"takes no connection on {LAYOUT.socket('storefront', R[0])}"),
+    ({"stable": "storefront/gone.sock", "stable_socket": "missing"}, "relink",
+     "/srv/backstage/shop/run/storefront.sock points to storefront/gone.sock (missing)"),
+    ({"stable": None, "stable_socket": "missing"}, "relink", "points to nothing"),
+])
+def test_live_state_names_what_does_not_serve_and_the_repair(changed, repair, says):
+    state = Observed(LAYOUT, {"live": {"storefront": live_facts(**changed)}}).live("storefront")
+    assert state.repair == repair
+    assert state.broken is None if says is None else says in state.broken
+
+
+def test_a_stopped_vassal_is_not_broken_but_a_deploy_starts_it():
+    state = Observed(LAYOUT, {"live": {"storefront": live_facts(vassal="stopped")}}).live(
+        "storefront")
+    assert state.broken is None and state.repair == "start"
+    assert state.reasons == [f"the vassal of release {R[0]} was stopped (by stop)"]
+
+
+def test_a_never_deployed_act_has_nothing_to_repair():
+    for data in ({}, {"live": {"storefront": {"release": None, "stable": None,
+                                              "stable_socket": "missing"}}}):
+        state = Observed(LAYOUT, data).live("storefront")
+        assert (state.release, state.repair, state.broken) == (None, None, None)

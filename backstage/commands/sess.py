@@ -57,9 +57,23 @@ def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
     from the rename on, without a reload.
     """
     script.step("switch")
-    script.link(layout.socket_link(act, release), layout.stable_socket(act))
-    script.link(f"releases/{release}", layout.current(act))
+    relink(script, layout, act, release)
     return script.raw(f"printf '%s\\n' {q(release)} >> {q(layout.good_list(act))}")
+
+
+def relink(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Point the stable socket and ``current`` at a release, each link replaced in one rename."""
+    script.link(layout.socket_link(act, release), layout.stable_socket(act))
+    return script.link(f"releases/{release}", layout.current(act))
+
+
+def enable_vassal(script: Script, layout: Layout, act: str, release: str, ini: str) -> Script:
+    """Write a release's vassal file afresh (a repair), dropping its stopped or retired copy."""
+    ini_path = layout.vassal(act, release)
+    script.step("start")
+    script.run("rm", "-f", ini_path + STOPPED_SUFFIX, ini_path + RETIRED_SUFFIX)
+    script.write_file(ini_path, ini)
+    return rescan_emperor(script, layout)
 
 
 def retire(script: Script, layout: Layout, act: str, releases: list[str],

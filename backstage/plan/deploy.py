@@ -6,7 +6,8 @@ or the whole tree; see :mod:`backstage.artefacts.bundle`); start its vassal, hea
 through its own socket and update the gigs; switch traffic, retire the old vassal and clean
 up. A changed requirements file adds one command (the venue build), shared databases one
 command on one host (their migrations). When the code, the env file, the vassal and the gigs
-are all as desired, the plan is empty.
+are all as desired and the live release serves (the probe checks), the plan is empty; when
+they are as desired but it does not serve, the plan repairs it (see :func:`plan_repair`).
 """
 
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from backstage.commands.shell import Script, argv
 from backstage.model import Layout, Production, RunAs
 from backstage.plan import checks
 from backstage.plan.changes import Changes, FileChange
+from backstage.plan.live import LiveState
 from backstage.plan.observed import Observed
 from backstage.plan.releases import releases_to_delete
 from backstage.plan.steps import Step
@@ -82,6 +84,7 @@ class HostPlan:
     abort: Step | None = None
     revert: Step | None = None
     changes: Changes = field(default_factory=Changes)
+    repair: bool = False  # the live release again, not a new one (see plan_repair)
 
     @property
     def noop(self) -> bool:
@@ -110,14 +113,22 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
 
     current = observed.current_release(act_name)
     gigs = gig_files(production, act_name, layout, renderer, observed)
+    live = observed.live(act_name)
     if (current and current.endswith(inputs.bundle.digest[:8])
-            and observed.vassal_digest(act_name, current) == sha256(vassal_ini(current))
             and observed.env_digest(act_name, current) == sha256(env_text) and not gigs):
-        return HostPlan(current, current, run_as)
+        vassal = observed.vassal_digest(act_name, current)  # None unless enabled
+        if vassal == sha256(vassal_ini(current)) and live.repair is None:
+            checks.gigs_served(host, observed, act_name, production.gigs_of(act_name))
+            return HostPlan(current, current, run_as)
+        if live.repair in ("relink", "start") and vassal in (None, sha256(vassal_ini(current))) \
+                and current not in observed.bad_releases(act_name):
+            return plan_repair(production, host, layout, observed, inputs, live,
+                               vassal_ini(current), run_as)
 
     release = inputs.bundle.release
     plan = HostPlan(release, current, run_as)
     changes = plan.changes
+    changes.repair = live.reasons
     changes.env = observed.env_digest(act_name, current) != sha256(env_text)
     live_vassal = layout.vassal(act_name, current) if observed.vassal_digest(act_name, current) \
         else None
@@ -179,6 +190,44 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     plan.abort = Step("abort", f"remove {act_name}@{release}, keep {current}",
                       lock.release(script, layout, inputs.lock["token"]).text())
     plan.revert = revert_step(production, host, layout, act_name, release, current, inputs)
+    return plan
+
+
+def plan_repair(production: Production, host: str, layout: Layout, observed: Observed,
+                inputs: DeployInputs, live: LiveState, vassal_ini: str,
+                run_as: RunAs | None) -> HostPlan:
+    """A deploy of the live code on a host where the live release does not serve.
+
+    Its directory and env file are there, so nothing is uploaded: its vassal is started
+    again if its file is not enabled (written afresh, then health-checked through its own
+    socket), and the stable socket and ``current`` are pointed at it again. Nothing is undone
+    if the rollout stops: the host did not serve before.
+    """
+    act, release = inputs.act, live.release
+    plan = HostPlan(release, release, run_as, repair=True)
+    plan.changes.repair = live.reasons
+    script = lock.acquire(Script(), layout, inputs.lock)
+    if live.repair == "start":
+        plan.changes.files = [FileChange(layout.vassal(act, release), vassal_ini)]
+        sess_cmd.enable_vassal(script, layout, act, release, vassal_ini)
+        sess_cmd.health_check(script, layout, production.hosts[host].python, act, release,
+                              health_spec(production, act))
+        plan.start.append(Step("start", f"start {act}@{release} again, health-check its socket",
+                               script.text()))
+        script = Script()
+    script.step("switch")
+    sess_cmd.relink(script, layout, act, release)
+    history.append(script, layout, {"time": inputs.time, "event": "repair", "act": act,
+                                    "release": release, "reasons": live.reasons,
+                                    "by": inputs.by})
+    plan.changes.retired = [r for r in observed.vassal_releases(act) if r != release]
+    sess_cmd.retire(script, layout, act, plan.changes.retired)
+    nginx_health(script, production, act, layout, production.hosts[host].python)
+    lock.release(script, layout, inputs.lock["token"])
+    plan.switch.append(Step("switch", f"point {act} at {release} again", script.text()))
+    unlock = lock.release(Script(), layout, inputs.lock["token"]).text()
+    plan.abort = Step("abort", f"leave {act}@{release} as it is", unlock)
+    plan.revert = Step("revert", f"leave {act}@{release} as it is", unlock)
     return plan
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
 from backstage.model import Layout, Production, release_of_link
+from backstage.plan.live import LiveState, live_paths, live_state
 
 
 def probe_spec(production: Production, host: str, layout: Layout,
@@ -31,6 +32,7 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "globs": [f"{layout.vassals}/*.ini", *(f"{layout.env_dir(a)}/env-*" for a in acts)],
         "texts": [layout.lock_info, *(layout.good_list(a) for a in acts),
                   *(layout.bad_list(a) for a in acts)],
+        "live": {a: live_paths(layout, a) for a in acts},
     }
 
 
@@ -87,6 +89,10 @@ class Observed:
         return self.pid(self.layout.emperor_pidfile) is not None
 
     @property
+    def nginx_running(self) -> bool:
+        return self.pid(self.layout.nginx_pidfile) is not None
+
+    @property
     def stage_python(self) -> dict | None:
         return self.data["pythons"].get(f"{self.layout.stage_venv}/bin/python")
 
@@ -108,6 +114,10 @@ class Observed:
 
     def current_release(self, act: str) -> str | None:
         return self.release_of_link(self.layout.current(act))
+
+    def live(self, act: str) -> LiveState:
+        """Whether the act's recorded live release is there and serving (see plan.live)."""
+        return live_state(self.layout, act, self.data.get("live", {}).get(act))
 
     def vassal_releases(self, act: str) -> list[str]:
         """Releases of an act with a vassal file, enabled or stopped."""

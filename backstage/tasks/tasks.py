@@ -142,7 +142,7 @@ def print_summary(report) -> None:
     if report.stopped:
         console.print(f"[red]rollout stopped:[/] {report.stopped}")
     for host, outcome in report.outcomes.items():
-        if outcome.result in ("deployed", "unchanged"):
+        if outcome.result in ("deployed", "repaired", "unchanged"):
             print(f"{host}: {report.act} release {outcome.release_after}")
 
 
@@ -173,11 +173,16 @@ def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, 
         print(json.dumps(results, indent=2, sort_keys=True))
         return
     table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
+    broken = []
     for host, acts in results.items():
         for act_name, info in acts.items():
-            live = release_of_link(info["live"]) if info["live"] else None
+            live = release_of_link(info["current"]) if info["current"] else None
+            if info["broken"]:
+                broken.append(f"{host}: {act_name}: broken: {info['broken']}")
             for sess in info["sesses"] or [{}]:
                 state = ("running" if sess.get("master") else "stopped") if sess else "absent"
+                if info["broken"] and sess.get("release") == live:
+                    state = "broken"
                 mark = " (live)" if sess.get("release") == live else ""
                 table.add_row(host, act_name, (sess.get("release") or "-") + mark, state,
                               str(sess.get("master") or "-"),
@@ -185,6 +190,8 @@ def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, 
                               f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
                               sess.get("socket") or "-")
     Console().print(table)
+    for line in broken:  # whole lines: the table may be cut to the terminal's width
+        print(line)
 
 
 @backstage_task(help={"act": "Name of the act.",

@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import struct
 import sys
 import sysconfig
@@ -43,7 +44,56 @@ def probe(spec):
             pattern: {path: file_digest(path) for path in sorted(glob.glob(pattern))}
             for pattern in spec.get("globs", [])
         },
+        "live": {act: live(paths) for act, paths in spec.get("live", {}).items()},
     }
+
+
+def live(paths):
+    """Whether what is recorded as an act's live release is there and serving.
+
+    ``paths``: the ``current`` link, the stable socket link, and the release's socket and
+    vassal file with ``{release}`` in place of the id. The answer says whether the release's
+    directory exists, what the stable link holds and whether a connection through it is
+    accepted, whether the release's own socket accepts one, and the state of its vassal file.
+    """
+    target = link_target(paths["current"])
+    release = target.rstrip("/").rsplit("/", 1)[-1] if target else None
+    found = {"release": release, "stable": link_target(paths["stable"]),
+             "stable_socket": socket_state(paths["stable"])}
+    if release:
+        vassal = paths["vassal"].replace("{release}", release)
+        found.update(
+            release_dir=os.path.isdir(paths["current"]),
+            socket=socket_state(paths["socket"].replace("{release}", release)),
+            vassal=next((state for state, suffix in VASSAL_STATES
+                         if os.path.exists(vassal + suffix)), None))
+    return found
+
+
+# A vassal file's state by its name: the Emperor runs only ``*.ini``.
+VASSAL_STATES = (("enabled", ""), ("stopped", ".stopped"), ("retired", ".retired"))
+
+
+def socket_state(path):
+    """Whether a unix socket (links followed) takes connections: ``listening``, ``busy`` (its
+    backlog is full: something listens), ``refused`` (nothing listens: its process is gone),
+    ``missing`` or ``not a socket``. Connecting and closing costs a vassal nothing (no log)."""
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return "not a socket"
+    except OSError:
+        return "missing"
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(1)
+    try:
+        conn.connect(path)
+        return "listening"
+    except (TimeoutError, BlockingIOError):
+        return "busy"
+    except OSError:
+        return "refused"
+    finally:
+        conn.close()
 
 
 def python_identity(executable):
@@ -336,6 +386,7 @@ def status(spec):
             "current": link_target(info["current"]),
             "live": link_target(info["stable"]),
             "sesses": sesses,
+            "facts": live(info),
         }
     return {"acts": acts}
 
