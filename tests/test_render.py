@@ -82,7 +82,9 @@ def test_vassal_system_layout(project):
     assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
     assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
     assert ini_one(pairs, "stats") == f"{root}/run/storefront/{RELEASE}.stats"
-    assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
+    assert ini_one(pairs, "logto") == f"{root}/log/storefront/storefront.log"
+    assert ini_one(pairs, "log-maxsize") == str(50 * 1024 * 1024)  # the default, 50m
+    assert ini_one(pairs, "log-backupname") == f"{root}/log/storefront/storefront.log.1"
 
     envs = [v for k, v in pairs if k == "env"]
     assert "DJANGO_SETTINGS_MODULE=storefront.settings" in envs
@@ -105,6 +107,7 @@ def test_vassal_system_layout(project):
 def test_vassal_http_port_and_act_user(project):
     data = base_inventory()
     data["acts"]["storefront"]["http_port"] = 9001
+    data["acts"]["storefront"]["log_max_size"] = "2k"
     production = load(project, data)
     layout = Layout.for_host(production.name, production.hosts["web1"])
     run_as = RunAs("bs-shop-storefront", "bs-shop-storefront", "www-data")
@@ -120,6 +123,10 @@ def test_vassal_http_port_and_act_user(project):
     keys = [k for k, _ in pairs]
     # uWSGI drops privileges before it loads the app: the env file is read as the act user.
     assert keys.index("uid") < keys.index("eval")
+    # The log is opened after the drop, in the act's folder, where uWSGI rotates it.
+    assert "logto" not in keys
+    assert ini_one(pairs, "logto2") == "/srv/backstage/shop/log/storefront/storefront.log"
+    assert ini_one(pairs, "log-maxsize") == "2048"
 
 
 def test_vassal_user_layout_paths_under_root(project, tmp_path):

@@ -174,7 +174,7 @@ def test_secrets_never_in_logs_history_files_or_verbose_output(secret_stage):
     env_file = ENV_FILE_PREFIX + live.rsplit("/", 1)[-1]
     assert env_file in env_files
     # The places named in the issue, each shown to exist (so the grep above did read them).
-    for path in (f"{ROOT}/log/storefront.log", f"{ROOT}/log/emperor.log",
+    for path in (f"{ROOT}/log/storefront/storefront.log", f"{ROOT}/log/emperor.log",
                  f"{ROOT}/state/history.jsonl", f"{ROOT}/log/nginx-shop.access.log"):
         assert stage.fleet.run("h1", ["test", "-s", path], check=False).returncode == 0, path
     for path in env_files:

@@ -38,8 +38,9 @@ def own_act_state(script: Script, layout: Layout, act: str, release: str, run_as
 
     The act owns its working directory ``shared/`` (a relative sqlite path in its settings
     lands there), ``media/`` (setgid nginx's group, so nginx reads uploads), its sockets'
-    folder and its env files. Root writes the env files in ``env/``, a folder of its own
-    (0711), never in one the act could plant a link in; chown never follows a link here.
+    folder, its log folder (uWSGI opens and rotates the log there as the act) and its env
+    files. Root writes the env files in ``env/``, a folder of its own (0711), never in one
+    the act could plant a link in; chown never follows a link here.
     """
     script.step("ownership")
     user, nginx = run_as.user, f"{run_as.user}:{run_as.nginx_group}"
@@ -47,6 +48,8 @@ def own_act_state(script: Script, layout: Layout, act: str, release: str, run_as
     script.run("install", "-d", "-o", user, "-g", run_as.group, "-m", "0750", layout.shared(act))
     script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "0750",
                layout.socket_dir(act))
+    script.run("install", "-d", "-o", user, "-g", run_as.group, "-m", "0750",
+               layout.log_dir(act))
     script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "2750",
                layout.media(act))
     script.run("chown", "-R", "--no-dereference", nginx, layout.media(act))

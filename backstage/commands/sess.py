@@ -28,8 +28,8 @@ def health_check(script: Script, layout: Layout, python: str, act: str, release:
     show the act's log (its startup errors, not the live release's requests)."""
     script.step("health")
     spec = {"socket": layout.socket(act, release), **check}
-    log_tail = (f"{{ grep -av {q(REQUEST_LOG_LINE)} {q(layout.act_log(act))} 2>/dev/null || true; }} "
-                f"| tail -n {LOG_TAIL_LINES} >&2")
+    log_tail = (f"{{ {read_act_log(layout, act)} {q(REQUEST_LOG_LINE)} {q(layout.act_log(act))} "
+                f"2>/dev/null || true; }} | tail -n {LOG_TAIL_LINES} >&2")
     on_failure = "; ".join([
         argv("rm", "-f", layout.vassal(act, release)),
         rescan_line(layout),
@@ -41,6 +41,16 @@ def health_check(script: Script, layout: Layout, python: str, act: str, release:
     ])
     return script.raw(f"if ! health=$({hostside(layout, python, 'health', spec)} 2>&1); "
                       f"then {on_failure}; fi")
+
+
+def read_act_log(layout: Layout, act: str) -> str:
+    """``grep -av``, run as the owner of the act's log folder in the system layout (the act's
+    user, who may plant a link there: it then leads nowhere that user could not read)."""
+    if layout.kind != "system":
+        return "grep -av"
+    folder = q(layout.log_dir(act))
+    return (f'setpriv --reuid "$(stat -c %u {folder})" --regid "$(stat -c %g {folder})" '
+            "--clear-groups -- grep -av")
 
 
 def health_via_nginx(script: Script, layout: Layout, python: str, check: dict) -> Script:

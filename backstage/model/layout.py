@@ -192,8 +192,14 @@ class Layout:
         """Releases that failed before their switch; never rolled back to."""
         return self._at("acts", act, "bad-releases")
 
+    def log_dir(self, act: str) -> str:
+        """Where an act's vassals write its log. In the system layout each act has its own
+        folder, writable by its user: uWSGI opens the log after dropping to that user and
+        rotates it there (a rename), so root never opens or renames a file in it."""
+        return self._at("log", act) if self.kind == "system" else self.log
+
     def act_log(self, act: str) -> str:
-        return self._at("log", f"{act}.log")
+        return join(self.log_dir(act), f"{act}.log")
 
     # Sesses: one vassal and one socket per release; nginx points at the stable socket.
     def vassal(self, act: str, release_id: str) -> str:

@@ -73,6 +73,7 @@ class Renderer:
             harakiri=HARAKIRI_SECONDS,
             stats=layout.stats_socket(act_name, release),
             log=layout.act_log(act_name),
+            log_max_size=act.log_max_bytes,
         )
 
     def gig(self, layout: Layout, gig_name: str) -> str:
