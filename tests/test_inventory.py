@@ -275,6 +275,8 @@ ERRORS = [
     ("http-port-vs-gig-port", _both(_set("gigs", "shop", "port", 9000),
                                     _set("acts", "storefront", "http_port", 9000)),
      "acts.storefront.http_port", "port 9000 clashes with nginx on host 'web1'"),
+    ("http-port-privileged", _set("acts", "storefront", "http_port", 443),
+     "acts.storefront.http_port", "port 443 is below 1024, which only root may bind"),
     ("two-acts-one-port", _both(_set("acts", "storefront", "http_port", 9001),
                                 lambda d: d["acts"].__setitem__(
                                     "back", {**d["acts"]["storefront"], "http_port": 9001})),

@@ -46,7 +46,8 @@ def own_act_state(script: Script, layout: Layout, act: str, release: str, run_as
     user, nginx = run_as.user, f"{run_as.user}:{run_as.nginx_group}"
     script.run("install", "-d", "-o", "root", "-g", "root", "-m", "0711", layout.env_dir(act))
     script.run("install", "-d", "-o", user, "-g", run_as.group, "-m", "0750", layout.shared(act))
-    script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "0750",
+    # setgid: the sockets the vassal binds as the act user get nginx's group.
+    script.run("install", "-d", "-o", user, "-g", run_as.nginx_group, "-m", "2750",
                layout.socket_dir(act))
     script.run("install", "-d", "-o", user, "-g", run_as.group, "-m", "0750",
                layout.log_dir(act))

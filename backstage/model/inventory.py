@@ -456,6 +456,10 @@ def _check_ports(production, fail):
                     f"acts.{act_name}.http_port",
                     f"port {port} clashes with {taken[port]} on host {host_name!r}",
                 )
+            if port < 1024:  # the vassal binds it after dropping to the act's user
+                fail(f"acts.{act_name}.http_port",
+                     f"port {port} is below 1024, which only root may bind: the act's vassal "
+                     "binds it as the act's own user")
             taken[port] = f"acts.{act_name}"
 
 

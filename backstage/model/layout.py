@@ -207,8 +207,8 @@ class Layout:
 
     def socket_dir(self, act: str) -> str:
         """Where an act's vassals make their sockets. In the system layout each act has its
-        own, writable by its user: uWSGI binds the stats socket and removes both sockets
-        at exit after dropping to that user."""
+        own, writable by its user and setgid nginx's group: uWSGI binds the sockets (which so
+        get nginx's group) and removes them at exit after dropping to that user."""
         return self._at("run", act) if self.kind == "system" else self.run
 
     def _socket_name(self, act: str, release_id: str) -> str:
