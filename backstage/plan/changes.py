@@ -23,6 +23,7 @@ class Changes:
     retired: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     repair: list[str] = field(default_factory=list)  # what is wrong with the live release
+    removed: list[str] = field(default_factory=list)  # leftovers and unused venues (cleanup)
 
     @property
     def replaced(self) -> list[str]:

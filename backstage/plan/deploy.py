@@ -25,7 +25,12 @@ from backstage.plan import checks
 from backstage.plan.changes import Changes, FileChange
 from backstage.plan.live import LiveState
 from backstage.plan.observed import Observed
-from backstage.plan.releases import releases_to_delete
+from backstage.plan.releases import (
+    leftovers,
+    release_lists,
+    releases_to_delete,
+    venues_to_delete,
+)
 from backstage.plan.steps import Step
 from backstage.render import Renderer
 from backstage.util import sha256
@@ -178,10 +183,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                                     "release": release, "previous": current, "by": inputs.by})
     changes.retired = [r for r in observed.vassal_releases(act_name) if r != release]
     sess_cmd.retire(script, layout, act_name, changes.retired)
-    changes.deleted = releases_to_delete(observed, act_name, act.keep_releases, release, current)
-    sess_cmd.delete_releases(script, layout, act_name, changes.deleted)
-    sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act_name,
-                                                       release, changes.deleted))
+    cleanup(script, production, host, observed, inputs, changes)
     nginx_health(script, production, act_name, layout, python)
     lock.release(script, layout, inputs.lock["token"])
     plan.switch.append(Step("switch", f"switch {act_name} to {release}", script.text()))
@@ -229,6 +231,32 @@ def plan_repair(production: Production, host: str, layout: Layout, observed: Obs
     plan.abort = Step("abort", f"leave {act}@{release} as it is", unlock)
     plan.revert = Step("revert", f"leave {act}@{release} as it is", unlock)
     return plan
+
+
+def cleanup(script: Script, production: Production, host: str, observed: Observed,
+            inputs: DeployInputs, changes: Changes) -> Script:
+    """After a switch, bound what the host keeps (README, "What Backstage keeps on a host"):
+    old releases, trees and venues nothing uses, leftovers of killed commands and gone
+    releases, release lists naming releases no longer there, and old history."""
+    act, release, layout = inputs.act, inputs.bundle.release, observed.layout
+    changes.deleted = releases_to_delete(observed, act, production.acts[act].keep_releases,
+                                         release, observed.current_release(act))
+    sess_cmd.delete_releases(script, layout, act, changes.deleted)
+    sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act,
+                                                       release, changes.deleted))
+    kept = (set(observed.releases(act)) - set(changes.deleted)) | {release}
+    left = leftovers(observed, act, kept)
+    gone = {f"{act}@{r}.ini.retired" for r in changes.deleted} | {p.rsplit("/", 1)[1] for p in left}
+    venue = f"{production.acts[act].venue}-{inputs.venue_digest}"
+    changes.removed = [*left, *(f"{layout.root}/venues/{name}"
+                                for name in venues_to_delete(observed, {venue}, gone))]
+    script.step("cleanup").remove(*changes.removed)
+    good, bad = release_lists(observed, act, kept - {release})
+    if observed.good_releases(act) != good:  # else the switch's line made it right
+        script.write_file(layout.good_list(act), "".join(f"{r}\n" for r in [*good, release]))
+    if bad != sorted(observed.bad_releases(act)):
+        script.write_file(layout.bad_list(act), "".join(f"{r}\n" for r in bad))
+    return history.trim(script, layout)
 
 
 def migrated_here(production: Production, act_name: str, shared: bool) -> list[str]:

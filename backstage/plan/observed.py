@@ -33,6 +33,8 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "texts": [layout.lock_info, *(layout.good_list(a) for a in acts),
                   *(layout.bad_list(a) for a in acts)],
         "live": {a: live_paths(layout, a) for a in acts},
+        "venues": {"dir": f"{layout.root}/venues", "vassals": layout.vassals,
+                   "marker": COMPLETE_MARKER},
     }
 
 
@@ -79,6 +81,16 @@ class Observed:
 
     def vassal_digest(self, act: str, release: str) -> str | None:
         return self.data["globs"][f"{self.layout.vassals}/*.ini"].get(self.layout.vassal(act, release))
+
+    def env_files(self, act: str) -> list[str]:
+        """Paths of the act's env files on the host (temporary copies included)."""
+        return sorted(self.data["globs"].get(f"{self.layout.env_dir(act)}/env-*", {}))
+
+    @property
+    def venue_folders(self) -> dict[str, dict]:
+        """Venue folder name -> ``complete``, ``completed`` (time), ``linked``, ``used_by``
+        (vassal file names that name it)."""
+        return self.data.get("venues", {})
 
     def env_digest(self, act: str, release: str) -> str | None:
         found = self.data["globs"].get(f"{self.layout.env_dir(act)}/env-*", {})

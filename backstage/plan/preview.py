@@ -23,6 +23,7 @@ def describe(host: str, act: str, plan: HostPlan, texts: dict[str, str | None],
     rows += [("write", f.path + (" (new)" if not f.replaces else "")) for f in changes.files]
     rows += [("retire", f"{act}@{r}") for r in changes.retired]
     rows += [("delete", f"release {r}") for r in changes.deleted]
+    rows += [("delete", path) for path in changes.removed]
     rows += [("step", s.summary) for s in plan.prepare + plan.start + plan.switch]
     if lock:
         holder = f"{lock.get('by')} ({lock.get('command') or '-'}, {lock.get('time') or '-'})"

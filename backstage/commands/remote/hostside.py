@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import stat
@@ -45,7 +46,34 @@ def probe(spec):
             for pattern in spec.get("globs", [])
         },
         "live": {act: live(paths) for act, paths in spec.get("live", {}).items()},
+        "venues": venues(spec["venues"]) if "venues" in spec else {},
     }
+
+
+def venues(spec):
+    """Each venue folder (``<venue>-<hash>``) in ``dir``: whether it is complete (its marker
+    was written last) and linked (``<venue>`` points to it), when it was completed, and the
+    vassal files (enabled, stopped or retired) that name it: what cleanup must not remove."""
+    names = [n for n in listing(spec["dir"]) or [] if not n.startswith(".")]
+    folders = [n for n in names if not os.path.islink(os.path.join(spec["dir"], n))]
+    linked = {link_target(os.path.join(spec["dir"], n)) for n in names} - {None}
+    vassals = {}
+    for path in glob.glob(os.path.join(spec["vassals"], "*.ini*")):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            vassals[os.path.basename(path)] = f.read()
+    found = {}
+    for name in folders:
+        folder = os.path.join(spec["dir"], name)
+        marker = os.path.join(folder, spec["marker"])
+        found[name] = {
+            "complete": os.path.exists(marker),
+            "completed": os.path.getmtime(marker) if os.path.exists(marker) else None,
+            "linked": name in linked or folder in linked,
+            # The folder's path, not one it begins (a venue named like "<venue>-<hash>-x").
+            "used_by": sorted(v for v, text in vassals.items()
+                              if re.search(re.escape(folder) + r"(?![A-Za-z0-9_.-])", text)),
+        }
+    return found
 
 
 def live(paths):
