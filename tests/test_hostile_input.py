@@ -228,6 +228,11 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
                                "retries": act.health.retries})
         sess_cmd.switch(script, layout, act_name, RELEASE)
         sess_cmd.retire(script, layout, act_name, ["20250101T000000000Z-aaaaaaaa"])
+        # A repair's and a cleanup's builders.
+        sess_cmd.enable_vassal(script, layout, act_name, RELEASE,
+                               renderer.vassal(layout, act_name, RELEASE, venue_dir, run_as))
+        sess_cmd.relink(script, layout, act_name, RELEASE)
+        history.trim(script, layout)
         gigs = {layout.gig_conf(g): renderer.gig(layout, g) for g in production.gigs_of(act_name)}
         gig_cmd.install_gigs(script, layout, gigs, [], Services())
         history.append(script, layout, {"event": "deploy", "act": act_name, "release": RELEASE,

@@ -135,6 +135,7 @@ def test_valid_inventory_loads_with_defaults(project, monkeypatch):
     assert act.source.is_absolute()
     assert production.venues["shop"].requirements == (project / "app" / "requirements.txt").resolve()
     assert act.processes == 2 and act.threads == 1 and act.keep_releases == 5
+    assert act.log_max_size == "50m" and act.log_max_bytes == 50 * 1024 * 1024
     assert act.manage == "manage.py"
     assert act.env == {"GREETING": "hello"}
     assert act.health.path == "/" and act.health.status == 200
@@ -341,6 +342,10 @@ ERRORS = [
     ("bad-static", _set("gigs", "shop", "static", "static"), "gigs.shop.static", "bad URL prefix"),
     ("bad-body-size", _set("gigs", "shop", "client_max_body_size", "10 MB"),
      "gigs.shop.client_max_body_size", "bad size"),
+    ("bad-log-size", _set("acts", "storefront", "log_max_size", "50MB"),
+     "acts.storefront.log_max_size", "bad size"),
+    ("tiny-log-size", _set("acts", "storefront", "log_max_size", "100"),
+     "acts.storefront.log_max_size", "too small: at least 1k"),
     ("no-hosts", _set("hosts", {}), "hosts", "at least 1"),
 ]
 

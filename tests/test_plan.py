@@ -12,7 +12,14 @@ from backstage.plan.changes import Changes, FileChange, unified_diff
 from backstage.plan.deploy import HostPlan
 from backstage.plan.observed import Observed
 from backstage.plan.preview import describe
-from backstage.plan.releases import previous_good, releases_to_delete, rollback_target
+from backstage.plan.releases import (
+    leftovers,
+    previous_good,
+    release_lists,
+    releases_to_delete,
+    rollback_target,
+    venues_to_delete,
+)
 from backstage.plan.steps import Step
 
 LAYOUT = Layout("shop", "system", "/srv/backstage", 80)
@@ -105,3 +112,91 @@ def test_diff_marks_a_missing_final_newline():
     diff = unified_diff("x", FileChange("/p", "y", "/p"))
     assert diff == "--- /p\n+++ /p\n@@ -1 +1 @@\n-x\n\\ No newline at end of file\n+y\n" \
         "\\ No newline at end of file\n"
+
+
+def live_facts(**changed) -> dict:
+    """The helper's answer for a healthy live release R[0] of storefront, with changes."""
+    facts = {"release": R[0], "release_dir": True, "vassal": "enabled", "socket": "listening",
+             "stable": LAYOUT.socket_link("storefront", R[0]), "stable_socket": "listening"}
+    return {**facts, **changed}
+
+
+@pytest.mark.parametrize("changed, repair, says", [
+    ({}, None, None),
+    ({"socket": "busy"}, None, None),  # a full backlog: something listens
+    ({"release_dir": False}, "release", f"release {R[0]} is missing"),
+    ({"vassal": None}, "start", "is missing (/srv/backstage/shop/vassals/storefront@"),
+    ({"vassal": "retired"}, "start", "is retired"),
+    ({"socket": "refused"}, "release",
+     f"takes no connection on {LAYOUT.socket('storefront', R[0])} (refused)"),
+    ({"stable": "storefront/gone.sock", "stable_socket": "missing"}, "relink",
+     "/srv/backstage/shop/run/storefront.sock points to storefront/gone.sock (missing)"),
+    ({"stable": None, "stable_socket": "missing"}, "relink", "points to nothing"),
+])
+def test_live_state_names_what_does_not_serve_and_the_repair(changed, repair, says):
+    state = Observed(LAYOUT, {"live": {"storefront": live_facts(**changed)}}).live("storefront")
+    assert state.repair == repair
+    assert state.broken is None if says is None else says in state.broken
+
+
+def test_a_stopped_vassal_is_not_broken_but_a_deploy_starts_it():
+    state = Observed(LAYOUT, {"live": {"storefront": live_facts(vassal="stopped")}}).live(
+        "storefront")
+    assert state.broken is None and state.repair == "start"
+    assert state.reasons == [f"the vassal of release {R[0]} was stopped (by stop)"]
+
+
+def test_a_never_deployed_act_has_nothing_to_repair():
+    for data in ({}, {"live": {"storefront": {"release": None, "stable": None,
+                                              "stable_socket": "missing"}}}):
+        state = Observed(LAYOUT, data).live("storefront")
+        assert (state.release, state.repair, state.broken) == (None, None, None)
+
+
+def venue(complete=True, completed=0.0, linked=False, used_by=()) -> dict:
+    return {"complete": complete, "completed": completed if complete else None,
+            "linked": linked, "used_by": list(used_by)}
+
+
+def test_cleanup_keeps_live_used_and_previous_venues_and_removes_the_rest():
+    folders = {
+        "shop-live": venue(completed=5, linked=True, used_by=["storefront@b.ini"]),
+        "shop-old1": venue(completed=1),
+        "shop-old2": venue(completed=2),  # the newest unused complete one: the previous
+        "shop-half": venue(complete=False),  # a build killed half way
+        "shop-rollback": venue(completed=0, used_by=["storefront@a.ini.retired"]),
+        "shop-mine": venue(complete=False),  # this deploy builds it (the probe saw it half done)
+        "api-only": venue(completed=3, linked=True),
+    }
+    obs = observed(venues=folders)
+    assert venues_to_delete(obs, {"shop-mine"}, set()) == ["shop-half", "shop-old1", "shop-old2"]
+    # Once the release that used it is deleted, the rollback venue is the previous one.
+    assert venues_to_delete(obs, {"shop-mine"}, {"storefront@a.ini.retired"}) == \
+        ["shop-half", "shop-old1", "shop-old2", "shop-rollback"]
+    # With only the live one needed, the newest other complete one stays for a way back.
+    assert venues_to_delete(observed(venues={k: v for k, v in folders.items()
+                                             if k not in ("shop-rollback", "shop-mine")}),
+                            set(), set()) == ["shop-half", "shop-old1"]
+
+
+def test_cleanup_finds_leftovers_of_killed_commands_and_gone_releases():
+    act, env = "storefront", LAYOUT.env_dir("storefront")
+    obs = observed(
+        listings={LAYOUT.releases(act): [R[0], f".incoming-{R[1]}"],
+                  LAYOUT.trees: ["d" * 64, ".incoming-" + "e" * 64],
+                  LAYOUT.vassals: [f"{act}@{R[0]}.ini", f"{act}@{R[2]}.ini.retired",
+                                   f"{act}@{R[3]}.ini.stopped", f"{act}@{R[4]}.ini",
+                                   f"{act}2@{R[5]}.ini.retired"]},
+        globs={f"{env}/env-*": {f"{env}/env-{R[0]}": "x", f"{env}/env-{R[2]}": "x",
+                                f"{env}/env-{R[0]}.backstage-new": "x"}})
+    assert sorted(leftovers(obs, act, {R[0]})) == sorted([
+        f"{LAYOUT.releases(act)}/.incoming-{R[1]}", f"{LAYOUT.trees}/.incoming-{'e' * 64}",
+        f"{env}/env-{R[2]}", f"{env}/env-{R[0]}.backstage-new",
+        f"{LAYOUT.vassals}/{act}@{R[2]}.ini.retired", f"{LAYOUT.vassals}/{act}@{R[3]}.ini.stopped",
+    ])  # an enabled vassal file is retired first; another act's files are its own
+
+
+def test_release_lists_keep_only_releases_still_there():
+    obs = history(good=[R[0], R[1], R[1], R[5]], bad=[R[2], R[6]], on_disk=R[:4], retired=[],
+                  current=R[1])
+    assert release_lists(obs, "storefront", {R[1], R[2], R[3]}) == ([R[1]], [R[2]])

@@ -5,6 +5,10 @@ import json
 from backstage.commands.shell import Script, q
 from backstage.model import Layout
 
+# How many entries a host's history keeps (a deploy's cleanup trims it; README, "What
+# Backstage keeps on a host").
+HISTORY_LIMIT = 1000
+
 
 def append(script: Script, layout: Layout, record: dict) -> Script:
     """Append a record, stamped with the host's clock at the moment the line is written."""
@@ -14,3 +18,10 @@ def append(script: Script, layout: Layout, record: dict) -> Script:
     separator = "," if fields != "}" else ""
     return script.raw(f"printf '{{\"time\":\"%s\"{separator}%s\\n' {stamp} {q(fields)} "
                       f">> {q(layout.history)}")
+
+
+def trim(script: Script, layout: Layout, keep: int = HISTORY_LIMIT) -> Script:
+    """Keep the newest ``keep`` entries: written beside the history, renamed over it."""
+    path, tmp = q(layout.history), q(layout.history + ".backstage-new")
+    return script.raw(f'if [ "$(wc -l < {path})" -gt {int(keep)} ]; then '
+                      f"tail -n {int(keep)} {path} > {tmp} && mv -f {tmp} {path}; fi")

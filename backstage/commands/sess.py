@@ -57,9 +57,23 @@ def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
     from the rename on, without a reload.
     """
     script.step("switch")
-    script.link(layout.socket_link(act, release), layout.stable_socket(act))
-    script.link(f"releases/{release}", layout.current(act))
+    relink(script, layout, act, release)
     return script.raw(f"printf '%s\\n' {q(release)} >> {q(layout.good_list(act))}")
+
+
+def relink(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Point the stable socket and ``current`` at a release, each link replaced in one rename."""
+    script.link(layout.socket_link(act, release), layout.stable_socket(act))
+    return script.link(f"releases/{release}", layout.current(act))
+
+
+def enable_vassal(script: Script, layout: Layout, act: str, release: str, ini: str) -> Script:
+    """Write a release's vassal file afresh (a repair), dropping its stopped or retired copy."""
+    ini_path = layout.vassal(act, release)
+    script.step("start")
+    script.run("rm", "-f", ini_path + STOPPED_SUFFIX, ini_path + RETIRED_SUFFIX)
+    script.write_file(ini_path, ini)
+    return rescan_emperor(script, layout)
 
 
 def retire(script: Script, layout: Layout, act: str, releases: list[str],
@@ -111,18 +125,28 @@ def unlink_live(script: Script, layout: Layout, act: str) -> Script:
     return script.run("rm", "-f", layout.stable_socket(act), layout.current(act))
 
 
-def delete_releases(script: Script, layout: Layout, act: str, releases: list[str],
-                    orphans: list[str] = ()) -> Script:
+def delete_releases(script: Script, layout: Layout, act: str, releases: list[str]) -> Script:
     """Cleanup: remove releases with their env files, retired vassal files and sockets (which
-    a vassal cannot remove from root's folder), and ``orphans``: env files (secrets) whose
-    release is gone or was never made (a deploy cut short)."""
-    if not releases and not orphans:
+    a vassal cannot remove from root's folder)."""
+    if not releases:
         return script
     script.step("cleanup")
     paths = [p for r in releases for p in (layout.release(act, r), layout.env_file(act, r),
                                            layout.vassal(act, r) + RETIRED_SUFFIX,
                                            layout.socket(act, r))]
-    return script.remove(*paths, *orphans)
+    return script.remove(*paths)
+
+
+def rotate_log(script: Script, layout: Layout, act: str, max_bytes: int) -> Script:
+    """Past ``max_bytes``, copy the act's log to ``<log>.1`` (replacing the last one) and empty
+    it in place: its vassals keep writing to the same file, at its new end (uWSGI appends).
+
+    Root does it, in root's ``log/`` folder (an act cannot plant a link there); the vassal's
+    master, which runs as the act's user, could not rename in it.
+    """
+    log = q(layout.act_log(act))
+    return script.raw(f'if [ "$(stat -c %s {log} 2>/dev/null || echo 0)" -gt {int(max_bytes)} ]; '
+                      f"then cp -f {log} {q(layout.act_log(act) + '.1')} && : > {log}; fi")
 
 
 def delete_trees(script: Script, layout: Layout, digests: list[str]) -> Script:

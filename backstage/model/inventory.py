@@ -108,11 +108,17 @@ class Act(Section):
     health: Health = Health()
     keep_releases: Int = Field(5, ge=2, le=100)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
+    # Past this size each deploy rotates the act's log into one backup (<log>.1).
+    log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"
 
     @property
     def import_path(self) -> tuple[str, ...]:
         """Folders of the release on the act's import path, relative to the release."""
         return tuple(dict.fromkeys([self.source_root, *self.pythonpath]))
+
+    @property
+    def log_max_bytes(self) -> int:
+        return names.size_bytes(self.log_max_size)
 
     @property
     def manage_path(self) -> str:

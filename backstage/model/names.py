@@ -130,3 +130,20 @@ def body_size(value: str) -> str:
     if not SIZE_RE.fullmatch(value):
         raise ValueError(f"bad size {value!r}: a number with an optional k, m or g")
     return value
+
+
+SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def size_bytes(value: str) -> int:
+    """Bytes in a size such as ``50m`` (k, m, g: binary units, as nginx reads them)."""
+    body_size(value)
+    return int(value.rstrip("kmg")) * SIZE_UNITS.get(value[-1], 1)
+
+
+def log_size(value: str) -> str:
+    """A size past which a log is rotated: at least ``1k``, so a log is not rotated at every
+    line."""
+    if size_bytes(value) < 1024:
+        raise ValueError(f"log size {value!r} is too small: at least 1k")
+    return value

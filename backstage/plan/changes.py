@@ -22,6 +22,8 @@ class Changes:
     env: bool = False  # the env file differs from the live release's (content never shown)
     retired: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    repair: list[str] = field(default_factory=list)  # what is wrong with the live release
+    removed: list[str] = field(default_factory=list)  # leftovers and unused venues (cleanup)
 
     @property
     def replaced(self) -> list[str]:

@@ -41,6 +41,14 @@ def stage_ready(host: str, observed: Observed) -> None:
         raise BackstageError(f"{host}: the uWSGI Emperor is not running: run setup-stage")
 
 
+def gigs_served(host: str, observed: Observed, act: str, gigs: list[str]) -> None:
+    """An act with nothing to deploy is not "up to date" when nginx, which serves its gigs,
+    is down (a deploy with changes finds out in its check through nginx)."""
+    if gigs and not observed.nginx_running:
+        raise BackstageError(f"{host}: nginx is not running, so the gigs of {act} "
+                             f"({', '.join(gigs)}) do not answer: run setup-stage")
+
+
 def venue_matches_emperor(host: str, venue: str, venue_python: dict | None,
                           stage_python: dict) -> None:
     """The Emperor's uWSGI embeds its Python; a venue of another version cannot load."""

@@ -6,7 +6,8 @@ or the whole tree; see :mod:`backstage.artefacts.bundle`); start its vassal, hea
 through its own socket and update the gigs; switch traffic, retire the old vassal and clean
 up. A changed requirements file adds one command (the venue build), shared databases one
 command on one host (their migrations). When the code, the env file, the vassal and the gigs
-are all as desired, the plan is empty.
+are all as desired and the live release serves (the probe checks), the plan is empty; when
+they are as desired but it does not serve, the plan repairs it (see :func:`plan_repair`).
 """
 
 from collections.abc import Callable
@@ -22,8 +23,14 @@ from backstage.commands.shell import Script, argv
 from backstage.model import Layout, Production, RunAs
 from backstage.plan import checks
 from backstage.plan.changes import Changes, FileChange
+from backstage.plan.live import LiveState
 from backstage.plan.observed import Observed
-from backstage.plan.releases import releases_to_delete
+from backstage.plan.releases import (
+    leftovers,
+    release_lists,
+    releases_to_delete,
+    venues_to_delete,
+)
 from backstage.plan.steps import Step
 from backstage.render import Renderer
 from backstage.util import sha256
@@ -82,6 +89,7 @@ class HostPlan:
     abort: Step | None = None
     revert: Step | None = None
     changes: Changes = field(default_factory=Changes)
+    repair: bool = False  # the live release again, not a new one (see plan_repair)
 
     @property
     def noop(self) -> bool:
@@ -110,14 +118,22 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
 
     current = observed.current_release(act_name)
     gigs = gig_files(production, act_name, layout, renderer, observed)
+    live = observed.live(act_name)
     if (current and current.endswith(inputs.bundle.digest[:8])
-            and observed.vassal_digest(act_name, current) == sha256(vassal_ini(current))
             and observed.env_digest(act_name, current) == sha256(env_text) and not gigs):
-        return HostPlan(current, current, run_as)
+        vassal = observed.vassal_digest(act_name, current)  # None unless enabled
+        if vassal == sha256(vassal_ini(current)) and live.repair is None:
+            checks.gigs_served(host, observed, act_name, production.gigs_of(act_name))
+            return HostPlan(current, current, run_as)
+        if live.repair in ("relink", "start") and vassal in (None, sha256(vassal_ini(current))) \
+                and current not in observed.bad_releases(act_name):
+            return plan_repair(production, host, layout, observed, inputs, live,
+                               vassal_ini(current), run_as)
 
     release = inputs.bundle.release
     plan = HostPlan(release, current, run_as)
     changes = plan.changes
+    changes.repair = live.reasons
     changes.env = observed.env_digest(act_name, current) != sha256(env_text)
     live_vassal = layout.vassal(act_name, current) if observed.vassal_digest(act_name, current) \
         else None
@@ -168,11 +184,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
                                     "release": release, "previous": current, "by": inputs.by})
     changes.retired = [r for r in observed.vassal_releases(act_name) if r != release]
     sess_cmd.retire(script, layout, act_name, changes.retired)
-    changes.deleted = releases_to_delete(observed, act_name, act.keep_releases, release, current)
-    sess_cmd.delete_releases(script, layout, act_name, changes.deleted,
-                             orphan_env_files(layout, observed, act_name, release, changes.deleted))
-    sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act_name,
-                                                       release, changes.deleted))
+    cleanup(script, production, host, observed, inputs, changes)
     nginx_health(script, production, act_name, layout, python)
     lock.release(script, layout, inputs.lock["token"])
     plan.switch.append(Step("switch", f"switch {act_name} to {release}", script.text()))
@@ -184,13 +196,70 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     return plan
 
 
-def orphan_env_files(layout: Layout, observed: Observed, act: str, release: str,
-                     deleted: list[str]) -> list[str]:
-    """Env files (secrets) on the host whose release is gone or was never made, as a deploy
-    cut short leaves them; those of deleted releases go with them anyway."""
-    kept = {layout.env_file(act, r) for r in [*observed.releases(act), release]}
-    return [path for path in observed.env_files(act)
-            if path not in kept and path not in {layout.env_file(act, r) for r in deleted}]
+def plan_repair(production: Production, host: str, layout: Layout, observed: Observed,
+                inputs: DeployInputs, live: LiveState, vassal_ini: str,
+                run_as: RunAs | None) -> HostPlan:
+    """A deploy of the live code on a host where the live release does not serve.
+
+    Its directory and env file are there, so nothing is uploaded: its vassal is started
+    again if its file is not enabled (written afresh, then health-checked through its own
+    socket), and the stable socket and ``current`` are pointed at it again. Nothing is undone
+    if the rollout stops: the host did not serve before.
+    """
+    act, release = inputs.act, live.release
+    plan = HostPlan(release, release, run_as, repair=True)
+    plan.changes.repair = live.reasons
+    script = lock.acquire(Script(), layout, inputs.lock)
+    if live.repair == "start":
+        plan.changes.files = [FileChange(layout.vassal(act, release), vassal_ini)]
+        sess_cmd.enable_vassal(script, layout, act, release, vassal_ini)
+        sess_cmd.health_check(script, layout, production.hosts[host].python, act, release,
+                              health_spec(production, act))
+        plan.start.append(Step("start", f"start {act}@{release} again, health-check its socket",
+                               script.text()))
+        script = Script()
+    script.step("switch")
+    sess_cmd.relink(script, layout, act, release)
+    history.append(script, layout, {"time": inputs.time, "event": "repair", "act": act,
+                                    "release": release, "reasons": live.reasons,
+                                    "by": inputs.by})
+    plan.changes.retired = [r for r in observed.vassal_releases(act) if r != release]
+    sess_cmd.retire(script, layout, act, plan.changes.retired)
+    nginx_health(script, production, act, layout, production.hosts[host].python)
+    lock.release(script, layout, inputs.lock["token"])
+    plan.switch.append(Step("switch", f"point {act} at {release} again", script.text()))
+    unlock = lock.release(Script(), layout, inputs.lock["token"]).text()
+    plan.abort = Step("abort", f"leave {act}@{release} as it is", unlock)
+    plan.revert = Step("revert", f"leave {act}@{release} as it is", unlock)
+    return plan
+
+
+def cleanup(script: Script, production: Production, host: str, observed: Observed,
+            inputs: DeployInputs, changes: Changes) -> Script:
+    """After a switch, bound what the host keeps (README, "What Backstage keeps on a host"):
+    old releases, trees and venues nothing uses, leftovers of killed commands and gone
+    releases, release lists naming releases no longer there, old history, and the act's log
+    past its ``log_max_size``."""
+    act, release, layout = inputs.act, inputs.bundle.release, observed.layout
+    changes.deleted = releases_to_delete(observed, act, production.acts[act].keep_releases,
+                                         release, observed.current_release(act))
+    sess_cmd.delete_releases(script, layout, act, changes.deleted)
+    sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act,
+                                                       release, changes.deleted))
+    kept = (set(observed.releases(act)) - set(changes.deleted)) | {release}
+    left = leftovers(observed, act, kept)
+    gone = {f"{act}@{r}.ini.retired" for r in changes.deleted} | {p.rsplit("/", 1)[1] for p in left}
+    venue = f"{production.acts[act].venue}-{inputs.venue_digest}"
+    changes.removed = [*left, *(f"{layout.root}/venues/{name}"
+                                for name in venues_to_delete(observed, {venue}, gone))]
+    script.step("cleanup").remove(*changes.removed)
+    good, bad = release_lists(observed, act, kept - {release})
+    if observed.good_releases(act) != good:  # else the switch's line made it right
+        script.write_file(layout.good_list(act), "".join(f"{r}\n" for r in [*good, release]))
+    if bad != sorted(observed.bad_releases(act)):
+        script.write_file(layout.bad_list(act), "".join(f"{r}\n" for r in bad))
+    sess_cmd.rotate_log(script, layout, act, production.acts[act].log_max_bytes)
+    return history.trim(script, layout)
 
 
 def migrated_here(production: Production, act_name: str, shared: bool) -> list[str]:

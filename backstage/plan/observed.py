@@ -7,6 +7,7 @@ from backstage.commands.privileges import stage_modes
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
 from backstage.model import Layout, Production, release_of_link
+from backstage.plan.live import LiveState, live_paths, live_state
 
 
 def probe_spec(production: Production, host: str, layout: Layout,
@@ -33,6 +34,9 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "globs": [f"{layout.vassals}/*.ini", *(f"{layout.env_dir(a)}/env-*" for a in acts)],
         "texts": [layout.lock_info, *(layout.good_list(a) for a in acts),
                   *(layout.bad_list(a) for a in acts)],
+        "live": {a: live_paths(layout, a) for a in acts},
+        "venues": {"dir": f"{layout.root}/venues", "vassals": layout.vassals,
+                   "marker": COMPLETE_MARKER},
     }
 
 
@@ -81,8 +85,14 @@ class Observed:
         return self.data["globs"][f"{self.layout.vassals}/*.ini"].get(self.layout.vassal(act, release))
 
     def env_files(self, act: str) -> list[str]:
-        """Paths of the act's env files (and of any left half-written) on the host."""
+        """Paths of the act's env files on the host (temporary copies included)."""
         return sorted(self.data["globs"].get(f"{self.layout.env_dir(act)}/env-*", {}))
+
+    @property
+    def venue_folders(self) -> dict[str, dict]:
+        """Venue folder name -> ``complete``, ``completed`` (time), ``linked``, ``used_by``
+        (vassal file names that name it)."""
+        return self.data.get("venues", {})
 
     def env_digest(self, act: str, release: str) -> str | None:
         found = self.data["globs"].get(f"{self.layout.env_dir(act)}/env-*", {})
@@ -93,6 +103,10 @@ class Observed:
         """Found in the host's process table by its command line and owner (see the host
         helper's ``processes``), never by a pidfile."""
         return bool(self.data.get("processes", {}).get("emperor"))
+
+    @property
+    def nginx_running(self) -> bool:
+        return self.pid(self.layout.nginx_pidfile) is not None
 
     @property
     def stage_python(self) -> dict | None:
@@ -116,6 +130,10 @@ class Observed:
 
     def current_release(self, act: str) -> str | None:
         return self.release_of_link(self.layout.current(act))
+
+    def live(self, act: str) -> LiveState:
+        """Whether the act's recorded live release is there and serving (see plan.live)."""
+        return live_state(self.layout, act, self.data.get("live", {}).get(act))
 
     def vassal_releases(self, act: str) -> list[str]:
         """Releases of an act with a vassal file, enabled or stopped."""

@@ -13,12 +13,17 @@ def describe(host: str, act: str, plan: HostPlan, texts: dict[str, str | None],
         lines[0] += f" (release {plan.previous} is live)" if plan.previous else ""
         return "\n".join(lines) + "\n"
     changes = plan.changes
-    rows = [("release", f"new {plan.release} (live: {plan.previous or 'none'})"),
-            ("venue", f"build {changes.venue}" if changes.venue else "reuse the built venue"),
-            ("env file", "changed (content not shown)" if changes.env else "unchanged")]
+    rows = [("repair", reason) for reason in changes.repair]
+    if plan.repair:
+        rows.append(("release", f"keep {plan.release} (live), nothing uploaded"))
+    else:
+        rows += [("release", f"new {plan.release} (live: {plan.previous or 'none'})"),
+                 ("venue", f"build {changes.venue}" if changes.venue else "reuse the built venue"),
+                 ("env file", "changed (content not shown)" if changes.env else "unchanged")]
     rows += [("write", f.path + (" (new)" if not f.replaces else "")) for f in changes.files]
     rows += [("retire", f"{act}@{r}") for r in changes.retired]
     rows += [("delete", f"release {r}") for r in changes.deleted]
+    rows += [("delete", path) for path in changes.removed]
     rows += [("step", s.summary) for s in plan.prepare + plan.start + plan.switch]
     if lock:
         holder = f"{lock.get('by')} ({lock.get('command') or '-'}, {lock.get('time') or '-'})"

@@ -53,3 +53,52 @@ def releases_to_delete(observed: Observed, act: str, keep: int, current: str,
     kept = [r for r in releases if r in good and r not in bad][-keep:]
     protected = {current, previous, *observed.vassal_releases(act), *kept}
     return [r for r in releases if r not in protected]
+
+
+def release_lists(observed: Observed, act: str, kept: set[str]) -> tuple[list[str], list[str]]:
+    """``good-releases`` and ``bad-releases`` after cleanup: the releases still on the host,
+    each once (rollback only ever picks one that is there)."""
+    return (sorted(set(observed.good_releases(act)) & kept),
+            sorted(observed.bad_releases(act) & kept))
+
+
+def leftovers(observed: Observed, act: str, kept: set[str]) -> list[str]:
+    """What killed commands and gone releases leave behind: half-made releases and trees
+    (``.incoming-*``), env files (and their temporary copies) and stopped or retired vassal
+    files of releases not on the host any more. An enabled vassal file is retired first."""
+    layout = observed.layout
+    found = [f"{folder}/{name}" for folder in (layout.releases(act), layout.trees)
+             for name in observed.listing(folder) if name.startswith(".incoming-")]
+    for path in observed.env_files(act):
+        release = path.rsplit("/env-", 1)[1]
+        if release.endswith(".backstage-new") or release not in kept:
+            found.append(path)
+    prefix = f"{act}@"
+    for name in observed.listing(layout.vassals):
+        release, _, state = name.removeprefix(prefix).partition(".ini")
+        if name.startswith(prefix) and state in (".retired", ".stopped") and release not in kept:
+            found.append(f"{layout.vassals}/{name}")
+    return found
+
+
+def venues_to_delete(observed: Observed, keep: set[str], removed: set[str]) -> list[str]:
+    """Venue folders cleanup removes: half-built ones and those no vassal file names once
+    ``removed`` (vassal file names) are gone, but never a linked one or one in ``keep`` (the
+    deploy's own). Per venue, when only one folder is left (the live one), the newest other
+    complete one stays too: the venue before it, for a rollback or a way back."""
+    folders = observed.venue_folders
+
+    def needed(name: str) -> bool:
+        info = folders[name]
+        return info["linked"] or name in keep or bool(set(info["used_by"]) - removed)
+
+    by_venue: dict[str, list[str]] = {}
+    for name in folders:
+        by_venue.setdefault(name.rsplit("-", 1)[0], []).append(name)
+    doomed = []
+    for names in by_venue.values():
+        spare = sorted((folders[n]["completed"], n) for n in names
+                       if folders[n]["complete"] and not needed(n))
+        previous = {spare[-1][1]} if spare and sum(map(needed, names)) <= 1 else set()
+        doomed += [n for n in names if not needed(n) and n not in previous]
+    return sorted(doomed)

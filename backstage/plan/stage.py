@@ -67,7 +67,7 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
         if nginx_changed:
             script.step("nginx-config").write_file(layout.nginx_conf, conf)
             changes.append("write nginx's configuration")
-    nginx_running = observed.pid(layout.nginx_pidfile) is not None
+    nginx_running = observed.nginx_running
     if nginx_changed or not nginx_running:
         cmd.start_nginx(script, layout, observed.services, reload=nginx_changed and nginx_running)
         changes.append("reload nginx" if nginx_running else "start nginx")

@@ -185,6 +185,10 @@ class Rollout:
             outcome.result = "unchanged"
             self.options.reporter.info(f"{name}  {self.inputs.act} is up to date: nothing to change")
             return
+        if plan.changes.repair:
+            how = "repairing it" if plan.repair else "deploying it again"
+            self.options.reporter.info(f"{name}  {self.inputs.act}: "
+                                       f"{'; '.join(plan.changes.repair)}: {how}")
         self._steps(name, "prepare", plan.prepare)
 
     def _migrate(self) -> bool:
@@ -207,9 +211,11 @@ class Rollout:
         return True
 
     def _switch(self, name: str) -> None:
-        self._steps(name, "switch", self.plans[name].switch)
+        plan = self.plans[name]
+        self._steps(name, "switch", plan.switch)
         outcome = self.report.outcomes[name]
-        outcome.result, outcome.release_after = "deployed", self.plans[name].release
+        outcome.result = "repaired" if plan.repair else "deployed"
+        outcome.release_after = plan.release
 
     # --- stopping ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from backstage.model import Layout, Production
 from backstage.model.envfile import read_env_file
 from backstage.plan import checks
 from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec, plan_deploy
+from backstage.plan.live import live_paths, live_state
 from backstage.plan.preview import describe
 from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
@@ -247,16 +248,19 @@ def sess_action(production: Production, act_name: str, action: str, options: Opt
 def status_spec(production: Production, layout: Layout, acts: list[str]) -> dict:
     return {
         "vassals": layout.vassals,
-        "acts": {a: {"stats": layout.stats_socket(a, "{release}"),
-                     "socket": layout.socket(a, "{release}"),
-                     "current": layout.current(a), "stable": layout.stable_socket(a)}
+        "acts": {a: {"stats": layout.stats_socket(a, "{release}"), **live_paths(layout, a)}
                  for a in acts},
     }
 
 
 def act_status(run: HostRun, acts: list[str]) -> dict:
+    """Per act: its sesses, its links, and ``broken``: why its live release does not serve
+    (None when it does, or when it was never deployed or was stopped on purpose)."""
     spec = status_spec(run.production, run.layout, acts)
-    return run.helper("status", "status", spec, install=False)["acts"]
+    found = run.helper("status", "status", spec, install=False)["acts"]
+    for act, info in found.items():
+        info["broken"] = live_state(run.layout, act, info.pop("facts")).broken
+    return found
 
 
 def live_workers(run: HostRun, act: str, release: str) -> list[int]:

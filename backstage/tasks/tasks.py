@@ -196,7 +196,7 @@ def print_summary(report) -> None:
     if report.stopped:
         console.print(f"[red]rollout stopped:[/] {report.stopped}")
     for host, outcome in report.outcomes.items():
-        if outcome.result in ("deployed", "unchanged"):
+        if outcome.result in ("deployed", "repaired", "unchanged"):
             print(f"{host}: {report.act} release {outcome.release_after}")
 
 
@@ -241,14 +241,19 @@ def status_error(production, host: str, act: str | None, error: BackstageError) 
 
 def print_status(results: dict) -> None:
     table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
+    broken = []
     for host, acts in results.items():
         if isinstance(acts, BackstageError):  # one row; the error itself went to stderr
             table.add_row(host, "-", "-", failure_kind(acts), "-", "-", "-", "-")
             continue
         for act_name, info in acts.items():
-            live = release_of_link(info["live"]) if info["live"] else None
+            live = release_of_link(info["current"]) if info["current"] else None
+            if info["broken"]:
+                broken.append(f"{host}: {act_name}: broken: {info['broken']}")
             for sess in info["sesses"] or [{}]:
                 state = ("running" if sess.get("master") else "stopped") if sess else "absent"
+                if info["broken"] and sess.get("release") == live:
+                    state = "broken"
                 mark = " (live)" if sess.get("release") == live else ""
                 table.add_row(host, act_name, (sess.get("release") or "-") + mark, state,
                               str(sess.get("master") or "-"),
@@ -256,6 +261,8 @@ def print_status(results: dict) -> None:
                               f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
                               sess.get("socket") or "-")
     Console().print(table)
+    for line in broken:  # whole lines: the table may be cut to the terminal's width
+        print(line)
 
 
 @backstage_task(help={"act": "Name of the act.",

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import stat
@@ -46,7 +47,83 @@ def probe(spec):
             pattern: {path: file_digest(path) for path in sorted(glob.glob(pattern))}
             for pattern in spec.get("globs", [])
         },
+        "live": {act: live(paths) for act, paths in spec.get("live", {}).items()},
+        "venues": venues(spec["venues"]) if "venues" in spec else {},
     }
+
+
+def venues(spec):
+    """Each venue folder (``<venue>-<hash>``) in ``dir``: whether it is complete (its marker
+    was written last) and linked (``<venue>`` points to it), when it was completed, and the
+    vassal files (enabled, stopped or retired) that name it: what cleanup must not remove."""
+    names = [n for n in listing(spec["dir"]) or [] if not n.startswith(".")]
+    folders = [n for n in names if not os.path.islink(os.path.join(spec["dir"], n))]
+    linked = {link_target(os.path.join(spec["dir"], n)) for n in names} - {None}
+    vassals = {}
+    for path in glob.glob(os.path.join(spec["vassals"], "*.ini*")):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            vassals[os.path.basename(path)] = f.read()
+    found = {}
+    for name in folders:
+        folder = os.path.join(spec["dir"], name)
+        marker = os.path.join(folder, spec["marker"])
+        found[name] = {
+            "complete": os.path.exists(marker),
+            "completed": os.path.getmtime(marker) if os.path.exists(marker) else None,
+            "linked": name in linked or folder in linked,
+            # The folder's path, not one it begins (a venue named like "<venue>-<hash>-x").
+            "used_by": sorted(v for v, text in vassals.items()
+                              if re.search(re.escape(folder) + r"(?![A-Za-z0-9_.-])", text)),
+        }
+    return found
+
+
+def live(paths):
+    """Whether what is recorded as an act's live release is there and serving.
+
+    ``paths``: the ``current`` link, the stable socket link, and the release's socket and
+    vassal file with ``{release}`` in place of the id. The answer says whether the release's
+    directory exists, what the stable link holds and whether a connection through it is
+    accepted, whether the release's own socket accepts one, and the state of its vassal file.
+    """
+    target = link_target(paths["current"])
+    release = target.rstrip("/").rsplit("/", 1)[-1] if target else None
+    found = {"release": release, "stable": link_target(paths["stable"]),
+             "stable_socket": socket_state(paths["stable"])}
+    if release:
+        vassal = paths["vassal"].replace("{release}", release)
+        found.update(
+            release_dir=os.path.isdir(paths["current"]),
+            socket=socket_state(paths["socket"].replace("{release}", release)),
+            vassal=next((state for state, suffix in VASSAL_STATES
+                         if os.path.exists(vassal + suffix)), None))
+    return found
+
+
+# A vassal file's state by its name: the Emperor runs only ``*.ini``.
+VASSAL_STATES = (("enabled", ""), ("stopped", ".stopped"), ("retired", ".retired"))
+
+
+def socket_state(path):
+    """Whether a unix socket (links followed) takes connections: ``listening``, ``busy`` (its
+    backlog is full: something listens), ``refused`` (nothing listens: its process is gone),
+    ``missing`` or ``not a socket``. Connecting and closing costs a vassal nothing (no log)."""
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return "not a socket"
+    except OSError:
+        return "missing"
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(1)
+    try:
+        conn.connect(path)
+        return "listening"
+    except (TimeoutError, BlockingIOError):
+        return "busy"
+    except OSError:
+        return "refused"
+    finally:
+        conn.close()
 
 
 def python_identity(executable):
@@ -378,6 +455,7 @@ def status(spec):
             "current": link_target(info["current"]),
             "live": link_target(info["stable"]),
             "sesses": sesses,
+            "facts": live(info),
         }
     return {"acts": acts}
 
