@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backstage.artefacts.wheelhouse import cache_dir
-from backstage.commands.remote.hostside import manifest_digest, tree_entry
 from backstage.model.layout import STATIC_DIR
+from backstage.remote.core import manifest_digest, tree_entry
 
 EXCLUDED_DIRS = {".git", ".hg", "__pycache__", ".venv", "venv", "node_modules", "var",
                  ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", STATIC_DIR}

@@ -6,13 +6,13 @@ they are unit-tested without SSH. Every value passes through :func:`shlex.quote`
 """
 
 import json
-from importlib import resources
 
 from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout
+from backstage.remote import program
 from backstage.util import sha256
 
-HOSTSIDE_SOURCE = resources.files("backstage.commands").joinpath("remote/hostside.py").read_text()
+HOSTSIDE_SOURCE = program("hostside")
 HOSTSIDE_VERSION = sha256(HOSTSIDE_SOURCE)[:16]
 # Exit status of a command that found this version's helper not installed on the host.
 HELPER_MISSING = 86

@@ -1,6 +1,7 @@
 """Backstage's helper for venues (the Python API), run on the venue's host, standard library only.
 
-Sent as ``python -c <text> <verb> <json> [args...]`` like ``hostside.py``. It reads a venue's
+Sent as ``python -c <text> <verb> <json> [args...]`` like ``hostside.py``, joined with
+``core.py`` (see :func:`backstage.remote.program`). It reads a venue's
 state in one round trip (``describe``, ``status``), allocates an act's port under a lock
 (``allocate``), and waits for an act to answer (``wait_up``) or to be gone (``wait_down``). A
 verb that fails exits non-zero with its reason on stderr; otherwise it prints one JSON document.
@@ -13,6 +14,8 @@ import os
 import socket
 import sys
 import time
+
+from backstage.remote.core import listing, stats  # joined in when sent: see backstage.remote
 
 FATAL_MARKERS = ("GAME OVER", "Address already in use", "[strict-mode]",
                  "unable to load configuration", "unable to find")
@@ -40,13 +43,6 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
-def listing(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return []
-
-
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -70,12 +66,12 @@ def describe(spec):
     root = spec["root"]
     return {
         "exists": os.path.isdir(root),
-        "entries": listing(root),
+        "entries": listing(root) or [],
         "record": read_json(os.path.join(root, "venue.json")),
         "ports": read_json(os.path.join(root, "ports.json"), {}),
-        "acts": listing(os.path.join(root, "acts")),
-        "vassals": listing(os.path.join(root, "vassals")),
-        "wheels": listing(os.path.join(root, "wheelhouse")),
+        "acts": listing(os.path.join(root, "acts")) or [],
+        "vassals": listing(os.path.join(root, "vassals")) or [],
+        "wheels": listing(os.path.join(root, "wheelhouse")) or [],
         "emperor": emperor_pid(spec["pidfile"], spec["emperor_ini"]),
     }
 
@@ -174,24 +170,6 @@ def allocate(spec):
 
 
 # --- processes ----------------------------------------------------------------------------------
-
-def stats(path):
-    """The JSON a uWSGI stats socket dumps on connect, or None."""
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(2)
-    try:
-        conn.connect(path)
-        data = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return json.loads(data.decode("utf-8", "replace"))
-    except (OSError, ValueError):
-        return None
-    finally:
-        conn.close()
 
 
 def act_processes(act_dir, uwsgi):

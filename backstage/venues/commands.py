@@ -10,13 +10,13 @@ The venue's Emperor and the ``manage.py`` runs get a clean environment (``PATH``
 """
 
 import json
-from importlib import resources
 
 from backstage.commands.shell import Script, argv, q
 from backstage.commands.stage import PIP_QUIET, wait_for
+from backstage.remote import program
 from backstage.venues.paths import VenuePaths
 
-VENUESIDE_SOURCE = resources.files("backstage.remote").joinpath("venueside.py").read_text()
+VENUESIDE_SOURCE = program("venueside")
 CLEAN_ENV = 'env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8'
 STOPPED_SUFFIX = ".stopped"
 LAUNCH_STEP = "launch "

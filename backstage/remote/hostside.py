@@ -1,16 +1,15 @@
 """Backstage's helper on the host: run by the host's Python, standard library only.
 
 Backstage installs this file once per stage as ``stage/hostside-<hash of this text>.py`` and
-runs it as ``python3 <path> <verb> <json>`` (see :mod:`backstage.commands`), so every host runs
+runs it as ``python3 <path> <verb> <json>`` (see :mod:`backstage.commands`; the text sent is
+this file joined with :mod:`backstage.remote.core`), so every host runs
 the helper of the Backstage version that talks to it; read-only runs on a host without it send
 the text whole (``python3 -c``) instead. It reads state (``probe``, ``status``) and speaks the uwsgi
 protocol to a vassal's own socket (``health``); it prints one JSON document.
 """
 
-import errno
 import glob
 import grp
-import hashlib
 import json
 import os
 import pwd
@@ -22,6 +21,17 @@ import struct
 import sys
 import sysconfig
 import time
+
+from backstage.remote.core import (  # joined into this file when sent: backstage.remote.program
+    connect_unix,
+    file_digest,
+    link_target,
+    listing,
+    manifest_digest,
+    read_text,
+    stats,
+    tree_manifest,
+)
 
 
 def probe(spec):
@@ -192,46 +202,6 @@ def first_existing(paths):
     return next((p for p in paths if os.path.exists(p)), None)
 
 
-def file_digest(path):
-    try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    except OSError:
-        return None
-
-
-def tree_entry(path):
-    """What a tree's digest records of one path: a link and its target, or a file, whether it
-    is executable (other mode bits depend on the umask that unpacked it) and its content."""
-    if os.path.islink(path):
-        return ["link", os.readlink(path)]
-    return ["exec" if os.stat(path).st_mode & 0o111 else "file", file_digest(path)]
-
-
-def tree_manifest(root, paths=None):
-    """Relative path -> entry, for ``paths`` or every file and link under ``root``.
-
-    Directories are not entries: a tree holds the directories its files need, no others.
-    """
-    if paths is None:
-        paths = []
-        for folder, dirs, files in os.walk(root):
-            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-            paths += [os.path.relpath(os.path.join(folder, n), root) for n in files + links]
-    return {path: tree_entry(os.path.join(root, path)) for path in paths}
-
-
-def manifest_digest(manifest):
-    """The content digest of a tree: its sorted entries (extra fields, such as sizes, aside)."""
-    digest = hashlib.sha256()
-    for path in sorted(manifest):
-        digest.update(json.dumps([path, *manifest[path][:2]]).encode() + b"\n")
-    return digest.hexdigest()
-
-
 def verify(spec):
     """Check that the tree at ``path`` has the digest the workstation computed."""
     found = manifest_digest(tree_manifest(spec["path"]))
@@ -242,31 +212,6 @@ def verify(spec):
         error += (f"; it was built on tree {spec['base']}, which was removed (it may have been "
                   "changed on the host): the next deploy uploads without it")
     return {"ok": False, "error": error}
-
-
-def read_text(path, limit=65536):
-    """The last ``limit`` bytes of a small state file, or None."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - limit))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
-def link_target(path):
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
-
-
-def listing(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return None
 
 
 def live_pid(pidfile):
@@ -298,29 +243,6 @@ def processes(args):
         except OSError:
             continue
     return sorted(found)
-
-
-def connect_unix(sock_path, timeout):
-    """A connection to a unix socket, never through a link: socket folders may be an act's
-    (its stats sockets), and a link it planted must not send root's connection elsewhere.
-
-    The socket is opened as a path (``O_PATH|O_NOFOLLOW``), checked, and connected to through
-    that very file (``/proc/self/fd/N``), so nothing can be swapped in between.
-    """
-    fd = os.open(sock_path, os.O_PATH | os.O_NOFOLLOW)
-    try:
-        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "not a socket", sock_path)
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.settimeout(timeout)
-        try:
-            conn.connect(f"/proc/self/fd/{fd}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-    finally:
-        os.close(fd)
 
 
 def uwsgi_request(sock_path, host, path, timeout):
@@ -407,26 +329,6 @@ def health(spec):
             return {"ok": True, "status": status, "attempts": attempt + 1}
         last = f"{where}{spec['path']} answered {status} (expected {spec['status']}): {body}"
     return {"ok": False, "error": last}
-
-
-def stats(path):
-    """The JSON a uWSGI stats socket dumps on connect, or None."""
-    try:
-        conn = connect_unix(path, 2)
-    except OSError:
-        return None
-    try:
-        data = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return json.loads(data.decode("utf-8", "replace"))
-    except (OSError, ValueError):
-        return None
-    finally:
-        conn.close()
 
 
 def status(spec):

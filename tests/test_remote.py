@@ -1,0 +1,47 @@
+"""The host-side programs are single files: the shared core joined in, nothing of Backstage
+imported, runnable by a bare Python (as on a host)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from backstage.remote import core, program
+
+
+@pytest.mark.parametrize("name", ["hostside", "venueside"])
+def test_a_program_is_one_file_that_needs_nothing_installed(name, tmp_path):
+    text = program(name)
+    assert "backstage" not in [line.split()[1].split(".")[0] for line in text.splitlines()
+                               if line.startswith(("import ", "from "))]
+    assert "def manifest_digest(" in text and text.count("def listing(") == 1
+    compile(text, f"{name}.py", "exec")
+    # -I: isolated, so neither this checkout nor the virtualenv's packages are importable.
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a\n")
+    digest = core.manifest_digest(core.tree_manifest(str(tree)))
+    if name == "hostside":
+        run = subprocess.run([sys.executable, "-I", "-c", text, "verify",
+                              json.dumps({"path": str(tree), "digest": digest})],
+                             capture_output=True, text=True, check=True)
+        assert json.loads(run.stdout) == {"ok": True}
+    else:
+        run = subprocess.run([sys.executable, "-I", "-c", text, "describe",
+                              json.dumps({"root": str(tmp_path), "pidfile": str(tmp_path / "p"),
+                                          "ini": str(tmp_path / "i")})],
+                             capture_output=True, text=True)
+        assert "ModuleNotFoundError" not in run.stderr and "NameError" not in run.stderr
+
+
+def test_a_program_without_exactly_one_core_import_is_refused(monkeypatch):
+    import backstage.remote as remote
+
+    monkeypatch.setattr(remote, "_source", lambda name: "import os\n")
+    remote.program.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="expected one import of the core"):
+            remote.program("hostside")
+    finally:
+        remote.program.cache_clear()
