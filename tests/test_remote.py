@@ -29,14 +29,14 @@ def test_a_program_is_one_file_that_needs_nothing_installed(name, tmp_path):
         assert json.loads(run.stdout) == {"ok": True}
     else:
         run = subprocess.run([sys.executable, "-I", "-c", text, "describe",
-                              json.dumps({"root": str(tmp_path), "pidfile": str(tmp_path / "p"),
-                                          "ini": str(tmp_path / "i")})],
-                             capture_output=True, text=True)
-        assert "ModuleNotFoundError" not in run.stderr and "NameError" not in run.stderr
+                              json.dumps({"root": str(tree), "pidfile": str(tmp_path / "p"),
+                                          "emperor_ini": str(tmp_path / "i")})],
+                             capture_output=True, text=True, check=True)
+        assert json.loads(run.stdout)["entries"] == ["a.txt"]
 
 
 def test_a_program_without_exactly_one_core_import_is_refused(monkeypatch):
-    import backstage.remote as remote
+    from backstage import remote
 
     monkeypatch.setattr(remote, "_source", lambda name: "import os\n")
     remote.program.cache_clear()

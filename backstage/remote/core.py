@@ -110,14 +110,16 @@ def stats(path):
     except OSError:
         return None
     try:
-        data = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return json.loads(data.decode("utf-8", "replace"))
+        return json.loads(read_all(conn).decode("utf-8", "replace"))
     except (OSError, ValueError):
         return None
     finally:
         conn.close()
+
+
+def read_all(conn):
+    """Everything a connection sends until the other side closes it."""
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -28,6 +28,7 @@ from backstage.remote.core import (  # joined into this file when sent: backstag
     link_target,
     listing,
     manifest_digest,
+    read_all,
     read_text,
     stats,
     tree_manifest,
@@ -264,12 +265,7 @@ def uwsgi_request(sock_path, host, path, timeout):
     conn = connect_unix(sock_path, timeout)
     try:
         conn.sendall(struct.pack("<BHB", 0, len(body), 0) + body)
-        data = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_all(conn)
     finally:
         conn.close()
     head, _, rest = data.partition(b"\r\n\r\n")
