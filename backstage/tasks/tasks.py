@@ -89,11 +89,13 @@ def backstage_task(*args, **kwargs):
     return decorate(args[0]) if args and callable(args[0]) else decorate
 
 
-def options(hosts, accept_new_host_keys=False, verbose=False) -> Options:
-    """The run's options; ``--hosts ""`` or ``","`` selects nothing, which select_hosts refuses."""
+def options(production, hosts, accept_new_host_keys=False, verbose=False) -> Options:
+    """The run's options; ``--hosts ""`` or ``","`` selects nothing, which select_hosts refuses.
+    What hosts answer is redacted with this production's secrets."""
     wanted = None if hosts is None else [h.strip() for h in hosts.split(",") if h.strip()]
+    redact = production.redactor()
     return Options(hosts=wanted, accept_new_host_keys=accept_new_host_keys,
-                   reporter=Reporter(verbose=verbose))
+                   reporter=Reporter(verbose=verbose, redact=redact), redact=redact)
 
 
 @backstage_task
@@ -109,7 +111,7 @@ def check(c, inventory=None):
 def setup_stage(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
     """Make hosts ready: directories, uWSGI Emperor, nginx (idempotent)."""
     production = load_production(find_inventory(inventory))
-    operations.setup_stage(production, options(hosts, accept_new_host_keys, verbose))
+    operations.setup_stage(production, options(production, hosts, accept_new_host_keys, verbose))
 
 
 @backstage_task(help={
@@ -128,7 +130,7 @@ def deploy_act(c, act, inventory=None, hosts=None, serial=None, max_fail=None,
                accept_new_host_keys=False, verbose=False):
     """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
     production = load_production(find_inventory(inventory))
-    opts = options(hosts, accept_new_host_keys, verbose)
+    opts = options(production, hosts, accept_new_host_keys, verbose)
     opts.parallel = whole_number(parallel, "--parallel", opts.parallel)
     limits(not_empty(serial, "--serial"), not_empty(max_fail, "--max-fail"), 1)  # as a deploy would
     if dry_run:
@@ -147,7 +149,7 @@ def deploy_act(c, act, inventory=None, hosts=None, serial=None, max_fail=None,
 def plan(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
     """Show what deploy-act would change per host, with diffs; takes no lock, changes nothing."""
     production = load_production(find_inventory(inventory))
-    print_plan(production, act, options(hosts, accept_new_host_keys, verbose))
+    print_plan(production, act, options(production, hosts, accept_new_host_keys, verbose))
 
 
 def succeeded(results: dict):
@@ -204,7 +206,7 @@ def _sess_task(action, doc):
     @backstage_task(name=action, help={"act": "Name of the act."})
     def sess(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
         production = load_production(find_inventory(inventory))
-        opts = options(hosts, accept_new_host_keys, verbose)
+        opts = options(production, hosts, accept_new_host_keys, verbose)
         for host, release in succeeded(operations.sess_action(production, act, action, opts)):
             print(f"{host}: {act}@{release} {action} done")
     sess.__doc__ = doc
@@ -222,7 +224,7 @@ def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, 
            json_=False):
     """Show each act's state per host: release, pids, socket, port, uptime."""
     production = load_production(find_inventory(inventory))
-    results = operations.status(production, act, options(hosts, accept_new_host_keys, verbose))
+    results = operations.status(production, act, options(production, hosts, accept_new_host_keys, verbose))
     if json_:
         print(json.dumps({host: status_error(production, host, act, acts)
                           if isinstance(acts, BackstageError) else acts
@@ -264,7 +266,7 @@ def rollback(c, act, to=None, inventory=None, hosts=None, accept_new_host_keys=F
              verbose=False):
     """Switch an act back to its previous good release; nothing is rebuilt."""
     production = load_production(find_inventory(inventory))
-    opts = options(hosts, accept_new_host_keys, verbose)
+    opts = options(production, hosts, accept_new_host_keys, verbose)
     results = operations.rollback(production, act, not_empty(to, "--to"), opts)
     for host, result in succeeded(results):
         print(f"{host}: {act} release {result['release']} (was {result['previous']})")
@@ -274,14 +276,14 @@ def rollback(c, act, to=None, inventory=None, hosts=None, accept_new_host_keys=F
 def lock(c, message, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
     """Take the deploy lock by hand; deploys and rollbacks fail until unlock."""
     production = load_production(find_inventory(inventory))
-    operations.lock(production, message, options(hosts, accept_new_host_keys, verbose))
+    operations.lock(production, message, options(production, hosts, accept_new_host_keys, verbose))
 
 
 @backstage_task
 def unlock(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
     """Clear the deploy lock (e.g. left by a killed deploy), recording whose it was."""
     production = load_production(find_inventory(inventory))
-    operations.unlock(production, options(hosts, accept_new_host_keys, verbose))
+    operations.unlock(production, options(production, hosts, accept_new_host_keys, verbose))
 
 
 @backstage_task(help={"limit": "How many entries (default 20).", "json": "Print JSON lines."})
@@ -290,7 +292,7 @@ def history(c, limit=None, inventory=None, hosts=None, accept_new_host_keys=Fals
     """Show the last deploys, rollbacks, starts, stops, locks and unlocks, newest first."""
     production = load_production(find_inventory(inventory))
     entries, failed = operations.history_lines(production, whole_number(limit, "--limit", 20),
-                                               options(hosts, accept_new_host_keys, verbose))
+                                               options(production, hosts, accept_new_host_keys, verbose))
     if json_:
         for entry in entries:
             print(json.dumps(entry, sort_keys=True))
@@ -309,14 +311,14 @@ def history(c, limit=None, inventory=None, hosts=None, accept_new_host_keys=Fals
 def book_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
     """Install a gig's nginx server block (nginx -t before reload)."""
     production = load_production(find_inventory(inventory))
-    operations.book_gig(production, gig, options(hosts, accept_new_host_keys, verbose))
+    operations.book_gig(production, gig, options(production, hosts, accept_new_host_keys, verbose))
 
 
 @backstage_task(help={"gig": "Name of the gig."})
 def cancel_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
     """Remove a gig's nginx server block (nginx -t before reload)."""
     production = load_production(find_inventory(inventory))
-    operations.book_gig(production, gig, options(hosts, accept_new_host_keys, verbose),
+    operations.book_gig(production, gig, options(production, hosts, accept_new_host_keys, verbose),
                         cancel=True)
 
 
