@@ -8,8 +8,6 @@ Every task takes ``--inventory`` (a path, or a production name looked up as
 import functools
 import inspect
 import json
-import os
-from pathlib import Path
 
 from invoke import Collection, Exit, task
 from rich.console import Console
@@ -17,6 +15,7 @@ from rich.table import Table
 
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable, UsageError
 from backstage.model import load_production, release_of_link
+from backstage.model.locate import find_inventory
 from backstage.rollout import Options, operations
 from backstage.rollout.deploy import limits
 from backstage.rollout.hosts import failures
@@ -28,23 +27,6 @@ COMMON_HELP = {
     "accept-new-host-keys": "Trust and record keys of hosts not yet in known_hosts.",
     "verbose": "Show every step, including probes.",
 }
-
-
-def find_inventory(value: str | None) -> Path:
-    """Resolve ``--inventory``: a path, a production name, $BACKSTAGE_INVENTORY, or the only one."""
-    value = not_empty(value, "--inventory") or os.environ.get("BACKSTAGE_INVENTORY")
-    if value:
-        path = Path(value)
-        if path.suffix != ".toml" and not path.exists():
-            path = Path("inventories") / f"{value}.toml"
-        return path
-    found = sorted(Path("inventories").glob("*.toml"))
-    if len(found) != 1:
-        raise UsageError(
-            "--inventory: name an inventory file or production "
-            + ("(several in ./inventories/)" if found else "(none found in ./inventories/)")
-        )
-    return found[0]
 
 
 def not_empty(value: str | None, option: str) -> str | None:
