@@ -88,6 +88,35 @@ def test_a_secret_is_never_shown_by_str_repr_format_or_logging(caplog):
     assert reveal(secret) == value  # only the env file's writer takes it out
 
 
+def test_a_loaded_production_never_shows_its_secrets(tmp_path, caplog):
+    from backstage import Production
+    from backstage.model.inventory import load_production
+
+    token = secrets.token_urlsafe(30)
+    path = secrets_project(tmp_path, "shop", {"API_TOKEN": token})
+    production = Production.load(path)
+    inventory = load_production(path)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("backstage.test").info("%s %r %r", production, production, inventory)
+    secrets_of = inventory.secrets_of("storefront")
+    for text in [repr(production), str(production), f"{production!r}", repr(inventory),
+                 repr(production.redact), repr(secrets_of), str(vars(production)), caplog.text]:
+        assert token not in text, text
+    assert reveal(secrets_of["API_TOKEN"]) == token
+
+
+def test_two_productions_redact_only_their_own_secrets(tmp_path):
+    from backstage import Production
+
+    shared, own_a, own_b = (secrets.token_hex(16) for _ in range(3))
+    a = Production.load(secrets_project(tmp_path, "alpha", {"SHARED": shared, "MINE": own_a}))
+    b = Production.load(secrets_project(tmp_path, "beta", {"SHARED": shared, "MINE": own_b}))
+    text = f"{shared} {own_a} {own_b}"
+    assert a.redact(text) == f"[REDACTED] [REDACTED] {own_b}"
+    assert b.redact(text) == f"[REDACTED] {own_a} [REDACTED]"
+    assert a.reporter.redact is a.redact and b.reporter.redact is b.redact
+
+
 def test_a_secrets_file_inside_the_source_is_not_uploaded(tmp_path):
     source = tmp_path / "project"
     (source / "secrets").mkdir(parents=True)

@@ -239,16 +239,6 @@ def run_on_hosts(production: Production, names: list[str], options: Options,
     return results
 
 
-def for_each_host(production: Production, names: list[str], options: Options,
-                  operation: Callable[[HostRun], object]) -> dict[str, object]:
-    """Run ``operation`` on each host in parallel; raise HostsFailed if any host failed."""
-    results = run_on_hosts(production, names, options, operation)
-    failed = failures(results)
-    if failed:
-        raise failed
-    return results
-
-
 def failures(results: dict[str, object]) -> HostsFailed | None:
     """The hosts of :func:`run_on_hosts` results that failed, as one error (or None)."""
     errors = {n: r for n, r in results.items() if isinstance(r, BackstageError)}

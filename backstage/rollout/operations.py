@@ -23,7 +23,6 @@ from backstage.rollout.hosts import (
     HostRun,
     Options,
     failures,
-    for_each_host,
     new_lock,
     run_on_hosts,
     select_hosts,
@@ -33,7 +32,8 @@ from backstage.util import utc_now
 
 
 def setup_stage(production: Production, options: Options) -> dict:
-    """Make each selected host a stage; report what changed per host."""
+    """Make each selected host a stage; per host, what changed or its error (see
+    ``failures``)."""
     renderer = Renderer(production)
     tag = wheelhouse.workstation_tag()
 
@@ -51,7 +51,7 @@ def setup_stage(production: Production, options: Options) -> dict:
             options.reporter.info(f"{run.name}  stage is ready: nothing to change")
         return [s.summary for s in steps]
 
-    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+    return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
 
 
 def act_environment(production: Production, act_name: str, layout: Layout) -> str:
@@ -146,7 +146,8 @@ def rollback(production: Production, act_name: str, to: str | None, options: Opt
 
 
 def lock(production: Production, message: str, options: Options) -> dict:
-    """Take the deploy lock on hosts by hand (e.g. during maintenance) until ``unlock``."""
+    """Take the deploy lock on hosts by hand (e.g. during maintenance) until ``unlock``; per
+    host, the holder or its error."""
     holder = new_lock("lock", message=message)
 
     def on_host(run: HostRun):
@@ -157,11 +158,12 @@ def lock(production: Production, message: str, options: Options) -> dict:
         run.run_command("lock", script.text())
         return holder
 
-    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+    return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
 
 
 def unlock(production: Production, options: Options) -> dict:
-    """Clear the deploy lock, whoever holds it; history records whose lock it was."""
+    """Clear the deploy lock, whoever holds it; history records whose lock it was. Per host,
+    the holder cleared (None if not locked) or its error."""
     def on_host(run: HostRun):
         holder = run.probe().lock
         if holder is None:
@@ -177,7 +179,7 @@ def unlock(production: Production, options: Options) -> dict:
                               f"{holder.get('by')}, pid {holder.get('pid')}, {holder.get('time')})")
         return holder
 
-    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+    return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
 
 
 def history_lines(production: Production, limit: int,
@@ -286,7 +288,8 @@ def status_acts(production: Production, host: str, act_name: str | None) -> list
 
 
 def book_gig(production: Production, gig_name: str, options: Options, cancel: bool = False):
-    """Install (or remove) one gig's nginx server block, tested with ``nginx -t`` first."""
+    """Install (or remove) one gig's nginx server block, tested with ``nginx -t`` first; per
+    host, whether it changed or its error."""
     if gig_name not in production.gigs:
         raise UsageError(f"unknown gig {gig_name!r} in {production.path}"
                          + known_hint(gig_name, production.gigs))
@@ -316,4 +319,4 @@ def book_gig(production: Production, gig_name: str, options: Options, cancel: bo
         run.run_command("gig", script.text())
         return True
 
-    return for_each_host(production, names, options, on_host)
+    return run_on_hosts(production, names, options, on_host)
