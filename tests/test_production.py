@@ -1,6 +1,6 @@
 """The Python API (``backstage.Production``) and what it shares with the tasks, without hosts:
 finding the inventory, loading, bad input, reports. Fleet tests of the API are in
-tests/test_fleet_api.py."""
+tests/test_production_fleet.py."""
 
 from pathlib import Path
 
