@@ -43,12 +43,11 @@ class ConnectionLost(HostUnreachable):
 
 
 class StepFailed(BackstageError):
-    """A remote step exited non-zero. Carries the step name and the tail of its output."""
+    """A remote step exited non-zero. Carries the step name and the tail of its output
+    (whoever raises it redacts the production's secrets from that output first)."""
 
     def __init__(self, host, step, detail=""):
-        from backstage.redact import redact
-
-        self.host, self.step, self.detail = host, step, redact(detail).strip()
+        self.host, self.step, self.detail = host, step, detail.strip()
         message = f"{host}: step '{step}' failed"
         if self.detail:
             message += ": " + error_line(self.detail)

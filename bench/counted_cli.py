@@ -5,22 +5,21 @@
 host, as ``--verbose`` does for the operations whose reporter prints totals. Not every task's
 code path does (the phased ``deploy-act`` rollout fills ``Options.stats`` without printing
 it), so the benchmarks read the counts from here for every task alike. The lines come from
-the very ``Options`` objects the tasks built, so nothing is estimated.
+the very ``Options`` objects the tasks' ``Production`` built, so nothing is estimated.
 """
 
 import atexit
-import importlib
 import sys
 
+from backstage.production import Production
 from backstage.tasks.program import main
 
-tasks = importlib.import_module("backstage.tasks.tasks")
 built = []
-original = tasks.options
+original = Production._options
 
 
-def counting_options(*args, **kwargs):
-    options = original(*args, **kwargs)
+def counting_options(self, *args, **kwargs):
+    options = original(self, *args, **kwargs)
     built.append(options)
     return options
 
@@ -33,5 +32,5 @@ def print_counts():
                   f"{counts['bytes'] / 1024:.1f} KiB sent", file=sys.stderr)
 
 
-tasks.options = counting_options
+Production._options = counting_options
 main()

@@ -227,3 +227,39 @@ def test_a_history_line(line, entry):
     from backstage.rollout.operations import history_entry
 
     assert history_entry(line) == entry
+
+
+# --- fab -H (issue 13) ------------------------------------------------------------------------
+
+FAB = ROOT / ".venv" / "bin" / "fab"
+
+
+def test_fab_dash_h_is_refused_naming_the_tasks_hosts_option(project):
+    """``fab -H web1,web2 deploy-act storefront`` would run the task once per host, each run
+    deploying every host of the act: refused in one line naming ``--hosts``, nothing contacted."""
+    (project / "fabfile.py").write_text("from backstage.tasks import ns  # noqa: F401\n")
+    contacted = project / "contacted"
+    env = {k: v for k, v in os.environ.items() if k != "BACKSTAGE_INVENTORY"}
+    for argv in (["-H", "web1,web2", "deploy-act", "storefront"], ["--hosts", "web1", "status"]):
+        done = subprocess.run([str(FAB), *argv], cwd=project, env=env, text=True,
+                              capture_output=True, timeout=120, check=False)
+        assert done.returncode == 2, (argv, done.stdout, done.stderr)
+        assert done.stdout == ""
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("backstage: error: "), done.stderr
+        assert "fab -H" in lines[0] and "--hosts h1,h2" in lines[0], lines[0]
+        assert not contacted.exists(), contacted.read_text()
+
+
+def test_fab_without_dash_h_runs_the_task_once(project):
+    """The same fabfile without ``-H``: the task runs (and, here, reaches each host once)."""
+    (project / "fabfile.py").write_text("from backstage.tasks import ns  # noqa: F401\n")
+    contacted = project / "contacted"
+    env = {k: v for k, v in os.environ.items() if k != "BACKSTAGE_INVENTORY"}
+    try:
+        done = subprocess.run([str(FAB), "history", "--hosts", "web1,web2"], cwd=project, env=env,
+                              text=True, capture_output=True, timeout=120, check=False)
+        assert done.returncode == 3, done.stderr
+        assert sorted(contacted.read_text().split()) == ["web1", "web2"]
+    finally:
+        contacted.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from backstage.errors import InventoryError
 from backstage.model import names
+from backstage.model.secrets import Secret
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -26,3 +27,8 @@ def read_env_file(path: Path) -> dict[str, str]:
             # The value may be a secret: name the line and key, never echo the value.
             raise InventoryError(path, f"line {number}", str(exc)) from None
     return values
+
+
+def read_secrets(path: Path) -> dict[str, Secret]:
+    """An act's secrets file, each value a :class:`Secret` (shown masked)."""
+    return {key: Secret(value) for key, value in read_env_file(path).items()}

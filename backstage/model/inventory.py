@@ -15,10 +15,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from backstage import redact
 from backstage.errors import InventoryError, did_you_mean, known_hint
 from backstage.model import names
-from backstage.model.envfile import read_env_file
+from backstage.model.envfile import read_env_file, read_secrets
+from backstage.model.secrets import Redactor, Secret
 
 Name = Annotated[str, AfterValidator(names.name)]
 Domain = Annotated[str, AfterValidator(names.domain)]
@@ -161,7 +161,7 @@ class Database(Section):
     def sqlite_path(self, logical: str, data_dir: str) -> str:
         return f"{data_dir}/{self.file_name(logical)}"
 
-    def django(self, logical: str, data_dir: str, secrets: dict[str, str]) -> dict:
+    def django(self, logical: str, data_dir: str, secrets: dict[str, Secret]) -> dict:
         """The Django ``DATABASES`` entry an act receives in ``BACKSTAGE_DATABASES``."""
         if self.engine == "sqlite":
             return {"ENGINE": "django.db.backends.sqlite3",
@@ -236,6 +236,15 @@ class Production(Section):
         unless the inventory names one. The production is in the name because productions
         may share a host and must not share users."""
         return self.acts[act].user or system_name(f"{self.production}-{act}")
+
+    def secrets_of(self, act: str) -> dict[str, Secret]:
+        """The act's secrets, read from its secrets file now (values masked when shown)."""
+        path = self.acts[act].secrets
+        return read_secrets(path) if path else {}
+
+    def redactor(self) -> Redactor:
+        """Redacts the values of this production's secrets (and no one else's)."""
+        return Redactor(value for act in self.acts for value in self.secrets_of(act).values())
 
     @property
     def group(self) -> str:
@@ -375,7 +384,7 @@ def _check_files(production, fail):
         if act.secrets is not None:
             if not act.secrets.is_file():
                 fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
-            redact.remember(read_env_file(act.secrets).values())  # never printed from now on
+            read_env_file(act.secrets)  # each line is KEY=value, or the file is refused now
     for key in ("config", "known_hosts"):
         value = getattr(production.ssh, key)
         if value is not None and not value.is_file():

@@ -5,6 +5,6 @@ SSH connection per host, probes the host once, plans, and runs the plan's steps,
 remote command. Hosts run side by side in a bounded thread pool.
 """
 
-from backstage.rollout.hosts import HostRun, Options, for_each_host
+from backstage.rollout.hosts import HostRun, Options, run_on_hosts
 
-__all__ = ["HostRun", "Options", "for_each_host"]
+__all__ = ["HostRun", "Options", "run_on_hosts"]

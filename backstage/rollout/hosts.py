@@ -29,6 +29,7 @@ from backstage.errors import (
     known_hint,
 )
 from backstage.model import Layout, Production
+from backstage.model.secrets import Redactor
 from backstage.plan.observed import Observed, probe_spec
 from backstage.plan.steps import Step
 from backstage.rollout.report import Reporter
@@ -40,12 +41,14 @@ DETAIL_LINES = 40
 
 @dataclass
 class Options:
-    """How to run: which hosts, how many at once, host key policy, where to report."""
+    """How to run: which hosts, how many at once, host key policy, where to report, and
+    whose secrets to redact from what hosts answer."""
 
     hosts: list[str] | None = None
     parallel: int = 8
     accept_new_host_keys: bool = False
     reporter: Reporter = field(default_factory=Reporter)
+    redact: Redactor = field(default_factory=Redactor)
     cancelled: threading.Event = field(default_factory=threading.Event)
     # Per host, after a run: remote commands sent and bytes uploaded (for benchmarks, --verbose).
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -111,11 +114,12 @@ class HostRun:
             missing = "sudo" if self.host.become else python
             raise BackstageError(f"{self.name}: {missing!r} is not on the host's PATH")
         if not result.ok:
-            raise StepFailed(self.name, name, result.stderr or result.stdout)
+            raise StepFailed(self.name, name,
+                             self.options.redact(result.stderr or result.stdout))
         try:
             return json.loads(result.stdout)
         except ValueError:  # a shell startup file that prints, say
-            first = (result.stdout.strip().splitlines() or [""])[0][:80]
+            first = self.options.redact((result.stdout.strip().splitlines() or [""])[0])[:80]
             raise BackstageError(f"{self.name}: step '{name}': the host helper's answer is not "
                                  f"JSON (does a shell startup file on the host print?): "
                                  f"{first!r}") from None
@@ -130,7 +134,7 @@ class HostRun:
         try:  # building the payload (wheels, say) is part of the step
             payload = step.payload() if step.payload else None
         except BackstageError as exc:
-            raise StepFailed(self.name, step.name, str(exc)) from None
+            raise StepFailed(self.name, step.name, self.options.redact(str(exc))) from None
         try:
             result = self.timed(step.name, step.summary,
                                 lambda: self.send(step.command, stdin=payload))
@@ -140,7 +144,8 @@ class HostRun:
         if not result.ok:
             output = step_output(result.stderr).strip() or result.stdout.strip()
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
-            raise StepFailed(self.name, failed_step(result.stderr) or step.name, detail)
+            raise StepFailed(self.name, failed_step(result.stderr) or step.name,
+                             self.options.redact(detail))
         return result.stdout
 
     def run_command(self, name: str, command: str) -> str:
@@ -231,16 +236,6 @@ def run_on_hosts(production: Production, names: list[str], options: Options,
         raise
     pool.shutdown()
     options.reporter.totals(options.stats)
-    return results
-
-
-def for_each_host(production: Production, names: list[str], options: Options,
-                  operation: Callable[[HostRun], object]) -> dict[str, object]:
-    """Run ``operation`` on each host in parallel; raise HostsFailed if any host failed."""
-    results = run_on_hosts(production, names, options, operation)
-    failed = failures(results)
-    if failed:
-        raise failed
     return results
 
 

@@ -11,7 +11,7 @@ from backstage.commands.shell import Script, argv
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.errors import BackstageError, HostsFailed, UsageError, known_hint
 from backstage.model import Layout, Production
-from backstage.model.envfile import read_env_file
+from backstage.model.secrets import reveal
 from backstage.plan import checks
 from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec, plan_deploy
 from backstage.plan.live import live_paths, live_state
@@ -24,7 +24,6 @@ from backstage.rollout.hosts import (
     HostRun,
     Options,
     failures,
-    for_each_host,
     new_lock,
     run_on_hosts,
     select_hosts,
@@ -34,7 +33,8 @@ from backstage.util import utc_now
 
 
 def setup_stage(production: Production, options: Options) -> dict:
-    """Make each selected host a stage; report what changed per host."""
+    """Make each selected host a stage; per host, what changed or its error (see
+    ``failures``)."""
     renderer = Renderer(production)
     tag = wheelhouse.workstation_tag()
 
@@ -52,16 +52,17 @@ def setup_stage(production: Production, options: Options) -> dict:
             options.reporter.info(f"{run.name}  stage is ready: nothing to change")
         return [s.summary for s in steps]
 
-    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+    return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
 
 
 def act_environment(production: Production, act_name: str, layout: Layout) -> str:
-    """The env file of an act on a host: its env, its secrets, and Backstage's variables."""
+    """The env file of an act on a host: its env, its secrets, and Backstage's variables.
+    The one place secret values are taken out of their :class:`Secret` wrapping."""
     act = production.acts[act_name]
     domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
     health_host = health_spec(production, act_name)["host"]
     allowed = list(dict.fromkeys([*domains, health_host, "localhost", "127.0.0.1"]))
-    secrets = read_env_file(act.secrets) if act.secrets else {}
+    secrets = production.secrets_of(act_name)
     databases = {name: production.databases[name].django(name, layout.data, secrets)
                  for name in act.databases}
     values = {
@@ -69,11 +70,11 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
         **secrets,
         "BACKSTAGE_PRODUCTION": production.name,
         "BACKSTAGE_ALLOWED_HOSTS": ",".join(allowed),
-        "BACKSTAGE_DATABASES": json.dumps(databases, sort_keys=True),
+        "BACKSTAGE_DATABASES": json.dumps(databases, sort_keys=True, default=reveal),
         "BACKSTAGE_DATA_DIR": layout.data,
         "BACKSTAGE_MEDIA_ROOT": layout.media(act_name),
     }
-    return "".join(f"{key}={value}\n" for key, value in values.items())
+    return "".join(f"{key}={reveal(value)}\n" for key, value in values.items())
 
 
 def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
@@ -146,7 +147,8 @@ def rollback(production: Production, act_name: str, to: str | None, options: Opt
 
 
 def lock(production: Production, message: str, options: Options) -> dict:
-    """Take the deploy lock on hosts by hand (e.g. during maintenance) until ``unlock``."""
+    """Take the deploy lock on hosts by hand (e.g. during maintenance) until ``unlock``; per
+    host, the holder or its error."""
     holder = new_lock("lock", message=message)
 
     def on_host(run: HostRun):
@@ -157,11 +159,12 @@ def lock(production: Production, message: str, options: Options) -> dict:
         run.run_command("lock", script.text())
         return holder
 
-    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+    return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
 
 
 def unlock(production: Production, options: Options) -> dict:
-    """Clear the deploy lock, whoever holds it; history records whose lock it was."""
+    """Clear the deploy lock, whoever holds it; history records whose lock it was. Per host,
+    the holder cleared (None if not locked) or its error."""
     def on_host(run: HostRun):
         holder = run.probe().lock
         if holder is None:
@@ -177,7 +180,7 @@ def unlock(production: Production, options: Options) -> dict:
                               f"{holder.get('by')}, pid {holder.get('pid')}, {holder.get('time')})")
         return holder
 
-    return for_each_host(production, select_hosts(production, options.hosts), options, on_host)
+    return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
 
 
 def history_lines(production: Production, limit: int,
@@ -289,7 +292,8 @@ def status_acts(production: Production, host: str, act_name: str | None) -> list
 
 
 def book_gig(production: Production, gig_name: str, options: Options, cancel: bool = False):
-    """Install (or remove) one gig's nginx server block, tested with ``nginx -t`` first."""
+    """Install (or remove) one gig's nginx server block, tested with ``nginx -t`` first; per
+    host, whether it changed or its error."""
     if gig_name not in production.gigs:
         raise UsageError(f"unknown gig {gig_name!r} in {production.path}"
                          + known_hint(gig_name, production.gigs))
@@ -319,4 +323,4 @@ def book_gig(production: Production, gig_name: str, options: Options, cancel: bo
         run.run_command("gig", script.text())
         return True
 
-    return for_each_host(production, names, options, on_host)
+    return run_on_hosts(production, names, options, on_host)

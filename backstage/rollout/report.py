@@ -1,4 +1,7 @@
-"""Progress lines for people: one line per host and step, on stderr, with rich."""
+"""Progress lines for people: one line per host and step, on stderr, with rich.
+
+Errors and notes are redacted with the production's :class:`Redactor` before they are printed.
+"""
 
 import threading
 
@@ -6,13 +9,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from backstage.errors import BackstageError, StepFailed
-from backstage.redact import redact
+from backstage.model.secrets import Redactor
 
 
 class Reporter:
-    def __init__(self, console: Console | None = None, verbose: bool = False):
+    def __init__(self, console: Console | None = None, verbose: bool = False,
+                 redact: Redactor | None = None):
         self.console = console or Console(stderr=True, highlight=False)
         self.verbose = verbose
+        self.redact = redact or Redactor()
         self.lock = threading.Lock()
 
     def _print(self, text: str) -> None:
@@ -29,9 +34,9 @@ class Reporter:
             self._print(f"[bold]{escape(host)}[/]  {escape(step):<8} {mark} {seconds:.2f}s")
 
     def failed(self, host: str, error: BackstageError) -> None:
-        self._print(f"[bold]{escape(host)}[/]  [red]error[/] {escape(redact(str(error)))}")
+        self._print(f"[bold]{escape(host)}[/]  [red]error[/] {escape(self.redact(str(error)))}")
         if isinstance(error, StepFailed) and error.detail:
-            for line in redact(error.detail).splitlines():
+            for line in self.redact(error.detail).splitlines():
                 self._print(f"    [dim]{escape(line)}[/]")
 
     def totals(self, stats: dict[str, dict[str, int]]) -> None:
@@ -41,4 +46,4 @@ class Reporter:
                             f"{counts['bytes'] / 1024:.1f} KiB sent")
 
     def info(self, text: str) -> None:
-        self._print(escape(redact(text)))
+        self._print(escape(self.redact(text)))

@@ -1,187 +1,166 @@
-"""The tasks. Each parses its arguments, loads the inventory and calls one rollout operation.
+"""The tasks: each calls one method of :class:`backstage.Production` and prints its report.
 
-Every task takes ``--inventory`` (a path, or a production name looked up as
-``inventories/<name>.toml``); without it, ``$BACKSTAGE_INVENTORY`` or the only file in
-``./inventories/`` is used. ``--hosts`` narrows to some hosts (comma-separated).
+The options every task shares are declared once, by :func:`backstage_task`: ``--inventory``
+(a path, or a production name looked up as ``inventories/<name>.toml``; without it,
+``$BACKSTAGE_INVENTORY`` or the only file in ``./inventories/``), and for tasks that reach
+hosts ``--hosts`` (comma-separated), ``--accept-new-host-keys`` and ``--verbose``.
 """
 
 import functools
 import inspect
 import json
-import os
-from pathlib import Path
 
+from fabric import Connection
 from invoke import Collection, Exit, task
 from rich.console import Console
 from rich.table import Table
 
-from backstage.errors import BackstageError, HostsFailed, HostUnreachable, UsageError
+from backstage.errors import BackstageError, HostsFailed, UsageError
 from backstage.model import load_production, release_of_link
-from backstage.rollout import Options, operations
-from backstage.rollout.deploy import limits
-from backstage.rollout.hosts import failures
-from backstage.rollout.report import Reporter
+from backstage.model.locate import find_inventory
+from backstage.production import (
+    HistoryReport,
+    HostsReport,
+    PlanReport,
+    Production,
+    RollbackReport,
+    RolloutReport,
+    SessReport,
+    StatusReport,
+    failure_kind,
+)
 
-COMMON_HELP = {
-    "inventory": "Inventory file, or production name (inventories/<name>.toml).",
-    "hosts": "Comma-separated host names to act on (default: all of the production's).",
-    "accept-new-host-keys": "Trust and record keys of hosts not yet in known_hosts.",
-    "verbose": "Show every step, including probes.",
-}
-
-
-def find_inventory(value: str | None) -> Path:
-    """Resolve ``--inventory``: a path, a production name, $BACKSTAGE_INVENTORY, or the only one."""
-    value = not_empty(value, "--inventory") or os.environ.get("BACKSTAGE_INVENTORY")
-    if value:
-        path = Path(value)
-        if path.suffix != ".toml" and not path.exists():
-            path = Path("inventories") / f"{value}.toml"
-        return path
-    found = sorted(Path("inventories").glob("*.toml"))
-    if len(found) != 1:
-        raise UsageError(
-            "--inventory: name an inventory file or production "
-            + ("(several in ./inventories/)" if found else "(none found in ./inventories/)")
-        )
-    return found[0]
+# (parameter, default, help) of the options every task that reaches hosts takes.
+COMMON_OPTIONS = [
+    ("inventory", None, "Inventory file, or production name (inventories/<name>.toml)."),
+    ("hosts", None, "Comma-separated host names to act on (default: all of the production's)."),
+    ("accept_new_host_keys", False, "Trust and record keys of hosts not yet in known_hosts."),
+    ("verbose", False, "Show every step, including probes."),
+]
 
 
-def not_empty(value: str | None, option: str) -> str | None:
-    """An option's value; an empty one is an error, not the default (an empty variable in a
-    script must not mean every host, all at once, or the previous release)."""
-    if value is not None and not value.strip():
-        raise UsageError(f"{option}: empty; give a value, or leave {option} out for its default")
-    return value
+def backstage_task(*args, connects: bool = True, **kwargs):
+    """``@task`` for a body whose first argument is the loaded :class:`Production`.
 
-
-def whole_number(value: str | None, option: str, default: int) -> int:
-    """An integer option of at least 1. Its default is None in the task's signature, so that
-    Invoke passes the text on instead of failing in ``int()`` with a traceback."""
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise UsageError(f"{option}: expected a whole number of at least 1, got {value!r}")
-    return number
-
-
-def backstage_task(*args, **kwargs):
-    """``@task`` with the common options' help, turning BackstageError into a one-line exit."""
+    Adds the common options to the task's signature and help (only ``--inventory`` when it
+    ``connects`` to no host), refuses ``fab -H``, and turns BackstageError into one line and
+    the exit code.
+    """
     def decorate(body):
+        common = COMMON_OPTIONS if connects else COMMON_OPTIONS[:1]
+        name = kwargs.get("name", body.__name__.replace("_", "-"))
+
         @functools.wraps(body)
         def wrapper(c, *a, **kw):
+            options = {name: kw.pop(name, default) for name, default, _ in common}
             try:
-                return body(c, *a, **kw)
+                not_fab_hosts(c, name)
+                return body(load(**options), *a, **kw)
             except HostsFailed as exc:  # each host's error is printed already
                 raise Exit(f"backstage: error: {exc.summary}", code=exc.exit_code) from None
             except BackstageError as exc:
                 raise Exit(f"backstage: error: {exc}", code=exc.exit_code) from None
             except KeyboardInterrupt:
                 raise Exit("backstage: interrupted", code=130) from None
-        params = {p.replace("_", "-") for p in inspect.signature(body).parameters}
-        help_ = {k: v for k, v in COMMON_HELP.items() if k in params}
+
+        wrapper.__signature__ = with_options(body, common)
+        help_ = {name.replace("_", "-"): text for name, _, text in common}
         return task(wrapper, help={**help_, **kwargs.pop("help", {})}, auto_shortflags=False,
                     **kwargs)
     return decorate(args[0]) if args and callable(args[0]) else decorate
 
 
-def options(hosts, accept_new_host_keys=False, verbose=False) -> Options:
-    """The run's options; ``--hosts ""`` or ``","`` selects nothing, which select_hosts refuses."""
-    wanted = None if hosts is None else [h.strip() for h in hosts.split(",") if h.strip()]
-    return Options(hosts=wanted, accept_new_host_keys=accept_new_host_keys,
-                   reporter=Reporter(verbose=verbose))
+def with_options(body, common) -> inspect.Signature:
+    """The body's signature with Invoke's context first and the common options last."""
+    params = list(inspect.signature(body).parameters.values())[1:]
+    context = inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+             for name, default, _ in common]
+    return inspect.Signature([context, *params, *added])
 
 
-@backstage_task
-def check(c, inventory=None):
-    """Validate an inventory and summarise it; connects to nothing."""
-    production = load_production(find_inventory(inventory))
-    print(f"{production.path}: production {production.name!r} is valid: "
-          f"{len(production.hosts)} hosts, {len(production.venues)} venues, "
-          f"{len(production.acts)} acts, {len(production.gigs)} gigs")
+def not_fab_hosts(c, name: str) -> None:
+    """``fab -H a,b TASK`` runs the task once per host, each run on all of the task's hosts:
+    refused before anything is read or contacted, pointing at the task's own ``--hosts``."""
+    if isinstance(c, Connection):
+        raise UsageError(f"{name}: fab -H would run the task once per host, each time on every "
+                         f"host: name them with the task's option instead ({name} --hosts h1,h2)")
 
 
-@backstage_task
-def setup_stage(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
-    """Make hosts ready: directories, uWSGI Emperor, nginx (idempotent)."""
-    production = load_production(find_inventory(inventory))
-    operations.setup_stage(production, options(hosts, accept_new_host_keys, verbose))
+def load(inventory=None, hosts=None, accept_new_host_keys=False, verbose=False) -> Production:
+    """The production the command line names, printing progress on stderr."""
+    return Production(load_production(find_inventory(inventory)), hosts=hosts,
+                      accept_new_host_keys=accept_new_host_keys, progress=True, verbose=verbose)
 
 
-@backstage_task(help={
-    "act": "Name of the act to deploy.",
-    "serial": "Switch N hosts (or N%) at a time, each batch checked before the next "
-              "(default: all at once).",
-    "max-fail": "Hosts (N or N%) that may fail or be unreachable before the rollout stops "
-                "and reverts (default 0).",
-    "no-rollback": "When the rollout stops, leave switched hosts on the new release.",
-    "parallel": "Hosts worked on at once while preparing (default 8).",
-    "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
-    "dry-run": "Only show what would change, as the plan task does; change nothing.",
-})
-def deploy_act(c, act, inventory=None, hosts=None, serial=None, max_fail=None,
-               no_rollback=False, parallel=None, json_=False, dry_run=False,
-               accept_new_host_keys=False, verbose=False):
-    """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
-    production = load_production(find_inventory(inventory))
-    opts = options(hosts, accept_new_host_keys, verbose)
-    opts.parallel = whole_number(parallel, "--parallel", opts.parallel)
-    limits(not_empty(serial, "--serial"), not_empty(max_fail, "--max-fail"), 1)  # as a deploy would
-    if dry_run:
-        return print_plan(production, act, opts)
-    report = operations.deploy_act(production, act, opts, serial=serial, max_fail=max_fail,
-                                   rollback=not no_rollback)
-    if json_:
-        print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+# --- printing reports ------------------------------------------------------------------------
+
+def print_json(document) -> None:
+    print(json.dumps(document, indent=2, sort_keys=True))
+
+
+@functools.singledispatch
+def show(report: HostsReport, as_json: bool = False) -> None:
+    """Print a report as its task does, then exit as its task does: a HostsFailed (the
+    hosts' errors were printed as they happened) or the report's exit code."""
+    report.check()
+
+
+@show.register
+def _(report: RolloutReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
     else:
         print_summary(report)
     if report.exit_code:
         raise Exit(code=report.exit_code)
 
 
-@backstage_task(help={"act": "Name of the act."})
-def plan(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
-    """Show what deploy-act would change per host, with diffs; takes no lock, changes nothing."""
-    production = load_production(find_inventory(inventory))
-    print_plan(production, act, options(hosts, accept_new_host_keys, verbose))
+@show.register
+def _(report: PlanReport, as_json: bool = False) -> None:
+    print(report.text, end="")
+    report.check()
 
 
-def succeeded(results: dict):
-    """Yield the hosts that succeeded with their results, then raise HostsFailed for the others:
-    what was done is printed before the error."""
-    for host, result in results.items():
-        if not isinstance(result, BackstageError):
-            yield host, result
-    if failed := failures(results):
-        raise failed
+@show.register
+def _(report: RollbackReport, as_json: bool = False) -> None:
+    for host, result in report.done.items():
+        print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
+    report.check()
 
 
-def print_plan(production, act: str, opts: Options) -> None:
-    """Each host's plan; one line for a host that could not be planned (exit 3 or 1)."""
-    results = operations.plan_act(production, act, opts)
-    for host, result in results.items():
-        if isinstance(result, BackstageError):
-            print(f"{host}: {act}: {not_looked_at(host, result)}")
-        else:
-            print(result, end="")
-    if failed := failures(results):
-        raise failed
+@show.register
+def _(report: SessReport, as_json: bool = False) -> None:
+    for host, release in report.done.items():
+        print(f"{host}: {report.act}@{release} {report.action} done")
+    report.check()
 
 
-def not_looked_at(host: str, error: BackstageError) -> str:
-    """Why a host could not be looked at, in one line that does not name the host again."""
-    return f"{failure_kind(error)}: {str(error).removeprefix(f'{host}: ')}"
+@show.register
+def _(report: StatusReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_status(report)
+    report.check()
 
 
-def failure_kind(error: BackstageError) -> str:
-    return "unreachable" if isinstance(error, HostUnreachable) else "failed"
+@show.register
+def _(report: HistoryReport, as_json: bool = False) -> None:
+    if as_json:
+        for entry in report.as_dict()["entries"]:
+            print(json.dumps(entry, sort_keys=True))
+    else:
+        table = Table("time", "host", "event", "act", "release", "previous", "by")
+        for e in report.entries:
+            table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
+                          e.get("release") or e.get("gig") or "", e.get("previous") or "",
+                          e.get("by", ""))
+        Console().print(table)
+    report.check()  # the reachable hosts' entries are shown; the exit code says some are missing
 
 
-def print_summary(report) -> None:
+def print_summary(report: RolloutReport) -> None:
     """The end-of-rollout table: one row per host, and why the rollout stopped, if it did."""
     table = Table("host", "result", "before", "after", "seconds", "error",
                   title=f"{report.act} -> {report.release}")
@@ -200,49 +179,10 @@ def print_summary(report) -> None:
             print(f"{host}: {report.act} release {outcome.release_after}")
 
 
-def _sess_task(action, doc):
-    @backstage_task(name=action, help={"act": "Name of the act."})
-    def sess(c, act, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
-        production = load_production(find_inventory(inventory))
-        opts = options(hosts, accept_new_host_keys, verbose)
-        for host, release in succeeded(operations.sess_action(production, act, action, opts)):
-            print(f"{host}: {act}@{release} {action} done")
-    sess.__doc__ = doc
-    sess.body.__doc__ = doc
-    return sess
-
-
-start = _sess_task("start", "Start an act's live release (after stop).")
-stop = _sess_task("stop", "Stop an act on its hosts; its gigs answer 502 until start.")
-restart = _sess_task("restart", "Reload an act's workers gracefully (new pids, same release).")
-
-
-@backstage_task(help={"act": "Only this act (default: all).", "json": "Print JSON."})
-def status(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False,
-           json_=False):
-    """Show each act's state per host: release, pids, socket, port, uptime."""
-    production = load_production(find_inventory(inventory))
-    results = operations.status(production, act, options(hosts, accept_new_host_keys, verbose))
-    if json_:
-        print(json.dumps({host: status_error(production, host, act, acts)
-                          if isinstance(acts, BackstageError) else acts
-                          for host, acts in results.items()}, indent=2, sort_keys=True))
-    else:
-        print_status(results)
-    if failed := failures(results):
-        raise failed
-
-
-def status_error(production, host: str, act: str | None, error: BackstageError) -> dict:
-    """``status --json`` of a host that could not be looked at: its error, under each act."""
-    entry = {"error": str(error), "unreachable": isinstance(error, HostUnreachable)}
-    return {a: entry for a in operations.status_acts(production, host, act)}
-
-
-def print_status(results: dict) -> None:
+def print_status(report: StatusReport) -> None:
     table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
     broken = []
-    for host, acts in results.items():
+    for host, acts in report.results.items():
         if isinstance(acts, BackstageError):  # one row; the error itself went to stderr
             table.add_row(host, "-", "-", failure_kind(acts), "-", "-", "-", "-")
             continue
@@ -265,69 +205,104 @@ def print_status(results: dict) -> None:
         print(line)
 
 
-@backstage_task(help={"act": "Name of the act.",
-                      "to": "Release id to go back to (default: the previous good one)."})
-def rollback(c, act, to=None, inventory=None, hosts=None, accept_new_host_keys=False,
-             verbose=False):
-    """Switch an act back to its previous good release; nothing is rebuilt."""
-    production = load_production(find_inventory(inventory))
-    opts = options(hosts, accept_new_host_keys, verbose)
-    results = operations.rollback(production, act, not_empty(to, "--to"), opts)
-    for host, result in succeeded(results):
-        print(f"{host}: {act} release {result['release']} (was {result['previous']})")
+# --- the tasks ---------------------------------------------------------------------------------
+
+ACT = {"act": "Name of the act."}
+GIG = {"gig": "Name of the gig."}
 
 
-@backstage_task(help={"message": "Why the production is locked (shown to whoever tries)."})
-def lock(c, message, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
-    """Take the deploy lock by hand; deploys and rollbacks fail until unlock."""
-    production = load_production(find_inventory(inventory))
-    operations.lock(production, message, options(hosts, accept_new_host_keys, verbose))
+@backstage_task(connects=False)
+def check(p):
+    """Validate an inventory and summarise it; connects to nothing."""
+    print(p.summary())
 
 
 @backstage_task
-def unlock(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+def setup_stage(p):
+    """Make hosts ready: directories, uWSGI Emperor, nginx (idempotent)."""
+    show(p.setup_stage())
+
+
+@backstage_task(help={
+    **ACT,
+    "serial": "Switch N hosts (or N%) at a time, each batch checked before the next "
+              "(default: all at once).",
+    "max-fail": "Hosts (N or N%) that may fail or be unreachable before the rollout stops "
+                "and reverts (default 0).",
+    "no-rollback": "When the rollout stops, leave switched hosts on the new release.",
+    "parallel": "Hosts worked on at once while preparing (default 8).",
+    "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
+    "dry-run": "Only show what would change, as the plan task does; change nothing.",
+})
+def deploy_act(p, act, serial=None, max_fail=None, no_rollback=False, parallel=None,
+               json_=False, dry_run=False):
+    """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
+    show(p.deploy(act, serial=serial, max_fail=max_fail, rollback=not no_rollback,
+                  parallel=parallel, dry_run=dry_run), json_)
+
+
+@backstage_task(help=ACT)
+def plan(p, act):
+    """Show what deploy-act would change per host, with diffs; takes no lock, changes nothing."""
+    show(p.plan(act))
+
+
+def _sess_task(action, doc):
+    @backstage_task(name=action, help=ACT)
+    def sess(p, act):
+        show(getattr(p, action)(act))
+    sess.__doc__ = sess.body.__doc__ = doc
+    return sess
+
+
+start = _sess_task("start", "Start an act's live release (after stop).")
+stop = _sess_task("stop", "Stop an act on its hosts; its gigs answer 502 until start.")
+restart = _sess_task("restart", "Reload an act's workers gracefully (new pids, same release).")
+
+
+@backstage_task(help={"act": "Only this act (default: all).", "json": "Print JSON."})
+def status(p, act=None, json_=False):
+    """Show each act's state per host: release, pids, socket, port, uptime."""
+    show(p.status(act), json_)
+
+
+@backstage_task(help={**ACT, "to": "Release id to go back to (default: the previous good one)."})
+def rollback(p, act, to=None):
+    """Switch an act back to its previous good release; nothing is rebuilt."""
+    show(p.rollback(act, to=to))
+
+
+@backstage_task(help={"message": "Why the production is locked (shown to whoever tries)."})
+def lock(p, message):
+    """Take the deploy lock by hand; deploys and rollbacks fail until unlock."""
+    show(p.lock(message))
+
+
+@backstage_task
+def unlock(p):
     """Clear the deploy lock (e.g. left by a killed deploy), recording whose it was."""
-    production = load_production(find_inventory(inventory))
-    operations.unlock(production, options(hosts, accept_new_host_keys, verbose))
+    show(p.unlock())
 
 
 @backstage_task(help={"limit": "How many entries (default 20).", "json": "Print JSON lines."})
-def history(c, limit=None, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False,
-            json_=False):
+def history(p, limit=None, json_=False):
     """Show the last deploys, rollbacks, starts, stops, locks and unlocks, newest first."""
-    production = load_production(find_inventory(inventory))
-    entries, failed = operations.history_lines(production, whole_number(limit, "--limit", 20),
-                                               options(hosts, accept_new_host_keys, verbose))
-    if json_:
-        for entry in entries:
-            print(json.dumps(entry, sort_keys=True))
-    else:
-        table = Table("time", "host", "event", "act", "release", "previous", "by")
-        for e in entries:
-            table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
-                          e.get("release") or e.get("gig") or "", e.get("previous") or "",
-                          e.get("by", ""))
-        Console().print(table)
-    if failed:  # the reachable hosts' entries are shown; the exit code says some are missing
-        raise failed
+    show(p.history(limit=limit), json_)
 
 
-@backstage_task(help={"gig": "Name of the gig."})
-def book_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+@backstage_task(help=GIG)
+def book_gig(p, gig):
     """Install a gig's nginx server block (nginx -t before reload)."""
-    production = load_production(find_inventory(inventory))
-    operations.book_gig(production, gig, options(hosts, accept_new_host_keys, verbose))
+    show(p.book_gig(gig))
 
 
-@backstage_task(help={"gig": "Name of the gig."})
-def cancel_gig(c, gig, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+@backstage_task(help=GIG)
+def cancel_gig(p, gig):
     """Remove a gig's nginx server block (nginx -t before reload)."""
-    production = load_production(find_inventory(inventory))
-    operations.book_gig(production, gig, options(hosts, accept_new_host_keys, verbose),
-                        cancel=True)
+    show(p.cancel_gig(gig))
 
 
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
-ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status, book_gig,
-                cancel_gig, lock, unlock, history, new_act)
+ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
+                book_gig, cancel_gig, lock, unlock, history, new_act)

@@ -12,8 +12,9 @@ from pathlib import Path
 from posixpath import isabs, normpath
 
 from backstage.commands.shell import Script, failed_step, step_output
-from backstage.errors import BackstageError, UsageError
+from backstage.errors import BackstageError
 from backstage.model import load_production, names
+from backstage.model.locate import find_inventory
 from backstage.transport import LocalTransport, SSHTransport, Transport
 from backstage.venues.errors import VenueError
 
@@ -68,29 +69,16 @@ class Place:
         self.transport.close()
 
 
-def find_inventory(production: str | None, inventory) -> Path:
-    """``inventory`` if given, else ``inventories/<production>.toml``, else the only one."""
-    if inventory is not None:
-        return Path(inventory).expanduser()
-    if production is not None:
-        return Path("inventories") / f"{names.name(production)}.toml"
-    env = os.environ.get("BACKSTAGE_INVENTORY")
-    if env:
-        return Path(env)
-    found = sorted(Path("inventories").glob("*.toml"))
-    if len(found) != 1:
-        raise UsageError("name the production (production='...') or the inventory file "
-                         "(inventory='...') of the host")
-    return found[0]
-
-
 def open_place(host: str | None = None, production: str | None = None, inventory=None,
                python: str | None = None, accept_new_host_keys: bool = False) -> Place:
     if host is None:
         if production is not None or inventory is not None:
             raise ValueError("production and inventory name a host's production: pass host= too")
         return Place(LocalTransport("local"), python or workstation_python())
-    loaded = load_production(find_inventory(production, inventory))
+    if inventory is None and production is not None:
+        loaded = load_production(find_inventory(production, "production"))
+    else:
+        loaded = load_production(find_inventory(inventory, "inventory"))
     if production is not None and loaded.name != production:
         raise ValueError(f"{loaded.path} is production {loaded.name!r}, not {production!r}")
     if host not in loaded.hosts:
