@@ -1,6 +1,6 @@
 """Where everything of a production lives on a host.
 
-Two layouts share one shape (DESIGN.md, "Remote layout"). The *system* layout keeps the
+Two layouts share one shape (docs/architecture.md, "What a host holds"). The *system* layout keeps the
 production under ``/srv/backstage/<production>`` and its gigs in nginx's own
 ``sites-enabled``; the *user* layout keeps everything, nginx included, under one directory the
 SSH user owns, so it needs no privileges. Paths are plain strings: they are only ever used on

@@ -16,7 +16,7 @@ The host's filesystems (everything else is the real machine's, read through):
             config and ``/etc/hostname`` change only this host. Survives ``restart()``.
 ``/var``    overlayfs the same way (``<host>/var.upper``): nginx logs, ``/var/lib/nginx``.
 ``/srv``    bind mount of ``<host>/srv``, so it survives ``restart()`` like a disk across a reboot;
-            DESIGN's ``/srv/backstage/<production>`` lives there.
+            the system layout's ``/srv/backstage/<production>`` lives there.
 ``/home``   bind mount of ``<host>/home`` (homes of the ``users`` made by ``start()``), for the
             same reason: the users stay in the overlaid ``/etc/passwd`` across a restart.
 ``/root``   bind mount of ``<host>/root``: root's own home, so the machine's dotfiles (a pyenv
