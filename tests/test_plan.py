@@ -34,14 +34,18 @@ def test_somaxconn_below_the_listen_backlog_is_refused_with_the_fix():
 def test_a_held_lock_names_its_holder_and_a_dead_local_holder_is_stale():
     holder = {"by": "ada@ws", "pid": 2**22 + 7, "host": socket.gethostname(), "time": "t",
               "command": "deploy-act", "act": "storefront"}
-    info = LAYOUT.lock_info
-    with pytest.raises(LockHeld, match="STALE.*by=ada@ws.*command=deploy-act") as caught:
-        checks.not_locked("web1", observed(texts={info: json.dumps(holder)}))
+    locks = ["act/storefront", "database/users"]
+    info = LAYOUT.lock_info("act/storefront")
+    with pytest.raises(LockHeld, match="STALE.*lock=act/storefront, by=ada@ws.*"
+                                       "command=deploy-act") as caught:
+        checks.not_locked("web1", observed(texts={info: json.dumps(holder)}), locks)
     assert caught.value.stale
     remote = {**holder, "host": "elsewhere"}
     with pytest.raises(LockHeld, match="held") as caught:
-        checks.not_locked("web1", observed(texts={info: json.dumps(remote)}))
+        checks.not_locked("web1", observed(texts={info: json.dumps(remote)}), locks)
     assert not caught.value.stale
+    checks.not_locked("web1", observed(texts={info: json.dumps(holder)}), ["act/other"])
+    assert not checks.lock_is_stale({**holder, "command": "lock"})  # by hand: held until unlock
 
 
 def history(good, bad, on_disk, retired, current, enabled=()):

@@ -25,7 +25,7 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
     script.mkdirs([layout.releases(act), layout.env_dir(act), layout.shared(act),
                    layout.media(act), layout.data, layout.trees])
     script.raw(f"(umask 077 && dd bs=1 count={int(env_size)} status=none of={q(env_tmp)})")
-    receive_tree(script, layout, python, upload)
+    receive_tree(script, layout, python, act, upload)
     script.step("upload")
     script.run("mv", "-f", env_tmp, layout.env_file(act, release))
     script.remove(incoming, layout.release(act, release))
@@ -36,7 +36,8 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
     return script.run("mv", "-T", incoming, layout.release(act, release))
 
 
-def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) -> Script:
+def receive_tree(script: Script, layout: Layout, python: str, act: str,
+                 upload: Upload) -> Script:
     """Make ``trees/<digest>`` from stdin: the whole tree, or the changes from a base tree.
 
     A delta is applied to a hard-link copy of the base: removed paths (and directories left
@@ -44,10 +45,13 @@ def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) ->
     the base is replaced, never written through. Either way the result is checked against the
     digest before it gets its name; a delta that does not match also removes its base, which
     may have been changed on the host, so the next deploy does not build on it again.
+
+    Another act of the repository may deploy the same revision at the same time: each builds
+    in a folder of its own, and the one that finds the tree made already keeps that one.
     """
     if upload.present:
         return script
-    incoming = f"{layout.trees}/.incoming-{upload.digest}"
+    incoming = f"{layout.trees}/.incoming-{upload.digest}-{act}"
     doomed = [incoming]
     script.remove(incoming)
     if upload.base is None:
@@ -66,8 +70,10 @@ def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) ->
     failed = "; ".join([argv("rm", "-rf", "--", *doomed), 'printf \'%s\\n\' "$verified" >&2',
                         "exit 1"])
     script.raw(f"if ! verified=$({check} 2>&1); then {failed}; fi")
-    script.remove(layout.tree(upload.digest))
-    return script.run("mv", "-T", incoming, layout.tree(upload.digest))
+    tree = layout.tree(upload.digest)
+    move = argv("mv", "-T", incoming, tree)
+    return script.raw(f"if ! {move} 2>/dev/null; then if [ -d {q(tree)} ]; then "
+                      f"{argv('rm', '-rf', '--', incoming)}; else {move}; fi; fi")
 
 
 def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,

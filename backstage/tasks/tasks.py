@@ -198,18 +198,22 @@ def rollback(c, act, to=None, inventory=None, hosts=None, accept_new_host_keys=F
         print(f"{host}: {act} release {result['release']} (was {result['previous']})")
 
 
-@backstage_task(help={"message": "Why the production is locked (shown to whoever tries)."})
-def lock(c, message, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
-    """Take the deploy lock by hand; deploys and rollbacks fail until unlock."""
+@backstage_task(help={"message": "Why it is locked (shown to whoever tries).",
+                      "act": "Lock only this act (default: every act of the production)."})
+def lock(c, message, act=None, inventory=None, hosts=None, accept_new_host_keys=False,
+         verbose=False):
+    """Take an act's lock (default: every act's) by hand; its deploys, rollbacks, starts,
+    stops and restarts fail until unlock."""
     production = load_production(find_inventory(inventory))
-    operations.lock(production, message, options(hosts, accept_new_host_keys, verbose))
+    operations.lock(production, message, options(hosts, accept_new_host_keys, verbose), act)
 
 
-@backstage_task
-def unlock(c, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
-    """Clear the deploy lock (e.g. left by a killed deploy), recording whose it was."""
+@backstage_task(help={"act": "Clear only this act's lock and the database locks its holder "
+                             "took (default: every lock of the production)."})
+def unlock(c, act=None, inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """Clear locks (e.g. left by a killed deploy), recording whose they were."""
     production = load_production(find_inventory(inventory))
-    operations.unlock(production, options(hosts, accept_new_host_keys, verbose))
+    operations.unlock(production, options(hosts, accept_new_host_keys, verbose), act)
 
 
 @backstage_task(help={"limit": "How many entries (default 20).", "json": "Print JSON lines."})
