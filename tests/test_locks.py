@@ -14,10 +14,12 @@ import pytest
 
 from backstage.commands import lock
 from backstage.commands.shell import Script
-from backstage.model import Layout
+from backstage.model import Layout, load_production
+from backstage.plan.deploy import deploy_locks
 from backstage.sandbox.testbed import make_wheel
 from backstage.transport.local import LocalTransport
 from tests.deploying import make_stage
+from tests.test_inventory import base_inventory, make_project, write_inventory
 
 PRODUCTION = "locks"
 ROOT = f"/srv/backstage/{PRODUCTION}"
@@ -51,6 +53,20 @@ def test_a_held_lock_refuses_naming_its_holder_and_frees_the_locks_taken_before(
     assert Path(layout.lock_info("database/users")).exists()  # not bob's to free
     transport.run(lock.release(Script(), layout, ["database/users"], "token-ada").text())
     assert not Path(layout.lock_dir("database/users")).exists()
+
+
+def test_a_deploy_locks_its_act_and_the_databases_other_acts_also_migrate(tmp_path):
+    data = base_inventory()
+    data["acts"]["storefront"]["user"] = "shop-people"  # storefront and board share users
+    data["acts"]["board"] = {**data["acts"]["storefront"], "databases": ["users", "notes"]}
+    data["acts"]["api"] = {**data["acts"]["storefront"], "databases": ["greetings"]}
+    data["databases"] = {"users": {}, "notes": {}, "greetings": {"migrate_with": "api"}}
+    data["acts"]["storefront"]["databases"] = ["users", "greetings"]
+    production = load_production(write_inventory(make_project(tmp_path), data))
+    # users: migrated by storefront's and board's deploys; greetings and notes: by one act's.
+    assert deploy_locks(production, "storefront") == ["act/storefront", "database/users"]
+    assert deploy_locks(production, "board") == ["act/board", "database/users"]
+    assert deploy_locks(production, "api") == ["act/api"]
 
 
 # --- on a fleet host --------------------------------------------------------------------------

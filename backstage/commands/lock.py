@@ -31,13 +31,14 @@ def acquire(script: Script, layout: Layout, locks: list[str], info: dict) -> Scr
     """Take each lock in order; if one is held, free the ones taken and exit
     :data:`LOCKED_EXIT`, printing ``deploy lock held: <lock> <its info.json>``."""
     script.step("lock")
+    holder = script.define("BACKSTAGE_LOCK_HOLDER", json.dumps(info, sort_keys=True))
     taken: list[str] = []
     for lock in sorted(locks):
         directory = layout.lock_dir(lock)
         taking = f"{directory}.taking-{info['token']}"
         undo = "".join(f"{argv('rm', '-rf', '--', layout.lock_dir(t))}; " for t in taken)
         script.remove(taking).mkdirs([taking])
-        script.write_file(f"{taking}/info.json", json.dumps(info, sort_keys=True))
+        script.raw(f"printf '%s' {holder} > {q(taking + '/info.json')}")
         script.raw(f"if ! {argv('mv', '-T', taking, directory)} 2>/dev/null; then "
                    f"{argv('rm', '-rf', '--', taking)}; {undo}"
                    f"printf '%s %s\\n' {q(HELD + lock)} "

@@ -195,10 +195,14 @@ def migrated_here(production: Production, act_name: str, shared: bool) -> list[s
 
 
 def deploy_locks(production: Production, act_name: str) -> list[str]:
-    """What a deploy of the act locks on each host: the act, and each database it migrates
-    (another act's deploy may migrate it too), in the order they are taken."""
-    databases = migrated_here(production, act_name, False) + migrated_here(production, act_name,
-                                                                           True)
+    """What a deploy of the act locks on each host, in the order they are taken: the act, and
+    each database it migrates that other acts' deploys migrate too (no ``migrate_with``)."""
+    def migrators(database: str) -> list[str]:
+        shared = production.databases[database].shared
+        return [a for a in production.acts if database in migrated_here(production, a, shared)]
+
+    databases = [d for d in production.acts[act_name].databases if len(migrators(d)) > 1
+                 and act_name in migrators(d)]
     return sorted([lock.act_lock(act_name), *(lock.database_lock(d) for d in databases)])
 
 
