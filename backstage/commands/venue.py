@@ -7,6 +7,8 @@ from backstage.model import Layout
 COMPLETE_MARKER = ".backstage-complete"
 # uv never fetches an interpreter or anything else: hosts may have no network.
 UV_QUIET = ("--quiet", "--offline", "--no-python-downloads")
+# How long a deploy waits for another act's deploy building the same venue.
+BUILD_WAIT_SECONDS = 900
 
 
 def requirements_file(layout: Layout, digest: str) -> str:
@@ -47,7 +49,9 @@ def build_venue(script: Script, layout: Layout, venue: str, digest: str, python:
     lock = layout.venue_lock(venue)
     script.mkdirs([lock.rsplit("/", 1)[0]])
     script.raw(f"exec 9>{q(lock)}")
-    script.run("flock", "9")
+    script.raw(f"flock -w {BUILD_WAIT_SECONDS} 9 || {{ echo "
+               + q(f"venue {venue}: another deploy has been building it for "
+                   f"{BUILD_WAIT_SECONDS} s") + " >&2; exit 1; }")
     script.raw(f"if [ ! -e {q(marker)} ]; then {'; '.join(build)}; fi")
     script.link(f"{venue}-{digest}", layout.venue_link(venue))
     return script.raw("exec 9>&-")
