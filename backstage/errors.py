@@ -75,12 +75,14 @@ class HostsFailed(BackstageError):
 
 
 class LockHeld(BackstageError):
-    """Another deploy holds (or held, if stale) the production's lock on a host."""
+    """Another command holds (or held, if stale) a lock on a host: an act's, or a database's
+    (see :mod:`backstage.commands.lock`)."""
 
-    def __init__(self, host, holder: dict, stale: bool):
-        self.host, self.holder, self.stale = host, holder, stale
-        details = ", ".join(f"{k}={holder[k]}" for k in
-                            ("by", "pid", "time", "command", "act", "message") if holder.get(k))
+    def __init__(self, host, holder: dict, stale: bool, lock: str | None = None):
+        self.host, self.holder, self.stale, self.lock = host, holder, stale, lock
+        details = ", ".join([*([f"lock={lock}"] if lock else []), *(
+            f"{k}={holder[k]}" for k in ("by", "pid", "time", "command", "act", "message")
+            if holder.get(k))])
         state = ("STALE (its process is gone; run 'unlock' to clear it)" if stale
                  else "held (wait for it, or run 'unlock' if you are sure it is abandoned)")
         super().__init__(f"{host}: deploy lock {state}: {details}")

@@ -335,14 +335,17 @@ class Production:
         entries, failed = operations.history_lines(self.inventory, limit, self._options(hosts))
         return HistoryReport(self.name, entries, failed)
 
-    def lock(self, message: str, *, hosts=None) -> HostsReport:
-        """Hold the deploy lock by hand; deploys and rollbacks are refused until unlock."""
+    def lock(self, message: str, *, act: str | None = None, hosts=None) -> HostsReport:
+        """Hold an act's lock (``act``), or every act's, by hand: its deploys, rollbacks,
+        starts, stops and restarts are refused until unlock."""
         return HostsReport(self.name, operations.lock(self.inventory, message,
-                                                      self._options(hosts)))
+                                                      self._options(hosts), act))
 
-    def unlock(self, *, hosts=None) -> HostsReport:
-        """Clear the deploy lock, whoever holds it; per host, whose lock it was (or None)."""
-        return HostsReport(self.name, operations.unlock(self.inventory, self._options(hosts)))
+    def unlock(self, *, act: str | None = None, hosts=None) -> HostsReport:
+        """Clear locks, whoever holds them: the act's (and the database locks its holder took
+        with it), or every lock; per host, whose they were (or None)."""
+        return HostsReport(self.name, operations.unlock(self.inventory, self._options(hosts),
+                                                        act))
 
     def book_gig(self, gig: str, *, hosts=None) -> HostsReport:
         """Install a gig's nginx server block (``nginx -t`` first); per host, whether it

@@ -10,8 +10,9 @@ it (wall time includes the CLI's start):
 * warm redeploy after a one-line template change (requirements unchanged);
 * no-op deploy (same code again);
 * rollback to the previous release (after the old vassal was retired: see the note printed);
-* deploy after a requirements change (``six`` added, plus a comment naming the run so each run
-  is a new venue); its wheels are pre-built into the workstation's cache before timing;
+* deploy after a requirements change (``six`` added, plus a small wheel of the run's own, from a
+  local ``--find-links`` folder, so each run is a new venue); its wheels are pre-built into the
+  workstation's cache before timing;
 * warm redeploy of a one-line change in a project that also holds 1 MiB of other files: only
   the changed file goes up, against the tree of the previous release already on the host;
 * first deploy of a second act of the same source (same revision): the host has the tree, so
@@ -41,9 +42,9 @@ from benchlib import (
     timed,
 )
 
-from backstage.artefacts import wheelhouse
+from backstage.artefacts import requirements
 from backstage.model.inventory import load_production
-from backstage.sandbox.testbed import make_stage
+from backstage.sandbox.testbed import make_stage, make_wheel
 
 PREFIX = "bsbench"
 PRODUCTION = "bench"
@@ -66,9 +67,7 @@ def retired(stage) -> None:
 
 def prebuild_wheels(stage) -> None:
     """Build the venue's wheels into the workstation cache, as the deploy will ask for them."""
-    venue = load_production(stage.inventory).venues["storefront"]
-    digest = wheelhouse.venue_digest(venue.python or "", venue.requirements.read_text())
-    wheelhouse.for_requirements(venue.requirements, digest)
+    requirements.resolve(load_production(stage.inventory).venues["storefront"].requirements)
 
 
 def add_act(stage, name: str, port: int) -> None:
@@ -117,15 +116,17 @@ def main():
             rows.append(row("no-op deploy (same code)", noops))
             rows.append(row("rollback", rollbacks))
 
-            requirements = stage.source / "requirements.txt"
-            original = requirements.read_text()
+            listed = stage.source / "requirements.txt"
+            original = listed.read_text()
             changed = []
             for i in range(n):
-                requirements.write_text(f"{original}six\n# bench venue variant {i}\n")
+                make_wheel(stage.work / "variants", f"bench-variant-{i}", "1.0")
+                listed.write_text(f"{original}six\n--find-links {stage.work / 'variants'}\n"
+                                  f"bench-variant-{i}==1.0\n")
                 prebuild_wheels(stage)
                 changed.append(timed(stage, "deploy-act", "storefront"))
                 retired(stage)
-            requirements.write_text(original)
+            listed.write_text(original)
             stage.cli("deploy-act", "storefront")  # back on the first venue: a switch, no build
             retired(stage)
             rows.append(row("deploy, requirements changed", changed,

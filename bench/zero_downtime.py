@@ -46,7 +46,7 @@ def concurrent_refusal(stage) -> float:
     first = subprocess.Popen([sys.executable, "-m", "backstage", "deploy-act", "storefront",
                               "--inventory", str(stage.inventory)], cwd=stage.work,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    lock = f"/srv/backstage/{stage.inventory.stem}/state/lock/info.json"
+    lock = f"/srv/backstage/{stage.inventory.stem}/state/locks/act/storefront/info.json"
     while stage.fleet.run("h1", ["test", "-e", lock], check=False).returncode != 0:
         time.sleep(0.02)
     started = time.monotonic()

@@ -826,7 +826,7 @@ def test_build_venue_builds_beside_then_switches_link(tmp_path):
     assert os.readlink(layout.venue_link("shop")) == "shop-d1"
     assert (target / "pip-args").read_text().splitlines() == [
         "install", *stage.PIP_QUIET, "--no-index", "--find-links", layout.wheelhouse,
-        "-r", venue.requirements_file(layout, "d1")]
+        "--require-hashes", "-r", venue.requirements_file(layout, "d1")]
     assert Path(venue.requirements_file(layout, "d1")).read_bytes() == b"django\n"
 
 
@@ -858,7 +858,7 @@ def test_build_venue_uses_uv_when_on_the_path(tmp_path):
     assert Path(target, "uv-args").read_text().splitlines() == [
         "pip", "install", *venue.UV_QUIET, "--link-mode", "copy", "--python",
         f"{target}/bin/python", "--no-index", "--find-links", layout.wheelhouse,
-        "-r", venue.requirements_file(layout, "d3")]
+        "--require-hashes", "-r", venue.requirements_file(layout, "d3")]
 
 
 # --- the stage --------------------------------------------------------------------------------

@@ -75,6 +75,11 @@ def live_release(stage) -> str:
     return release
 
 
+def locks_held(stage) -> list[str]:
+    """The locks on h1 (of acts and databases), as folders ``state/locks/<kind>/<name>``."""
+    return stage.fleet.run("h1", f"ls -d {ROOT}/state/locks/*/*/", check=False).stdout.split()
+
+
 def snapshot(stage) -> Snapshot:
     release = live_release(stage)
     status, page = stage.page("/")
@@ -211,9 +216,16 @@ def test_missing_management_command_is_named_without_earlier_warnings(live):
 
 
 def test_requirement_that_cannot_be_installed(live):
+    """Refused on the workstation, which builds the wheels, before any host is contacted."""
     (live.stage.source / "requirements.txt").write_text("Django==5.2.999\n")
-    assert "No matching distribution found for Django==5.2.999" in failed_deploy(live, "venue")
+    done = live.stage.cli("deploy-act", "storefront", check=False)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"backstage: error: {live.stage.source / 'requirements.txt'}: "
+                           "building its wheels failed: ")
+    assert "No matching distribution found for Django==5.2.999" in line
     assert_nothing_lost(live)
+    assert not locks_held(live.stage)
     next_deploy_succeeds(live.stage, "After a bad requirement")
 
 
@@ -270,7 +282,7 @@ def disk_nearly_full(path: str, headroom_kib: int = 16) -> str:
 
 # Shell tests on the host for "the deploy is in this phase" (``{live}``: the live release).
 PHASES = {
-    "prepare": f"test -e {ROOT}/state/lock/info.json",
+    "prepare": f"test -e {ROOT}/state/locks/act/storefront/info.json",
     # Release ids sort by time: the newest vassal file is the new release's.
     "start": f'[[ "$(ls {ROOT}/vassals/*.ini | tail -n 1)" > '
              f'{ROOT}/vassals/storefront@{{live}}.ini ]]',
@@ -308,7 +320,7 @@ def test_ctrl_c(live, phase):
     assert deploy.returncode == 130, stderr
     assert "interrupted" in stderr
     assert_nothing_lost(live)
-    assert live.stage.fleet.run("h1", f"test -e {ROOT}/state/lock", check=False).returncode == 1
+    assert not locks_held(live.stage)
     next_deploy_succeeds(live.stage, f"After Ctrl-C in {phase}")
 
 
@@ -376,7 +388,7 @@ def test_emperor_not_running(live):
     done = live.stage.cli("deploy-act", "storefront", check=False)
     assert done.returncode == 1
     assert "h1: the uWSGI Emperor is not running: run setup-stage" in done.stderr
-    assert live.stage.fleet.run("h1", f"test -e {ROOT}/state/lock", check=False).returncode == 1
+    assert not locks_held(live.stage)
     live.stage.cli("setup-stage")
     wait_serving(live.stage)
     assert_nothing_lost(live)

@@ -128,7 +128,7 @@ def test_cleanup_removes_unused_and_half_built_venues_and_leftovers_but_keeps_ro
         f"touch -d '1 day ago' {venues}/{newer}/.backstage-complete",
         # ...and what killed commands leave: a venue, a tree and a release half made, and the
         # env and vassal files of a release that is gone.
-        f"mkdir -p {ROOT}/trees/.incoming-{'d' * 64} {ACT}/releases/.incoming-{GONE}",
+        f"mkdir -p {ROOT}/trees/.incoming-{'d' * 64}-storefront {ACT}/releases/.incoming-{GONE}",
         f"touch {ACT}/env/env-{GONE} {ACT}/env/env-{GONE}.backstage-new",
         f"touch {ROOT}/vassals/storefront@{GONE}.ini.retired",
     ])])
@@ -138,7 +138,8 @@ def test_cleanup_removes_unused_and_half_built_venues_and_leftovers_but_keeps_ro
 
     left = set(on_host(stage, ["ls", "-A", venues]).split())
     assert left == {"storefront", live_venue, newer}, left  # the live one and the previous one
-    for path in (f"{ROOT}/trees/.incoming-{'d' * 64}", f"{ACT}/releases/.incoming-{GONE}",
+    for path in (f"{ROOT}/trees/.incoming-{'d' * 64}-storefront",
+                 f"{ACT}/releases/.incoming-{GONE}",
                  f"{ACT}/env/env-{GONE}", f"{ACT}/env/env-{GONE}.backstage-new",
                  f"{ROOT}/vassals/storefront@{GONE}.ini.retired"):
         assert stage.fleet.run("h1", ["test", "-e", path], check=False).returncode == 1, path

@@ -32,7 +32,8 @@ from backstage.commands.shell import Script
 from backstage.commands.stage import Services
 from backstage.errors import InventoryError
 from backstage.model import Layout, Production, RunAs, load_production
-from backstage.plan.observed import probe_spec
+from backstage.plan.deploy import deploy_locks
+from backstage.plan.observed import host_locks, probe_spec
 from backstage.render import Renderer
 from backstage.transport.local import LocalTransport
 from tests.test_inventory import BACKSTAGE, base_inventory, dump_toml, make_project, toml_str
@@ -171,10 +172,13 @@ def layout_paths(production: Production, host: str) -> tuple[Layout, list[str], 
     """Every path a layout gives for this production on this host: (layout, under root, gigs)."""
     layout = Layout.for_host(production.name, production.hosts[host])
     paths = [layout.root, *layout.directories, layout.stage_venv, layout.uwsgi, layout.emperor_ini,
-             layout.emperor_pidfile, layout.emperor_stats, layout.history, layout.lock_dir,
-             layout.lock_info, layout.run, layout.vassals, layout.log]
+             layout.emperor_pidfile, layout.emperor_stats, layout.history, layout.run,
+             layout.vassals, layout.log]
     for venue in production.venues:
-        paths += [layout.venue_dir(venue, DIGEST), layout.venue_link(venue)]
+        paths += [layout.venue_dir(venue, DIGEST), layout.venue_link(venue),
+                  layout.venue_lock(venue)]
+    for name in host_locks(production, host):
+        paths += [layout.lock_dir(name), layout.lock_info(name)]
     for act_name, act in production.acts.items():
         paths += [layout.act_dir(act_name), layout.releases(act_name),
                   layout.release(act_name, RELEASE), layout.current(act_name),
@@ -207,7 +211,8 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
     scripts = []
     for act_name, act in production.acts.items():
         venue_dir = layout.venue_dir(act.venue, DIGEST)
-        script = lock.acquire(Script(), layout, {"by": "me", "act": act_name, "token": "t"})
+        locks = deploy_locks(production, act_name)
+        script = lock.acquire(Script(), layout, locks, {"by": "me", "act": act_name, "token": "t"})
         run_as = RunAs(production.act_user(act_name), production.act_user(act_name),
                        production.hosts[host].nginx_group)
         upload = Upload("d" * 64, base="b" * 64, removed=("a b", "$(touch CANARY)", "-rf"))
@@ -237,7 +242,7 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
         gig_cmd.install_gigs(script, layout, gigs, [], Services())
         history.append(script, layout, {"event": "deploy", "act": act_name, "release": RELEASE,
                                         "env": dict(act.env), "by": "me"})
-        lock.release(script, layout, "t")
+        lock.release(script, layout, locks, "t")
         scripts.append(script)
     return scripts
 
@@ -450,7 +455,7 @@ def test_write_file_history_and_lock_run_without_injection(tmp_path_factory, con
     script = Script().write_file(target, content, mode="600")
     record = {"event": "lock", "message": content, "by": content}
     history.append(script, layout, record)
-    lock.acquire(script, layout, {"by": content, "token": "abc"})
+    lock.acquire(script, layout, ["act/a", "database/b"], {"by": content, "token": "abc"})
     result = LocalTransport().run(script.text())
     assert result.ok, result.stderr
     assert not Path(CANARY).exists()
@@ -459,7 +464,8 @@ def test_write_file_history_and_lock_run_without_injection(tmp_path_factory, con
     lines = Path(layout.history).read_text(encoding="utf-8").splitlines()
     entries = [json.loads(line) for line in lines]
     assert [{k: v for k, v in e.items() if k != "time"} for e in entries] == [record]
-    assert json.loads(Path(layout.lock_info).read_text())["by"] == content
+    for name in ("act/a", "database/b"):
+        assert json.loads(Path(layout.lock_info(name)).read_text())["by"] == content
 
 
 # --- end to end: a refused inventory reaches no host; a hostile env reaches the act verbatim ------

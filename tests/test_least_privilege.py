@@ -402,7 +402,7 @@ def test_a_deploy_removes_secrets_a_deploy_cut_short_left(stage):
     leftovers = [f"{env_dir}/env-20200101T000000000Z-deadbeef.backstage-new",
                  f"{env_dir}/env-20200101T000000000Z-deadbeef",
                  f"{ROOT}/acts/storefront/releases/.incoming-20200101T000000000Z-deadbeef",
-                 f"{ROOT}/trees/.incoming-{'d' * 64}"]
+                 f"{ROOT}/trees/.incoming-{'d' * 64}-storefront"]
     on_host(stage, "umask 077; " + "; ".join(
         [f"echo DJANGO_SECRET_KEY=left > {path}" for path in leftovers[:2]]
         + [f"mkdir -p {path}" for path in leftovers[2:]]))

@@ -41,14 +41,18 @@ def test_somaxconn_below_the_listen_backlog_is_refused_with_the_fix():
 def test_a_held_lock_names_its_holder_and_a_dead_local_holder_is_stale():
     holder = {"by": "ada@ws", "pid": 2**22 + 7, "host": socket.gethostname(), "time": "t",
               "command": "deploy-act", "act": "storefront"}
-    info = LAYOUT.lock_info
-    with pytest.raises(LockHeld, match="STALE.*by=ada@ws.*command=deploy-act") as caught:
-        checks.not_locked("web1", observed(texts={info: json.dumps(holder)}))
+    locks = ["act/storefront", "database/users"]
+    info = LAYOUT.lock_info("act/storefront")
+    with pytest.raises(LockHeld, match="STALE.*lock=act/storefront, by=ada@ws.*"
+                                       "command=deploy-act") as caught:
+        checks.not_locked("web1", observed(texts={info: json.dumps(holder)}), locks)
     assert caught.value.stale
     remote = {**holder, "host": "elsewhere"}
     with pytest.raises(LockHeld, match="held") as caught:
-        checks.not_locked("web1", observed(texts={info: json.dumps(remote)}))
+        checks.not_locked("web1", observed(texts={info: json.dumps(remote)}), locks)
     assert not caught.value.stale
+    checks.not_locked("web1", observed(texts={info: json.dumps(holder)}), ["act/other"])
+    assert not checks.lock_is_stale({**holder, "command": "lock"})  # by hand: held until unlock
 
 
 def history(good, bad, on_disk, retired, current, enabled=()):
@@ -183,17 +187,18 @@ def test_cleanup_finds_leftovers_of_killed_commands_and_gone_releases():
     act, env = "storefront", LAYOUT.env_dir("storefront")
     obs = observed(
         listings={LAYOUT.releases(act): [R[0], f".incoming-{R[1]}"],
-                  LAYOUT.trees: ["d" * 64, ".incoming-" + "e" * 64],
+                  LAYOUT.trees: ["d" * 64, f".incoming-{'e' * 64}-{act}",
+                                 f".incoming-{'f' * 64}-{act}2", f".incoming-{'f' * 64}-x-{act}"],
                   LAYOUT.vassals: [f"{act}@{R[0]}.ini", f"{act}@{R[2]}.ini.retired",
                                    f"{act}@{R[3]}.ini.stopped", f"{act}@{R[4]}.ini",
                                    f"{act}2@{R[5]}.ini.retired"]},
         globs={f"{env}/env-*": {f"{env}/env-{R[0]}": "x", f"{env}/env-{R[2]}": "x",
                                 f"{env}/env-{R[0]}.backstage-new": "x"}})
     assert sorted(leftovers(obs, act, {R[0]})) == sorted([
-        f"{LAYOUT.releases(act)}/.incoming-{R[1]}", f"{LAYOUT.trees}/.incoming-{'e' * 64}",
+        f"{LAYOUT.releases(act)}/.incoming-{R[1]}", f"{LAYOUT.trees}/.incoming-{'e' * 64}-{act}",
         f"{env}/env-{R[2]}", f"{env}/env-{R[0]}.backstage-new",
         f"{LAYOUT.vassals}/{act}@{R[2]}.ini.retired", f"{LAYOUT.vassals}/{act}@{R[3]}.ini.stopped",
-    ])  # an enabled vassal file is retired first; another act's files are its own
+    ])  # an enabled vassal file is retired first; other acts' files (trees too) are their own
 
 
 def test_release_lists_keep_only_releases_still_there():

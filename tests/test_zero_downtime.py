@@ -105,7 +105,8 @@ def deploy_in_background(stage) -> subprocess.Popen:
 def wait_for_lock(stage) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if stage.fleet.run("h1", f"test -e {ROOT}/state/lock/info.json", check=False).returncode == 0:
+        info = f"{ROOT}/state/locks/act/storefront/info.json"
+        if stage.fleet.run("h1", f"test -e {info}", check=False).returncode == 0:
             return
         time.sleep(0.02)
     raise AssertionError("the deploy never took the lock")
@@ -203,6 +204,6 @@ def test_ctrl_c_during_a_deploy_frees_the_lock_and_keeps_the_live_release(stage)
     _, stderr = deploy.communicate(timeout=120)
     assert deploy.returncode == 130, stderr
     assert "interrupted" in stderr
-    assert stage.fleet.run("h1", f"test -e {ROOT}/state/lock", check=False).returncode == 1
+    assert stage.fleet.run("h1", f"ls -d {ROOT}/state/locks/*/*/", check=False).stdout == ""
     assert heading(stage) == live
     edit(stage, HOME, "<h1>Interrupted ", "<h1>")

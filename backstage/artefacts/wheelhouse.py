@@ -31,7 +31,8 @@ def workstation_tag() -> str:
 
 
 def venue_digest(python: str, requirements: str) -> str:
-    """The key of a venue: which interpreter, which requirements."""
+    """The key of a venue: which interpreter, which resolved requirements (see
+    :mod:`backstage.artefacts.requirements`)."""
     text = f"{python}\n{workstation_tag()}\n{requirements}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -42,7 +43,37 @@ def interpreter_key() -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:8]
 
 
-def build(requirement_args: list[str], key: str, label: str) -> list[Path]:
+class BuildFailed(BackstageError):
+    """``pip wheel`` failed; ``tail`` holds the start of its last lines."""
+
+    def __init__(self, label: str, tail: str):
+        self.tail = tail
+        super().__init__(f"building wheels for {label} failed: {tail}")
+
+
+def pip_wheel(requirement_args: list[str], target: Path, cwd: Path | None = None,
+              label: str = "") -> None:
+    """``pip wheel`` into ``target`` (in ``cwd``, where relative paths are read from)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--quiet",
+         "--use-pep517", "--wheel-dir", str(target), *requirement_args],
+        capture_output=True, text=True, check=False, cwd=cwd,
+    )
+    if done.returncode != 0:
+        raise BuildFailed(label or " ".join(requirement_args),
+                          pip_reason(done.stderr or done.stdout))
+
+
+def pip_reason(output: str) -> str:
+    """pip's error lines (``ERROR:``, and ``fatal:`` of a VCS it ran), else its last lines;
+    each cut short, as pip's can be huge (every version it saw)."""
+    lines = [line.strip() for line in output.strip().splitlines()]
+    errors = list(dict.fromkeys(line for line in lines if line.startswith(("ERROR:", "fatal:"))))
+    return " ".join(line[:300] for line in (errors or lines)[-3:])
+
+
+def build(requirement_args: list[str], key: str, label: str,
+          cwd: Path | None = None) -> list[Path]:
     """``pip wheel`` into the cache (once per key); return the wheel files."""
     target = cache_dir() / "wheels" / f"{workstation_tag()}-{interpreter_key()}-{key}"
     if not (target / DONE_MARKER).exists():
@@ -50,17 +81,11 @@ def build(requirement_args: list[str], key: str, label: str) -> list[Path]:
         # Built aside then renamed: two deploys (or test runs) building the same key at once
         # never see each other's half-written wheels.
         building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--quiet",
-             "--use-pep517",
-             "--wheel-dir", str(building), *requirement_args],
-            capture_output=True, text=True, check=False,
-        )
-        if done.returncode != 0:
+        try:
+            pip_wheel(requirement_args, building, cwd, label)
+        except BuildFailed:
             shutil.rmtree(building, ignore_errors=True)
-            # pip's lines can be huge (every version it saw): keep the start of each.
-            tail = [line[:300] for line in (done.stderr or done.stdout).strip().splitlines()[-3:]]
-            raise BackstageError(f"building wheels for {label} failed: {' '.join(tail)}")
+            raise
         (building / DONE_MARKER).touch()
         try:
             os.replace(building, target)
@@ -70,10 +95,6 @@ def build(requirement_args: list[str], key: str, label: str) -> list[Path]:
                 os.replace(building, target)
             shutil.rmtree(building, ignore_errors=True)
     return sorted(target.glob("*.whl"))
-
-
-def for_requirements(requirements: Path, digest: str) -> list[Path]:
-    return build(["-r", str(requirements)], digest, str(requirements))
 
 
 def for_uwsgi(requirement: str) -> list[Path]:

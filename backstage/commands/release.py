@@ -26,7 +26,7 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
                    layout.media(act), layout.data, layout.trees])
     remove_leftovers(script, layout, act)
     script.raw(f"(umask 077 && dd bs=1 count={int(env_size)} status=none of={q(env_tmp)})")
-    receive_tree(script, layout, python, upload)
+    receive_tree(script, layout, python, act, upload)
     script.step("upload")
     script.run("mv", "-f", env_tmp, layout.env_file(act, release))
     script.remove(incoming, layout.release(act, release))
@@ -38,15 +38,30 @@ def unpack_release(script: Script, layout: Layout, python: str, act: str, releas
 
 
 def remove_leftovers(script: Script, layout: Layout, act: str) -> Script:
-    """Remove what a deploy cut short left behind (its env file's temporary copy holds
-    secrets): files being written and trees and releases being made. The deploy lock is
-    held, so no other deploy is writing them."""
-    return script.run("find", layout.env_dir(act), layout.releases(act), layout.trees,
-                      "-mindepth", "1", "-maxdepth", "1", "(", "-name", "*.backstage-new",
-                      "-o", "-name", ".incoming-*", ")", "-exec", "rm", "-rf", "--", "{}", "+")
+    """Remove what a deploy of this act cut short left behind (its env file's temporary copy
+    holds secrets): files being written, releases and trees being made. The act's lock is
+    held, so no other deploy writes them; another act's trees in the making are left alone."""
+    script.run("find", layout.env_dir(act), layout.releases(act), "-mindepth", "1",
+               "-maxdepth", "1", "(", "-name", "*.backstage-new", "-o", "-name", ".incoming-*",
+               ")", "-exec", "rm", "-rf", "--", "{}", "+")
+    return script.run("find", layout.trees, "-mindepth", "1", "-maxdepth", "1", "-regex",
+                      incoming_tree_pattern(layout, act), "-exec", "rm", "-rf", "--", "{}", "+")
 
 
-def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) -> Script:
+def incoming_tree(layout: Layout, digest: str, act: str) -> str:
+    """Where an act's deploy makes a tree: a folder of its own (another act of the repository
+    may make the same tree at the same time)."""
+    return f"{layout.trees}/.incoming-{digest}-{act}"
+
+
+def incoming_tree_pattern(layout: Layout, act: str) -> str:
+    """``find -regex`` for this act's trees in the making (digests are hex, names have no
+    character that means something in a regex but ``-``, which is literal here)."""
+    return incoming_tree(layout, "[0-9a-f]+", act)
+
+
+def receive_tree(script: Script, layout: Layout, python: str, act: str,
+                 upload: Upload) -> Script:
     """Make ``trees/<digest>`` from stdin: the whole tree, or the changes from a base tree.
 
     A delta is applied to a hard-link copy of the base: removed paths (and directories left
@@ -54,10 +69,13 @@ def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) ->
     the base is replaced, never written through. Either way the result is checked against the
     digest before it gets its name; a delta that does not match also removes its base, which
     may have been changed on the host, so the next deploy does not build on it again.
+
+    Another act of the repository may deploy the same revision at the same time: each builds
+    in a folder of its own, and the one that finds the tree made already keeps that one.
     """
     if upload.present:
         return script
-    incoming = f"{layout.trees}/.incoming-{upload.digest}"
+    incoming = incoming_tree(layout, upload.digest, act)
     doomed = [incoming]
     script.remove(incoming)
     if upload.base is None:
@@ -76,8 +94,10 @@ def receive_tree(script: Script, layout: Layout, python: str, upload: Upload) ->
     failed = "; ".join([argv("rm", "-rf", "--", *doomed), 'printf \'%s\\n\' "$verified" >&2',
                         "exit 1"])
     script.raw(f"if ! verified=$({check} 2>&1); then {failed}; fi")
-    script.remove(layout.tree(upload.digest))
-    return script.run("mv", "-T", incoming, layout.tree(upload.digest))
+    tree = layout.tree(upload.digest)
+    move = argv("mv", "-T", incoming, tree)
+    return script.raw(f"if ! {move} 2>/dev/null; then if [ -d {q(tree)} ]; then "
+                      f"{argv('rm', '-rf', '--', incoming)}; else {move}; fi; fi")
 
 
 def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,

@@ -27,8 +27,16 @@ def make_directories(script: Script, layout: Layout) -> Script:
 
 
 def unpack_wheels(script: Script, layout: Layout) -> Script:
-    """Unpack the tar of wheels on stdin into the stage's wheelhouse."""
-    return script.run("tar", "-xf", "-", "-C", layout.wheelhouse)
+    """Unpack the tar of wheels on stdin into the stage's wheelhouse.
+
+    Into a folder of its own first, then each file is renamed in: a deploy installing from the
+    wheelhouse meanwhile (another act's) never reads a wheel half written.
+    """
+    script.raw(f"incoming=$(mktemp -d {q(layout.wheelhouse + '/.incoming-XXXXXX')})")
+    script.raw('tar -xf - -C "$incoming"')
+    script.raw('find "$incoming" -mindepth 1 -maxdepth 1 -type f -exec '
+               f"mv -f -t {q(layout.wheelhouse)} {{}} +")
+    return script.raw('rm -rf -- "$incoming"')
 
 
 def build_stage_venv(script: Script, layout: Layout, python: str) -> Script:

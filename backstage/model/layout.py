@@ -135,14 +135,17 @@ class Layout:
     def history(self) -> str:
         return self._at("state", "history.jsonl")
 
-    @property
-    def lock_dir(self) -> str:
-        """The deploy lock: ``mkdir`` takes it atomically; ``info.json`` inside names the holder."""
-        return self._at("state", "lock")
+    def lock_dir(self, lock: str) -> str:
+        """A lock (``act/<act>``, ``database/<name>``: see :mod:`backstage.commands.lock`):
+        ``mkdir`` takes it atomically; ``info.json`` inside names the holder."""
+        return self._at("state", "locks", lock)
 
-    @property
-    def lock_info(self) -> str:
-        return self._at("state", "lock", "info.json")
+    def lock_info(self, lock: str) -> str:
+        return join(self.lock_dir(lock), "info.json")
+
+    def venue_lock(self, venue: str) -> str:
+        """The file a venue's build holds with ``flock`` (acts sharing a venue wait for it)."""
+        return self._at("state", "locks", "venue", venue)
 
     # Venues.
     def venue_dir(self, venue: str, digest: str) -> str:

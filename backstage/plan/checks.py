@@ -63,19 +63,20 @@ def venue_matches_emperor(host: str, venue: str, venue_python: dict | None,
         )
 
 
-def not_locked(host: str, observed: Observed) -> None:
-    """Refuse at once when someone holds the production's deploy lock on this host."""
-    holder = observed.lock
-    if holder is not None:
-        raise LockHeld(host, holder, stale=lock_is_stale(holder))
+def not_locked(host: str, observed: Observed, locks: list[str]) -> None:
+    """Refuse at once when someone holds one of these locks on this host."""
+    for lock, holder in observed.held_locks(locks).items():
+        raise LockHeld(host, holder, stale=lock_is_stale(holder), lock=lock)
 
 
 def lock_is_stale(holder: dict) -> bool:
     """A lock taken from this machine by a process that no longer exists is stale.
 
-    A lock taken from another machine cannot be judged from here; it is reported as held.
+    A lock taken from another machine cannot be judged from here; it is reported as held, and
+    so is one taken by hand (the ``lock`` task), which outlives its process on purpose.
     """
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+    if (holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int)
+            or holder.get("command") == "lock"):
         return False
     try:
         os.kill(holder["pid"], 0)

@@ -45,6 +45,8 @@ class DeployInputs:
     venue_digest: str
     venue_wheels: Callable[[set[str]], bytes]
     lock: dict
+    locks: list[str] = field(default_factory=list)  # what the deploy locks (deploy_locks)
+    wheels: dict[str, str] = field(default_factory=dict)  # the venue's wheels -> sha256
 
     @property
     def by(self) -> str:
@@ -107,7 +109,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     checks.privileged(host, observed)
     checks.stage_ready(host, observed)
     if not dry_run:
-        checks.not_locked(host, observed)
+        checks.not_locked(host, observed, inputs.locks)
     venue_dir = layout.venue_dir(act.venue, inputs.venue_digest)
     run_as = (checks.act_user(host, observed, production.act_user(act_name),
                               production.hosts[host].nginx_group)
@@ -139,14 +141,16 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
         else None
     changes.files = [FileChange(layout.vassal(act_name, release), vassal_ini(release), live_vassal),
                      *(FileChange(p, t, p if observed.has(p) else None) for p, t in gigs.items())]
-    script = lock.acquire(Script(), layout, inputs.lock)
+    script = lock.acquire(Script(), layout, inputs.locks, inputs.lock)
     if not observed.venue_built(act.venue, inputs.venue_digest):
         changes.venue = venue_dir
         checks.venue_matches_emperor(host, act.venue, observed.python, observed.stage_python)
         venue_cmd.build_venue(script, layout, act.venue, inputs.venue_digest, venue_python)
-        wheels = observed.wheels
+        # Wheels the host has with the same content stay behind (the probe hashed them).
+        present = {name for name, digest in inputs.wheels.items()
+                   if observed.digest(f"{layout.wheelhouse}/{name}") == digest}
         plan.prepare.append(Step("venue", f"build venue {act.venue}-{inputs.venue_digest}",
-                                 script.text(), lambda: inputs.venue_wheels(wheels)))
+                                 script.text(), lambda: inputs.venue_wheels(present)))
         script = Script()
 
     env_bytes = env_text.encode()
@@ -186,12 +190,12 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     sess_cmd.retire(script, layout, act_name, changes.retired)
     cleanup(script, production, host, observed, inputs, changes)
     nginx_health(script, production, act_name, layout, python)
-    lock.release(script, layout, inputs.lock["token"])
+    lock.release(script, layout, inputs.locks, inputs.lock["token"])
     plan.switch.append(Step("switch", f"switch {act_name} to {release}", script.text()))
 
     script = sess_cmd.discard(Script(), layout, act_name, release)
     plan.abort = Step("abort", f"remove {act_name}@{release}, keep {current}",
-                      lock.release(script, layout, inputs.lock["token"]).text())
+                      lock.release(script, layout, inputs.locks, inputs.lock["token"]).text())
     plan.revert = revert_step(production, host, layout, act_name, release, current, inputs)
     return plan
 
@@ -270,6 +274,18 @@ def migrated_here(production: Production, act_name: str, shared: bool) -> list[s
             if databases[d].shared == shared and databases[d].migrate_with in (None, act_name)]
 
 
+def deploy_locks(production: Production, act_name: str) -> list[str]:
+    """What a deploy of the act locks on each host, in the order they are taken: the act, and
+    each database it migrates that other acts' deploys migrate too (no ``migrate_with``)."""
+    def migrators(database: str) -> list[str]:
+        shared = production.databases[database].shared
+        return [a for a in production.acts if database in migrated_here(production, a, shared)]
+
+    databases = [d for d in production.acts[act_name].databases if len(migrators(d)) > 1
+                 and act_name in migrators(d)]
+    return sorted([lock.act_lock(act_name), *(lock.database_lock(d) for d in databases)])
+
+
 def unused_trees(production: Production, host: str, observed: Observed, act_name: str,
                  release: str, deleted: list[str]) -> list[str]:
     """Trees no release of the production's acts on the host comes from any more.
@@ -318,7 +334,7 @@ def revert_step(production: Production, host: str, layout: Layout, act: str, rel
     history.append(script, layout, {"time": inputs.time, "event": "rollback", "act": act,
                                     "release": previous, "previous": release,
                                     "by": inputs.by, "reason": "rollout stopped"})
-    lock.release(script, layout, inputs.lock["token"])
+    lock.release(script, layout, inputs.locks, inputs.lock["token"])
     return Step("revert", f"switch {act} back to {previous or 'nothing'}", script.text())
 
 

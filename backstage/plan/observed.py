@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 
+from backstage.commands.lock import act_lock, database_lock
 from backstage.commands.privileges import stage_modes
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
@@ -11,13 +12,18 @@ from backstage.plan.live import LiveState, live_paths, live_state
 
 
 def probe_spec(production: Production, host: str, layout: Layout,
-               venue_digests: dict[str, str]) -> dict:
-    """Which files, links, listings and pidfiles to look at for this host's acts and gigs."""
+               venue_digests: dict[str, str], wheels: list[str] = ()) -> dict:
+    """Which files, links, listings and pidfiles to look at for this host's acts and gigs.
+
+    ``wheels``: file names of the wheels of the (one) venue in ``venue_digests``, hashed only
+    when that venue is not built yet (see ``plan_deploy``: wheels the host has are not sent).
+    """
     acts = production.acts_on(host)
     gigs = [g for a in acts for g in production.gigs_of(a)]
     venues = {production.acts[a].venue for a in acts}
+    locks = host_locks(production, host)
     system = layout.kind == "system"
-    return {
+    spec = {
         "users": [production.act_user(a) for a in acts] if system else [],
         "owners": list(stage_modes(layout, production.group)) if system else [],
         "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
@@ -30,14 +36,26 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "pidfiles": [layout.nginx_pidfile],
         "processes": {"emperor": layout.emperor_argv[1:]},
         "pythons": [f"{layout.stage_venv}/bin/python"],
-        "exists": [*layout.directories, layout.lock_dir],
+        "exists": [*layout.directories, *(layout.lock_dir(k) for k in locks)],
         "globs": [f"{layout.vassals}/*.ini", *(f"{layout.env_dir(a)}/env-*" for a in acts)],
-        "texts": [layout.lock_info, *(layout.good_list(a) for a in acts),
+        "texts": [*(layout.lock_info(k) for k in locks), *(layout.good_list(a) for a in acts),
                   *(layout.bad_list(a) for a in acts)],
         "live": {a: live_paths(layout, a) for a in acts},
         "venues": {"dir": f"{layout.root}/venues", "vassals": layout.vassals,
                    "marker": COMPLETE_MARKER},
     }
+    if wheels:
+        [(venue, digest)] = venue_digests.items()
+        spec["venue_wheels"] = {"unless": venue_marker(layout, venue, digest),
+                                "paths": [f"{layout.wheelhouse}/{w}" for w in wheels]}
+    return spec
+
+
+def host_locks(production: Production, host: str) -> list[str]:
+    """The locks of a host's acts and of the databases they use."""
+    acts = production.acts_on(host)
+    databases = sorted({d for a in acts for d in production.acts[a].databases})
+    return [*(act_lock(a) for a in acts), *(database_lock(d) for d in databases)]
 
 
 def venue_marker(layout: Layout, venue: str, digest: str) -> str:
@@ -177,13 +195,18 @@ class Observed:
         return {n[len(prefix):-len(suffix)] for n in self.listing(self.layout.vassals)
                 if n.startswith(prefix) and n.endswith(suffix)}
 
-    @property
-    def lock(self) -> dict | None:
-        """The holder of the production's deploy lock on this host, if any."""
-        text = self.text(self.layout.lock_info)
+    def lock_holder(self, lock: str) -> dict | None:
+        """The holder of a lock on this host (see :func:`host_locks`), if anyone holds it."""
+        text = self.text(self.layout.lock_info(lock))
         if text is None:
-            return {"by": "unknown (no info.json)"} if self.exists(self.layout.lock_dir) else None
+            return {"by": "unknown (no info.json)"} if self.exists(self.layout.lock_dir(lock)) \
+                else None
         try:
             return json.loads(text)
         except ValueError:
             return {"by": "unknown (unreadable lock file)"}
+
+    def held_locks(self, locks: list[str]) -> dict[str, dict]:
+        """Lock -> holder, for those of ``locks`` someone holds."""
+        return {lock: holder for lock in locks
+                if (holder := self.lock_holder(lock)) is not None}

@@ -63,12 +63,16 @@ def release_lists(observed: Observed, act: str, kept: set[str]) -> tuple[list[st
 
 
 def leftovers(observed: Observed, act: str, kept: set[str]) -> list[str]:
-    """What killed commands and gone releases leave behind: half-made releases and trees
-    (``.incoming-*``), env files (and their temporary copies) and stopped or retired vassal
+    """What killed commands and gone releases leave behind: half-made releases and this act's
+    half-made trees (``.incoming-*``), env files (and their temporary copies) and stopped or retired vassal
     files of releases not on the host any more. An enabled vassal file is retired first."""
     layout = observed.layout
-    found = [f"{folder}/{name}" for folder in (layout.releases(act), layout.trees)
-             for name in observed.listing(folder) if name.startswith(".incoming-")]
+    found = [f"{layout.releases(act)}/{name}" for name in observed.listing(layout.releases(act))
+             if name.startswith(".incoming-")]
+    # Trees in the making are named .incoming-<digest>-<act>: another act's may be under way.
+    found += [f"{layout.trees}/{name}" for name in observed.listing(layout.trees)
+              if name.startswith(".incoming-")
+              and name.removeprefix(".incoming-").partition("-")[2] == act]
     for path in observed.env_files(act):
         release = path.rsplit("/env-", 1)[1]
         if release.endswith(".backstage-new") or release not in kept:

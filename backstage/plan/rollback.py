@@ -18,11 +18,12 @@ from backstage.plan.steps import Step
 def plan_rollback(production: Production, host: str, layout: Layout, observed: Observed,
                   act: str, wanted: str | None, lock_info: dict) -> tuple[str, list[Step]]:
     """The release to go back to, and the one step that does it."""
+    locks = [lock.act_lock(act)]
     checks.stage_ready(host, observed)
-    checks.not_locked(host, observed)
+    checks.not_locked(host, observed, locks)
     target = rollback_target(host, observed, act, wanted)
     current = observed.current_release(act)
-    script = lock.acquire(Script(), layout, lock_info)
+    script = lock.acquire(Script(), layout, locks, lock_info)
     sess_cmd.revive(script, layout, act, target)
     sess_cmd.health_check(script, layout, production.hosts[host].python, act, target,
                           health_spec(production, act))
@@ -30,6 +31,6 @@ def plan_rollback(production: Production, host: str, layout: Layout, observed: O
     sess_cmd.retire(script, layout, act, [r for r in observed.vassal_releases(act) if r != target])
     history.append(script, layout, {"time": lock_info["time"], "event": "rollback", "act": act,
                                     "release": target, "previous": current, "by": lock_info["by"]})
-    lock.release(script, layout, lock_info["token"])
+    lock.release(script, layout, locks, lock_info["token"])
     return target, [Step("rollback", f"switch {act} back from {current} to {target}",
                          script.text())]

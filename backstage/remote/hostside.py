@@ -44,7 +44,7 @@ def probe(spec):
         "python": python_identity(sys.executable),
         "somaxconn": read_int("/proc/sys/net/core/somaxconn"),
         "nginx": shutil.which("nginx") or first_existing(["/usr/sbin/nginx"]),
-        "files": {path: file_digest(path) for path in spec.get("files", [])},
+        "files": {path: file_digest(path) for path in spec.get("files", []) + unbuilt_wheels(spec)},
         "links": {path: link_target(path) for path in spec.get("links", [])},
         "listings": {path: listing(path) for path in spec.get("listings", [])},
         "pids": {path: live_pid(path) for path in spec.get("pidfiles", [])},
@@ -135,6 +135,12 @@ def socket_state(path):
         return "refused"
     finally:
         conn.close()
+
+
+def unbuilt_wheels(spec):
+    """The wheels of a venue to hash, only when it is not built yet (they are shipped then)."""
+    venue = spec.get("venue_wheels")
+    return venue["paths"] if venue and not os.path.exists(venue["unless"]) else []
 
 
 def python_identity(executable):

@@ -159,7 +159,7 @@ class Rollout:
     def _free_lock(self, name: str) -> None:
         run = self.runs.get(name)
         if run is not None and self.plans.get(name) and not self.plans[name].noop:
-            run.free_lock(self.inputs.lock["token"])
+            run.free_lock(self.inputs.lock["token"], self.inputs.locks)
 
     def _live(self, phase_result: str = "pending") -> list[str]:
         return [n for n in self.names if self.report.outcomes[n].result == phase_result]
@@ -173,7 +173,7 @@ class Rollout:
         run = self.runs[name] = HostRun(self.production, name, self.options)
         started = time.monotonic()
         observed = run.probe({self.production.acts[self.inputs.act].venue:
-                              self.inputs.venue_digest})
+                              self.inputs.venue_digest}, wheels=sorted(self.inputs.wheels))
         self.report.outcomes[name].durations["probe"] = time.monotonic() - started
         self.observed[name] = observed
         plan = self.plans[name] = plan_deploy(self.production, name, run.layout, observed,

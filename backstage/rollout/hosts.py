@@ -24,12 +24,14 @@ from backstage.errors import (
     BackstageError,
     ConnectionLost,
     HostsFailed,
+    LockHeld,
     StepFailed,
     UsageError,
     known_hint,
 )
 from backstage.model import Layout, Production
 from backstage.model.secrets import Redactor
+from backstage.plan.checks import lock_is_stale
 from backstage.plan.observed import Observed, probe_spec
 from backstage.plan.steps import Step
 from backstage.rollout.report import Reporter
@@ -65,7 +67,7 @@ def whoami() -> str:
 
 
 def new_lock(command: str, act: str | None = None, message: str | None = None) -> dict:
-    """What a deploy lock records about its holder (the token lets only the holder free it)."""
+    """What a lock records about its holder (the token lets only the holder free it)."""
     return {"by": whoami(), "host": socket.gethostname(), "pid": os.getpid(), "time": utc_now(),
             "command": command, "act": act, "message": message, "token": secrets.token_hex(8)}
 
@@ -85,9 +87,10 @@ class HostRun:
             accept_new_host_keys=options.accept_new_host_keys,
         )
 
-    def probe(self, venue_digests: dict[str, str] | None = None, install: bool = True) -> Observed:
+    def probe(self, venue_digests: dict[str, str] | None = None, install: bool = True,
+              wheels: list[str] = ()) -> Observed:
         """One look at the host; ``install=False`` for runs that must write nothing there."""
-        spec = probe_spec(self.production, self.name, self.layout, venue_digests or {})
+        spec = probe_spec(self.production, self.name, self.layout, venue_digests or {}, wheels)
         return Observed(self.layout, self.helper("probe", "probe", spec, install))
 
     def helper(self, name: str, verb: str, spec: dict, install: bool = True) -> dict:
@@ -141,6 +144,10 @@ class HostRun:
         except ConnectionLost as exc:  # say which step the host may have left half done
             reason = str(exc).removeprefix(f"{self.name}: ")
             raise ConnectionLost(f"{self.name}: step '{step.name}' cut short: {reason}") from None
+        held = lock.held(result.stderr) if result.exit_code == lock.LOCKED_EXIT else None
+        if held:  # taken by another command since the probe: say whose, as the probe would
+            name, holder = held
+            raise LockHeld(self.name, holder, lock_is_stale(holder), name)
         if not result.ok:
             output = step_output(result.stderr).strip() or result.stdout.strip()
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
@@ -151,20 +158,20 @@ class HostRun:
     def run_command(self, name: str, command: str) -> str:
         return self.execute(Step(name, "", command))
 
-    def run_locked(self, steps: list[Step], token: str) -> None:
-        """Run steps whose first takes the deploy lock; free it if any step fails or is cut."""
+    def run_locked(self, steps: list[Step], token: str, locks: list[str]) -> None:
+        """Run steps whose first takes ``locks``; free them if any step fails or is cut."""
         try:
             for step in steps:
                 self.execute(step)
         except BaseException:
             if steps:
-                self.free_lock(token)
+                self.free_lock(token, locks)
             raise
 
-    def free_lock(self, token: str) -> None:
-        """Best effort: a host that cannot be reached keeps the lock, reported as stale later."""
+    def free_lock(self, token: str, locks: list[str]) -> None:
+        """Best effort: a host that cannot be reached keeps the locks, reported as stale later."""
         try:
-            self.send(lock.release(Script(), self.layout, token).text())
+            self.send(lock.release(Script(), self.layout, locks, token).text())
         except BackstageError:
             pass
 

@@ -2,7 +2,7 @@
 
 import json
 
-from backstage.artefacts import bundle, wheelhouse
+from backstage.artefacts import bundle, requirements, wheelhouse
 from backstage.commands import gig as gig_cmd
 from backstage.commands import history
 from backstage.commands import lock as lock_cmd
@@ -13,11 +13,20 @@ from backstage.errors import BackstageError, HostsFailed, UsageError, known_hint
 from backstage.model import Layout, Production
 from backstage.model.secrets import reveal
 from backstage.plan import checks
-from backstage.plan.deploy import DeployInputs, gig_check, gig_files, health_spec, plan_deploy
+from backstage.plan.deploy import (
+    DeployInputs,
+    deploy_locks,
+    gig_check,
+    gig_files,
+    health_spec,
+    plan_deploy,
+)
 from backstage.plan.live import live_paths, live_state
+from backstage.plan.observed import host_locks
 from backstage.plan.preview import describe
 from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
+from backstage.plan.steps import Step
 from backstage.render import Renderer
 from backstage.rollout.deploy import Rollout, RolloutReport
 from backstage.rollout.hosts import (
@@ -78,20 +87,23 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
 
 
 def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
-    """What the workstation prepares once for a deploy (wheels only when a host asks)."""
+    """What the workstation prepares once for a deploy, before any host is contacted: the
+    venue's wheels and resolved requirements (see :mod:`backstage.artefacts.requirements`),
+    the release."""
     act = require_act(production, act_name)
     venue = production.venues[act.venue]
-    requirements = venue.requirements.read_bytes()
-    digest = wheelhouse.venue_digest(venue.python or "", requirements.decode())
+    resolved = requirements.resolve(venue.requirements)
+    digest = resolved.digest(venue.python or "")
 
     def venue_wheels(skip):
-        wheels = wheelhouse.for_requirements(venue.requirements, digest)
-        return wheelhouse.pack(wheels, skip, {f"requirements-{digest}.txt": requirements})
+        return wheelhouse.pack(list(resolved.wheels), skip,
+                               {f"requirements-{digest}.txt": resolved.text.encode()})
 
     # Every act's secrets file stays out, so the acts of one repository share one tree.
     secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
     return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
-                        new_lock("deploy-act", act_name))
+                        new_lock("deploy-act", act_name), deploy_locks(production, act_name),
+                        resolved.hashes)
 
 
 def deploy_act(production: Production, act_name: str, options: Options, serial=None,
@@ -123,7 +135,8 @@ def plan_act(production: Production, act_name: str, options: Options) -> dict[st
         paths = plan.changes.replaced
         texts = run.helper("read", "probe", {"texts": paths}, install=False)["texts"] \
             if paths else {}
-        return describe(run.name, act_name, plan, texts, observed.lock)
+        holders = list(observed.held_locks(inputs.locks).values())
+        return describe(run.name, act_name, plan, texts, holders[0] if holders else None)
 
     names = select_hosts(production, options.hosts, act_name)
     return run_on_hosts(production, names, options, on_host)
@@ -140,47 +153,88 @@ def rollback(production: Production, act_name: str, to: str | None, options: Opt
         observed = run.probe()
         target, steps = plan_rollback(production, run.name, run.layout, observed, act_name, to,
                                       holder)
-        run.run_locked(steps, holder["token"])
+        run.run_locked(steps, holder["token"], [lock_cmd.act_lock(act_name)])
         return {"release": target, "previous": observed.current_release(act_name)}
 
     return run_on_hosts(production, names, options, on_host)
 
 
-def lock(production: Production, message: str, options: Options) -> dict:
-    """Take the deploy lock on hosts by hand (e.g. during maintenance) until ``unlock``; per
-    host, the holder or its error."""
-    holder = new_lock("lock", message=message)
+def lock_scope(production: Production, host: str, act_name: str | None) -> list[str]:
+    """The act's lock, or (no act) the lock of every act of the production on the host."""
+    acts = production.acts_on(host)
+    return sorted(lock_cmd.act_lock(a) for a in acts if act_name in (None, a))
+
+
+def lock(production: Production, message: str, options: Options,
+         act_name: str | None = None) -> dict:
+    """Take an act's lock (or every act's) on hosts by hand (e.g. during maintenance) until
+    ``unlock``: its deploys, rollbacks, starts, stops and restarts are refused meanwhile."""
+    holder = new_lock("lock", act_name, message)
+    if act_name is not None:
+        require_act(production, act_name)
 
     def on_host(run: HostRun):
-        checks.not_locked(run.name, run.probe())
-        script = lock_cmd.acquire(Script(), run.layout, holder)
+        locks = lock_scope(production, run.name, act_name)
+        if not locks:
+            options.reporter.info(f"{run.name}  no act to lock here")
+            return None
+        checks.not_locked(run.name, run.probe(), locks)
+        script = lock_cmd.acquire(Script(), run.layout, locks, holder)
         history.append(script, run.layout, {"time": holder["time"], "event": "lock",
+                                            "act": act_name, "locks": locks,
                                             "by": holder["by"], "message": message})
-        run.run_command("lock", script.text())
+        run.run_locked([Step("lock", "", script.text())], holder["token"], locks)
         return holder
 
     return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
 
 
-def unlock(production: Production, options: Options) -> dict:
-    """Clear the deploy lock, whoever holds it; history records whose lock it was. Per host,
-    the holder cleared (None if not locked) or its error."""
+def unlock(production: Production, options: Options, act_name: str | None = None) -> dict:
+    """Clear locks, whoever holds them: the act's (and the database locks its holder took
+    with it), or (no act) every lock on the host; history records whose they were."""
+    if act_name is not None:
+        require_act(production, act_name)
+
     def on_host(run: HostRun):
-        holder = run.probe().lock
-        if holder is None:
+        held = run.probe().held_locks(host_locks(production, run.name))
+        if act_name is not None:
+            held = taken_with(held, lock_cmd.act_lock(act_name))
+        if not held:
             options.reporter.info(f"{run.name}  not locked")
             return None
-        holder = {k: v for k, v in holder.items() if k != "token"}
-        stale = checks.lock_is_stale(holder)
-        script = lock_cmd.force_release(Script(), run.layout)
-        history.append(script, run.layout, {"time": utc_now(), "event": "unlock", "by": whoami(),
-                                            "holder": holder, "stale": stale})
+        script = lock_cmd.force_release(Script(), run.layout, list(held))
+        cleared = holders_of(held)
+        for holder, locks in cleared:
+            history.append(script, run.layout, {"time": utc_now(), "event": "unlock",
+                                                "by": whoami(), "holder": holder, "locks": locks,
+                                                "stale": checks.lock_is_stale(holder)})
         run.run_command("unlock", script.text())
-        options.reporter.info(f"{run.name}  unlocked ({'stale ' if stale else ''}lock of "
-                              f"{holder.get('by')}, pid {holder.get('pid')}, {holder.get('time')})")
-        return holder
+        for holder, locks in cleared:
+            stale = "stale " if checks.lock_is_stale(holder) else ""
+            options.reporter.info(f"{run.name}  unlocked ({stale}lock of {holder.get('by')}, "
+                                  f"pid {holder.get('pid')}, {holder.get('time')}: "
+                                  f"{', '.join(locks)})")
+        return [holder for holder, _ in cleared]
 
     return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
+
+
+def taken_with(held: dict[str, dict], lock_name: str) -> dict[str, dict]:
+    """A held lock and those its holder took with it (a deploy's database locks)."""
+    own = held.get(lock_name)
+    token = own.get("token") if own else None
+    return {name: holder for name, holder in held.items()
+            if name == lock_name or (token and holder.get("token") == token)}
+
+
+def holders_of(held: dict[str, dict]) -> list[tuple[dict, list[str]]]:
+    """Group held locks by holder (one token each), tokens left out: they free locks."""
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    for lock_name, holder in sorted(held.items()):
+        key = holder.get("token") or lock_name
+        public = {k: v for k, v in holder.items() if k != "token"}
+        groups.setdefault(key, (public, []))[1].append(lock_name)
+    return list(groups.values())
 
 
 def history_lines(production: Production, limit: int,
@@ -217,19 +271,22 @@ def require_act(production: Production, act_name: str):
 
 
 def sess_action(production: Production, act_name: str, action: str, options: Options) -> dict:
-    """``start``, ``stop`` or ``restart`` the live release of an act on its hosts; per host,
-    the release or the error (see ``failures``)."""
+    """``start``, ``stop`` or ``restart`` the live release of an act on its hosts, under the
+    act's lock (not while a deploy or rollback of it runs); per host, the release or the error
+    (see ``failures``)."""
     require_act(production, act_name)
     names = select_hosts(production, options.hosts, act_name)
     python_of = {h: production.hosts[h].python for h in names}
+    holder, locks = new_lock(action, act_name), [lock_cmd.act_lock(act_name)]
 
     def on_host(run: HostRun):
         observed = run.probe()
         release = observed.current_release(act_name)
         if release is None:
             raise BackstageError(f"{run.name}: {act_name} was never deployed here")
-        script = Script()
+        checks.not_locked(run.name, observed, locks)
         layout = run.layout
+        script = lock_cmd.acquire(Script(), layout, locks, holder)
         if action == "stop":
             sess_cmd.stop(script, layout, python_of[run.name], act_name, release)
         elif action == "start":
@@ -242,7 +299,8 @@ def sess_action(production: Production, act_name: str, action: str, options: Opt
             sess_cmd.wait_reloaded(script, python_of[run.name], layout, act_name, release, workers)
         history.append(script, layout, {"time": utc_now(), "event": action, "act": act_name,
                                         "release": release, "by": whoami()})
-        run.run_command(action, script.text())
+        lock_cmd.release(script, layout, locks, holder["token"])
+        run.run_locked([Step(action, "", script.text())], holder["token"], locks)
         return release
 
     return run_on_hosts(production, names, options, on_host)

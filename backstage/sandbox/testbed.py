@@ -4,12 +4,15 @@ Everything here runs real parts: the ``backstage`` program in a subprocess, real
 and load generated from inside a host's network namespace against its loopback only.
 """
 
+import base64
+import hashlib
 import json
 import re
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +122,34 @@ def make_stage(work: Path, production: str, hosts: dict[str, str], users=(),
     inventory = work / "inventories" / f"{production}.toml"
     inventory.write_text(inventory_text(fleet, source, secrets_file, hosts, databases))
     return Stage(fleet, work, source, inventory)
+
+
+def make_wheel(folder: Path, name: str, version: str) -> Path:
+    """A small pure-Python wheel in ``folder``: a package ``name`` (a module of that name,
+    ``VERSION = version``), for requirements that must resolve without any index."""
+    module = name.replace("-", "_")
+    dist = f"{module}-{version}"
+    files = {
+        f"{module}.py": f"VERSION = {version!r}\n",
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: backstage-testbed\n"
+                                    "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [f"{path},sha256={record_digest(text)},{len(text.encode())}"
+              for path, text in files.items()]
+    files[f"{dist}.dist-info/RECORD"] = "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), text)
+    return wheel
+
+
+def record_digest(text: str) -> str:
+    """A file's hash as a wheel's RECORD writes it."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def processes(stage: Stage, host: str, needle: str) -> list[str]:

@@ -272,16 +272,19 @@ def rollback(p, act, to=None):
     show(p.rollback(act, to=to))
 
 
-@backstage_task(help={"message": "Why the production is locked (shown to whoever tries)."})
-def lock(p, message):
-    """Take the deploy lock by hand; deploys and rollbacks fail until unlock."""
-    show(p.lock(message))
+@backstage_task(help={"message": "Why it is locked (shown to whoever tries).",
+                      "act": "Lock only this act (default: every act of the production)."})
+def lock(p, message, act=None):
+    """Take an act's lock (default: every act's) by hand; its deploys, rollbacks, starts,
+    stops and restarts fail until unlock."""
+    show(p.lock(message, act=act))
 
 
-@backstage_task
-def unlock(p):
-    """Clear the deploy lock (e.g. left by a killed deploy), recording whose it was."""
-    show(p.unlock())
+@backstage_task(help={"act": "Clear only this act's lock and the database locks its holder "
+                             "took (default: every lock of the production)."})
+def unlock(p, act=None):
+    """Clear locks (e.g. left by a killed deploy), recording whose they were."""
+    show(p.unlock(act=act))
 
 
 @backstage_task(help={"limit": "How many entries (default 20).", "json": "Print JSON lines."})

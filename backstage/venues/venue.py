@@ -7,12 +7,11 @@ so any Python process, now or after a reboot, sees the same venue. See
 """
 
 import json
-import re
-import tempfile
 from pathlib import Path
 from posixpath import join
 
 from backstage import __version__
+from backstage.artefacts import requirements as requirements_of
 from backstage.artefacts import wheelhouse
 from backstage.commands.shell import Script
 from backstage.commands.stage import UWSGI_REQUIREMENT
@@ -25,8 +24,6 @@ from backstage.venues.paths import VenuePaths, check_socket_paths
 from backstage.venues.place import Place, not_a_venue, open_place
 from backstage.venues.render import emperor_ini
 from backstage.venues.scaffold import DJANGO_REQUIREMENT
-
-MENTIONS_DJANGO = re.compile(r"^\s*django\s*($|[<>=!~;\[ ])", re.IGNORECASE | re.MULTILINE)
 
 
 class Venue:
@@ -134,20 +131,13 @@ class Venue:
 
 def venue_wheels(requirements: Path | None) -> tuple[list[Path], str]:
     """Build (once, cached) the wheels of a venue on this workstation: uWSGI, Django (unless the
-    requirements name it) and the requirements; return them and the requirements' digest."""
+    requirements, or a file they include, name it) and the requirements; return them and the
+    digest of what was resolved (see :mod:`backstage.artefacts.requirements`)."""
     uwsgi = wheelhouse.for_uwsgi(UWSGI_REQUIREMENT)
-    if requirements is None:
-        text = DJANGO_REQUIREMENT + "\n"
-        digest = wheelhouse.venue_digest("", text)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "requirements.txt"
-            path.write_text(text)
-            return uwsgi + wheelhouse.for_requirements(path, digest), digest
-    text = requirements.read_text()
-    extra = [] if MENTIONS_DJANGO.search(text) else [DJANGO_REQUIREMENT]
-    digest = wheelhouse.venue_digest("", text + "".join(extra))
-    wheels = wheelhouse.build(["-r", str(requirements), *extra], digest, str(requirements))
-    return uwsgi + wheels, digest
+    named = requirements_of.read(requirements).names if requirements is not None else set()
+    extra = () if "django" in named else (DJANGO_REQUIREMENT,)
+    resolved = requirements_of.resolve(requirements, extra)
+    return uwsgi + list(resolved.wheels), resolved.digest("")
 
 
 def new_venue(name: str, root=".", requirements=None, *, python: str | None = None,
