@@ -213,7 +213,7 @@ def plan_repair(production: Production, host: str, layout: Layout, observed: Obs
     act, release = inputs.act, live.release
     plan = HostPlan(release, release, run_as, repair=True)
     plan.changes.repair = live.reasons
-    script = lock.acquire(Script(), layout, inputs.lock)
+    script = lock.acquire(Script(), layout, inputs.locks, inputs.lock)
     if live.repair == "start":
         plan.changes.files = [FileChange(layout.vassal(act, release), vassal_ini)]
         sess_cmd.enable_vassal(script, layout, act, release, vassal_ini)
@@ -230,9 +230,9 @@ def plan_repair(production: Production, host: str, layout: Layout, observed: Obs
     plan.changes.retired = [r for r in observed.vassal_releases(act) if r != release]
     sess_cmd.retire(script, layout, act, plan.changes.retired)
     nginx_health(script, production, act, layout, production.hosts[host].python)
-    lock.release(script, layout, inputs.lock["token"])
+    lock.release(script, layout, inputs.locks, inputs.lock["token"])
     plan.switch.append(Step("switch", f"point {act} at {release} again", script.text()))
-    unlock = lock.release(Script(), layout, inputs.lock["token"]).text()
+    unlock = lock.release(Script(), layout, inputs.locks, inputs.lock["token"]).text()
     plan.abort = Step("abort", f"leave {act}@{release} as it is", unlock)
     plan.revert = Step("revert", f"leave {act}@{release} as it is", unlock)
     return plan
