@@ -981,12 +981,15 @@ def test_start_emperor_daemon_starts_once_and_restarts(tmp_path):
 
 def test_start_emperor_daemon_fails_when_it_never_comes_up(tmp_path):
     layout = made(user_layout(tmp_path))
-    write_exe(Path(layout.uwsgi), "#!/bin/sh\nexit 0\n")  # starts nothing, writes no pidfile
+    # Starts nothing; says why in its log, as uWSGI does.
+    write_exe(Path(layout.uwsgi), f"#!/bin/sh\necho 'bind(): Address in use' >> {layout.log}/emperor.log\n")
     script = stage.start_emperor_daemon(Script(), layout, restart=False)
-    script.lines = [line.replace("$(seq 100)", "$(seq 1)") for line in script.lines]  # be quick
+    quick = f"$(seq {stage.EMPEROR_START_TENTHS})"
+    script.lines = [line.replace(quick, "$(seq 1)") for line in script.lines]
     result = run(script)
     assert result.returncode == 1
     assert "the Emperor did not start" in result.stderr.decode()
+    assert "bind(): Address in use" in result.stderr.decode()  # the log's end, shown
     assert failed_step(result.stderr.decode()) == "emperor"
 
 

@@ -19,6 +19,7 @@ class Services:
         return self.systemd and layout.kind == "system"
 
 UWSGI_REQUIREMENT = "uwsgi==2.0.31"
+EMPEROR_START_TENTHS = 300  # 30 s
 PIP_QUIET = ("--disable-pip-version-check", "--no-input", "--quiet")
 
 
@@ -68,7 +69,10 @@ def start_emperor_daemon(script: Script, layout: Layout, restart: bool) -> Scrip
                    "exit 1; fi")
     script.raw(f"if ! {alive}; then {argv('rm', '-f', layout.emperor_pidfile)}; "
                f"{argv(*layout.emperor_argv)}; fi")
-    return wait_for(script, alive, "the Emperor did not start: see " + layout.log + "/emperor.log")
+    # A loaded host (several stages built at once) may take seconds to start it.
+    log = f"{layout.log}/emperor.log"
+    return wait_for(script, alive, f"the Emperor did not start; the end of {log}:",
+                    EMPEROR_START_TENTHS, also=f"tail -n 20 {q(log)} >&2")
 
 
 def start_emperor_systemd(script: Script, layout: Layout, restart: bool) -> Script:
@@ -110,10 +114,13 @@ def pid_alive(pidfile: str) -> str:
     return f'{{ [ -n "{pid}" ] && kill -0 "{pid}" 2>/dev/null; }}'
 
 
-def wait_for(script: Script, condition: str, message: str, tenths: int = 100) -> Script:
-    """Poll a shell condition every 0.1 s; fail with a message when it never holds."""
+def wait_for(script: Script, condition: str, message: str, tenths: int = 100,
+             also: str = "") -> Script:
+    """Poll a shell condition every 0.1 s; fail with a message (and what the shell text
+    ``also`` prints, built here from quoted values) when it never holds."""
     script.raw(f"for i in $(seq {tenths}); do if {condition}; then break; fi; sleep 0.1; done")
-    return script.raw(f"if ! {condition}; then echo {q(message)} >&2; exit 1; fi")
+    shown = f"{also}; " if also else ""
+    return script.raw(f"if ! {condition}; then echo {q(message)} >&2; {shown}exit 1; fi")
 
 
 def ere(text: str) -> str:
