@@ -6,10 +6,12 @@ package is layered, one sub-package per layer:
 
 - :mod:`backstage.model` -- the inventory of a production, validated into plain objects;
 - :mod:`backstage.render` -- Jinja2 templates for vassals, nginx and the Emperor;
-- :mod:`backstage.plan` -- what must change on a host, from desired and observed state;
+- :mod:`backstage.remote` -- the programs that run on a host (standard library only);
 - :mod:`backstage.commands` -- the only place remote shell text is built;
 - :mod:`backstage.transport` -- runs command text on a host (SSH or local), counting it;
-- :mod:`backstage.rollout` -- runs plans on the hosts of a production;
+- :mod:`backstage.facts` -- what a host's probe says, typed;
+- :mod:`backstage.operations` -- one module per operation: a plan from model and facts;
+- :mod:`backstage.engine` -- runs the plans on the hosts of a production;
 - :mod:`backstage.production` -- the Python API over them;
 - :mod:`backstage.tasks` -- the Fabric/Invoke tasks and the ``backstage`` program, built on it.
 

@@ -20,18 +20,38 @@ secrets, and no one else's.
 """
 
 import os
-from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from backstage.errors import BackstageError, HostsFailed, HostUnreachable, UsageError
+from backstage.artefacts import wheelhouse
+from backstage.commands.stage import UWSGI_REQUIREMENT
+from backstage.engine.executor import run_on_hosts, select_hosts
+from backstage.engine.hosts import HostRun, Options
+from backstage.engine.report import Reporter
+from backstage.engine.rollout import Rollout, RolloutReport, limits
+from backstage.errors import UsageError, known_hint
+from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.locate import find_inventory
-from backstage.rollout import operations
-from backstage.rollout.deploy import RolloutReport, limits
-from backstage.rollout.hosts import Options, failures
-from backstage.rollout.report import Reporter
+from backstage.operations import checks, history
+from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
+from backstage.operations.gig import plan_gig
+from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
+from backstage.operations.preview import describe
+from backstage.operations.rollback import plan_rollback
+from backstage.operations.sess import live_release, plan_sess
+from backstage.operations.stage import plan_stage
+from backstage.operations.status import status_acts
+from backstage.render import Renderer
+from backstage.reports import (
+    HistoryReport,
+    HostsReport,
+    PlanReport,
+    RollbackReport,
+    SessReport,
+    StatusReport,
+)
 
 __all__ = [
     "HistoryReport",
@@ -45,146 +65,6 @@ __all__ = [
 ]
 
 DEFAULT_HISTORY = 20
-
-
-# --- reports ---------------------------------------------------------------------------------
-
-def error_entry(error: BackstageError) -> dict:
-    """A host's error in ``as_dict()``: its one line, and whether the host was unreachable."""
-    return {"error": str(error), "unreachable": isinstance(error, HostUnreachable)}
-
-
-@dataclass
-class HostsReport:
-    """Per host, what an operation returned there, or the error that stopped it there."""
-
-    production: str
-    results: dict[str, object]
-
-    @property
-    def done(self) -> dict[str, object]:
-        """The hosts where the operation succeeded, with their results."""
-        return {h: r for h, r in self.results.items() if not isinstance(r, BackstageError)}
-
-    @property
-    def errors(self) -> dict[str, BackstageError]:
-        return {h: r for h, r in self.results.items() if isinstance(r, BackstageError)}
-
-    @property
-    def failure(self) -> HostsFailed | None:
-        """The hosts that failed, as one error (its ``summary`` counts and names them)."""
-        return failures(self.results)
-
-    @property
-    def exit_code(self) -> int:
-        """0 done everywhere; 3 hosts unreachable; 1 failed (130 interrupted)."""
-        return self.failure.exit_code if self.failure else 0
-
-    def check(self):
-        """This report, or raise :attr:`failure`."""
-        if self.failure:
-            raise self.failure
-        return self
-
-    def entry(self, result: object) -> object:
-        """A host's result in ``as_dict()``."""
-        return result
-
-    def as_dict(self) -> dict:
-        return {"production": self.production, "exit_code": self.exit_code, **self.about(),
-                "hosts": {h: error_entry(r) if isinstance(r, BackstageError) else self.entry(r)
-                          for h, r in self.results.items()}}
-
-    def about(self) -> dict:
-        """What the report is about, in ``as_dict()`` (the act, say)."""
-        return {}
-
-
-@dataclass
-class PlanReport(HostsReport):
-    """``plan``: per host, the text saying what a deploy would change (with diffs)."""
-
-    act: str = ""
-
-    def about(self) -> dict:
-        return {"act": self.act}
-
-    def entry(self, result: object) -> dict:
-        return {"plan": result}
-
-    @property
-    def text(self) -> str:
-        """What the ``plan`` task prints: each host's plan, one line for a host not planned."""
-        return "".join(f"{h}: {self.act}: {not_looked_at(h, r)}\n"
-                       if isinstance(r, BackstageError) else r for h, r in self.results.items())
-
-
-def not_looked_at(host: str, error: BackstageError) -> str:
-    """Why a host could not be looked at, in one line that does not name the host again."""
-    return f"{failure_kind(error)}: {str(error).removeprefix(f'{host}: ')}"
-
-
-def failure_kind(error: BackstageError) -> str:
-    return "unreachable" if isinstance(error, HostUnreachable) else "failed"
-
-
-@dataclass
-class RollbackReport(HostsReport):
-    """``rollback``: per host, ``{"release": now live, "previous": live before}``."""
-
-    act: str = ""
-
-    def about(self) -> dict:
-        return {"act": self.act}
-
-
-@dataclass
-class SessReport(HostsReport):
-    """``start``, ``stop``, ``restart``: per host, the live release acted on."""
-
-    act: str = ""
-    action: str = ""
-
-    def about(self) -> dict:
-        return {"act": self.act, "action": self.action}
-
-    def entry(self, result: object) -> dict:
-        return {"release": result}
-
-
-@dataclass
-class StatusReport(HostsReport):
-    """``status``: per host and act, releases with a vassal, state, pids, uptime, socket."""
-
-    act: str | None = None
-    shown: dict[str, list[str]] = field(default_factory=dict)  # per host, the acts looked at
-
-    def as_dict(self) -> dict:
-        """What ``status --json`` prints: per host, per act its state, or the host's error."""
-        return {h: {a: error_entry(r) for a in self.shown[h]} if isinstance(r, BackstageError)
-                else r for h, r in self.results.items()}
-
-
-@dataclass
-class HistoryReport:
-    """``history``: the last entries across the hosts that could be read, newest first, and
-    the hosts that could not."""
-
-    production: str
-    entries: list[dict]
-    failure: HostsFailed | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return self.failure.exit_code if self.failure else 0
-
-    check = HostsReport.check
-
-    def as_dict(self) -> dict:
-        """``entries`` is what ``history --json`` prints, one JSON line each."""
-        errors = self.failure.errors if self.failure else {}
-        return {"production": self.production, "exit_code": self.exit_code,
-                "entries": self.entries, "errors": {h: error_entry(e) for h, e in errors.items()}}
 
 
 # --- checking arguments as the command line does ----------------------------------------------
@@ -272,13 +152,36 @@ class Production:
         options.parallel = whole_number(parallel, "--parallel", options.parallel)
         return options
 
+    def _on_hosts(self, options: Options, operation, act: str | None = None) -> dict:
+        """Run ``operation(run)`` on the selected hosts (those ``act`` plays on)."""
+        names = select_hosts(self.inventory, options.hosts, act)
+        return run_on_hosts(self.inventory, names, options, operation)
+
+    def _act(self, act: str):
+        return require_act(self.inventory, act)
+
     # --- the tasks -----------------------------------------------------------------------------
 
     def setup_stage(self, *, hosts=None) -> HostsReport:
         """Make hosts ready: directories, act users, uWSGI Emperor, nginx (idempotent); per
         host, the summaries of the steps it took."""
-        results = operations.setup_stage(self.inventory, self._options(hosts))
-        return HostsReport(self.name, results)
+        inventory, renderer = self.inventory, Renderer(self.inventory)
+        tag = wheelhouse.workstation_tag()
+
+        def uwsgi_wheels(skip):
+            return wheelhouse.pack(wheelhouse.for_uwsgi(UWSGI_REQUIREMENT), skip)
+
+        def on_host(run: HostRun):
+            users = tuple(dict.fromkeys(inventory.act_user(a) for a in inventory.acts_on(run.name)))
+            steps = plan_stage(run.name, run.host.python, run.layout, run.probe(), renderer,
+                               uwsgi_wheels, tag, inventory.group, users)
+            for step in steps:
+                run.execute(step)
+            if not steps:
+                self.reporter.info(f"{run.name}  stage is ready: nothing to change")
+            return [s.summary for s in steps]
+
+        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
 
     def deploy(self, act: str, *, hosts=None, serial: int | str | None = None,
                max_fail: int | str | None = None, rollback: bool = True,
@@ -291,24 +194,68 @@ class Production:
         limits(serial, max_fail, 1)  # as the rollout will, before anything is built
         if dry_run:
             return self._plan(act, options)
-        return operations.deploy_act(self.inventory, act, options, serial=serial,
-                                     max_fail=max_fail, rollback=rollback)
+        inputs = deploy_inputs(self.inventory, act)  # built once, before any host is contacted
+        names = select_hosts(self.inventory, options.hosts, act)
+        rollout = Rollout(self.inventory, names, inputs,
+                          lambda layout: act_environment(self.inventory, act, layout),
+                          options, serial=serial, max_fail=max_fail, rollback=rollback)
+        return rollout.run()
 
     def plan(self, act: str, *, hosts=None) -> PlanReport:
-        """What deploying ``act`` would change on each host; takes no lock, writes nothing."""
+        """What deploying ``act`` would change on each host, with diffs; takes no lock and
+        writes nothing, not even the host helper: a probe, and at most one more command to
+        read the files the deploy would replace."""
         return self._plan(act, self._options(hosts))
 
     def _plan(self, act: str, options: Options) -> PlanReport:
-        return PlanReport(self.name, operations.plan_act(self.inventory, act, options), act=act)
+        inputs = deploy_inputs(self.inventory, act)
+        renderer, venue = Renderer(self.inventory), self.inventory.acts[act].venue
+
+        def on_host(run: HostRun):
+            observed = run.probe({venue: inputs.venue_digest}, install=False)
+            plan = plan_deploy(self.inventory, run.name, run.layout, observed, renderer, inputs,
+                               act_environment(self.inventory, act, run.layout), dry_run=True)
+            paths = plan.changes.replaced
+            texts = read_texts(run.helper("read", "probe", {"texts": paths}, install=False)) \
+                if paths else {}
+            holders = list(observed.held_locks(inputs.locks).values())
+            return describe(run.name, act, plan, texts, holders[0] if holders else None)
+
+        return PlanReport(self.name, self._on_hosts(options, on_host, act), act=act)
 
     def rollback(self, act: str, *, to: str | None = None, hosts=None) -> RollbackReport:
-        """Switch ``act`` back to its previous good release, or to release ``to``."""
-        results = operations.rollback(self.inventory, act, not_empty(to, "--to"),
-                                      self._options(hosts))
-        return RollbackReport(self.name, results, act=act)
+        """Switch ``act`` back to its previous good release, or to release ``to``; per host,
+        ``{"release": now live, "previous": live before}``."""
+        to = not_empty(to, "--to")
+        self._act(act)
+        holder = new_lock("rollback", act)
+
+        def on_host(run: HostRun):
+            observed = run.probe()
+            target, steps = plan_rollback(self.inventory, run.name, run.layout, observed, act,
+                                          to, holder)
+            run.run_locked(steps, holder["token"], lock_scope(self.inventory, run.name, act))
+            return {"release": target, "previous": observed.current_release(act)}
+
+        return RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
+                              act=act)
 
     def _sess(self, action: str, act: str, hosts) -> SessReport:
-        results = operations.sess_action(self.inventory, act, action, self._options(hosts))
+        """``start``, ``stop`` or ``restart`` the live release of ``act``, under its lock."""
+        self._act(act)
+        holder = new_lock(action, act)
+
+        def on_host(run: HostRun):
+            observed = run.probe()
+            release = live_release(run.name, observed, act)
+            workers = workers_of(self._read_status(run, [act]), act, release) \
+                if action == "restart" else []
+            step = plan_sess(self.inventory, run.name, run.layout, observed, act, action, holder,
+                             workers)
+            run.run_locked([step], holder["token"], lock_scope(self.inventory, run.name, act))
+            return release
+
+        results = self._on_hosts(self._options(hosts), on_host, act)
         return SessReport(self.name, results, act=act, action=action)
 
     def start(self, act: str, *, hosts=None) -> SessReport:
@@ -323,37 +270,100 @@ class Production:
         """Reload ``act``'s workers gracefully: new processes, same release."""
         return self._sess("restart", act, hosts)
 
+    @staticmethod
+    def _read_status(run: HostRun, acts: list[str]) -> dict:
+        answer = run.helper("status", "status", status_spec(run.layout, acts), install=False)
+        return read_status(run.layout, answer)
+
     def status(self, act: str | None = None, *, hosts=None) -> StatusReport:
-        """Per host and act (``act``, or all): releases with a vassal, state, pids, socket."""
-        results = operations.status(self.inventory, act, self._options(hosts))
-        shown = {h: operations.status_acts(self.inventory, h, act) for h in results}
+        """Per host and act (``act``, or all): releases with a vassal, state, pids, socket,
+        HTTP port, uptime, and why the live release does not serve, if it does not."""
+        if act:
+            self._act(act)
+
+        def on_host(run: HostRun):
+            acts = status_acts(self.inventory, run.name, act)
+            return self._read_status(run, acts) if acts else {}
+
+        results = self._on_hosts(self._options(hosts), on_host)
+        shown = {h: status_acts(self.inventory, h, act) for h in results}
         return StatusReport(self.name, results, act=act, shown=shown)
 
     def history(self, *, limit: int = DEFAULT_HISTORY, hosts=None) -> HistoryReport:
-        """The last ``limit`` deploys, rollbacks, starts, stops, locks... newest first."""
+        """The last ``limit`` deploys, rollbacks, starts, stops, locks... newest first, across
+        the hosts that could be read (and the hosts that could not)."""
         limit = whole_number(limit, "--limit", DEFAULT_HISTORY)
-        entries, failed = operations.history_lines(self.inventory, limit, self._options(hosts))
-        return HistoryReport(self.name, entries, failed)
+
+        def on_host(run: HostRun):
+            return history.entries(run.execute(history.plan_history(run.layout, limit)))
+
+        report = HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
+        return HistoryReport(self.name, history.newest(report.done, limit), report.failure)
 
     def lock(self, message: str, *, act: str | None = None, hosts=None) -> HostsReport:
-        """Hold an act's lock (``act``), or every act's, by hand: its deploys, rollbacks,
-        starts, stops and restarts are refused until unlock."""
-        return HostsReport(self.name, operations.lock(self.inventory, message,
-                                                      self._options(hosts), act))
+        """Hold an act's lock (``act``), or every act's, by hand (e.g. during maintenance):
+        its deploys, rollbacks, starts, stops and restarts are refused until unlock."""
+        if act is not None:
+            self._act(act)
+        holder = new_lock("lock", act, message)
+
+        def on_host(run: HostRun):
+            locks = lock_scope(self.inventory, run.name, act)
+            if not locks:
+                self.reporter.info(f"{run.name}  no act to lock here")
+                return None
+            step = plan_lock(run.name, run.layout, run.probe(), locks, holder, act)
+            run.run_locked([step], holder["token"], locks)
+            return holder
+
+        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
 
     def unlock(self, *, act: str | None = None, hosts=None) -> HostsReport:
         """Clear locks, whoever holds them: the act's (and the database locks its holder took
-        with it), or every lock; per host, whose they were (or None)."""
-        return HostsReport(self.name, operations.unlock(self.inventory, self._options(hosts),
-                                                        act))
+        with it), or every lock; per host, whose they were (or None). History records it."""
+        if act is not None:
+            self._act(act)
+
+        def on_host(run: HostRun):
+            step, cleared = plan_unlock(self.inventory, run.name, run.layout, run.probe(), act)
+            if step is None:
+                self.reporter.info(f"{run.name}  not locked")
+                return None
+            run.execute(step)
+            for holder, locks in cleared:
+                stale = "stale " if checks.lock_is_stale(holder) else ""
+                self.reporter.info(f"{run.name}  unlocked ({stale}lock of {holder.get('by')}, "
+                                   f"pid {holder.get('pid')}, {holder.get('time')}: "
+                                   f"{', '.join(locks)})")
+            return [holder for holder, _ in cleared]
+
+        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
 
     def book_gig(self, gig: str, *, hosts=None) -> HostsReport:
         """Install a gig's nginx server block (``nginx -t`` first); per host, whether it
         changed."""
-        return HostsReport(self.name, operations.book_gig(self.inventory, gig,
-                                                          self._options(hosts)))
+        return self._gig(gig, hosts, cancel=False)
 
     def cancel_gig(self, gig: str, *, hosts=None) -> HostsReport:
         """Remove a gig's nginx server block; per host, whether it changed."""
-        return HostsReport(self.name, operations.book_gig(self.inventory, gig,
-                                                          self._options(hosts), cancel=True))
+        return self._gig(gig, hosts, cancel=True)
+
+    def _gig(self, gig: str, hosts, cancel: bool) -> HostsReport:
+        inventory = self.inventory
+        if gig not in inventory.gigs:
+            raise UsageError(f"unknown gig {gig!r} in {inventory.path}"
+                             + known_hint(gig, inventory.gigs))
+        renderer, holder = Renderer(inventory), new_lock("gig")
+
+        def on_host(run: HostRun):
+            step = plan_gig(inventory, run.name, run.layout, run.probe(), renderer, gig, cancel,
+                            holder)
+            if step is None:
+                self.reporter.info(f"{run.name}  gig {gig} is already "
+                                   + ("cancelled" if cancel else "booked"))
+                return False
+            run.execute(step)
+            return True
+
+        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host,
+                                                     inventory.gigs[gig].act))

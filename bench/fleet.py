@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchlib import edit, machine, median, per_host, step_times, table, timed
 
-from backstage.rollout.hosts import Options
+from backstage.engine.hosts import Options
 from backstage.sandbox.testbed import make_stage
 
 PREFIX = "bsbench"

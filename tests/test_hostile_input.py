@@ -31,9 +31,9 @@ from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script
 from backstage.commands.stage import Services
 from backstage.errors import InventoryError
+from backstage.facts.observed import host_locks, probe_spec
 from backstage.model import Layout, Production, RunAs, load_production
-from backstage.plan.deploy import deploy_locks
-from backstage.plan.observed import host_locks, probe_spec
+from backstage.operations.deploy import deploy_locks
 from backstage.render import Renderer
 from backstage.transport.local import LocalTransport
 from tests.test_inventory import BACKSTAGE, base_inventory, dump_toml, make_project, toml_str
@@ -284,8 +284,8 @@ def directives(text: str) -> list[str]:
 
 
 def act_environment():
-    """The function that builds an act's env file (it lives in the rollout layer)."""
-    for module in ("backstage.rollout.operations", "backstage.rollout.deploy"):
+    """The function that builds an act's env file (it lives in the operations layer)."""
+    for module in ("backstage.operations.deploy",):
         function = getattr(importlib.import_module(module), "act_environment", None)
         if function is not None:
             return function

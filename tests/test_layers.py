@@ -81,6 +81,6 @@ def test_the_check_catches_an_upward_import(tmp_path):
     """The test above can fail: a model module importing the engine is reported."""
     table = layer_table()
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from backstage.rollout.hosts import HostRun\n")
-    assert rank_of("backstage.rollout.hosts", table) > rank_of("backstage.model.layout", table)
-    assert imported(bad) == ["backstage.rollout.hosts.HostRun"]
+    bad.write_text("def f():\n    from backstage.engine.hosts import HostRun\n")
+    assert rank_of("backstage.engine.hosts", table) > rank_of("backstage.model.layout", table)
+    assert imported(bad) == ["backstage.engine.hosts.HostRun"]

@@ -18,7 +18,7 @@ import pytest
 from backstage.commands import lock, venue
 from backstage.commands.shell import Script
 from backstage.model import Layout, load_production
-from backstage.plan.deploy import deploy_locks
+from backstage.operations.deploy import deploy_locks
 from backstage.sandbox.testbed import make_wheel
 from backstage.transport.local import LocalTransport
 from tests.deploying import make_stage

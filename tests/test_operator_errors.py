@@ -224,7 +224,7 @@ def test_a_failed_step_is_summarised_by_its_error_not_its_last_line():
     ('["not", "an", "entry"]', {"event": "unreadable", "line": '["not", "an", "entry"]'}),
 ])
 def test_a_history_line(line, entry):
-    from backstage.rollout.operations import history_entry
+    from backstage.operations.history import history_entry
 
     assert history_entry(line) == entry
 

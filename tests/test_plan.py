@@ -6,13 +6,13 @@ import socket
 import pytest
 
 from backstage.errors import BackstageError, LockHeld
+from backstage.facts.observed import Observed
 from backstage.model import Layout
-from backstage.plan import checks
-from backstage.plan.changes import Changes, FileChange, unified_diff
-from backstage.plan.deploy import HostPlan
-from backstage.plan.observed import Observed
-from backstage.plan.preview import describe
-from backstage.plan.releases import (
+from backstage.operations import checks
+from backstage.operations.changes import Changes, FileChange, unified_diff
+from backstage.operations.deploy import HostPlan
+from backstage.operations.preview import describe
+from backstage.operations.releases import (
     leftovers,
     previous_good,
     release_lists,
@@ -20,7 +20,7 @@ from backstage.plan.releases import (
     rollback_target,
     venues_to_delete,
 )
-from backstage.plan.steps import Step
+from backstage.operations.steps import Step
 
 LAYOUT = Layout("shop", "system", "/srv/backstage", 80)
 R = [f"2026010{i}T000000000Z-0000000{i}" for i in range(1, 9)]

@@ -18,9 +18,9 @@ import time
 import pytest
 
 from backstage.artefacts import bundle
+from backstage.engine.report import Reporter
 from backstage.errors import StepFailed
 from backstage.model.secrets import Redactor, Secret, reveal
-from backstage.rollout.report import Reporter
 
 PRODUCTION = "secrets"
 ROOT = f"/srv/backstage/{PRODUCTION}"

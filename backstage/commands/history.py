@@ -25,3 +25,8 @@ def trim(script: Script, layout: Layout, keep: int = HISTORY_LIMIT) -> Script:
     path, tmp = q(layout.history), q(layout.history + ".backstage-new")
     return script.raw(f'if [ "$(wc -l < {path})" -gt {int(keep)} ]; then '
                       f"tail -n {int(keep)} {path} > {tmp} && mv -f {tmp} {path}; fi")
+
+
+def tail(layout: Layout, limit: int) -> str:
+    """The last ``limit`` entries (nothing, not an error, on a host without history yet)."""
+    return f"tail -n {int(limit)} {q(layout.history)} 2>/dev/null || true"

@@ -146,12 +146,26 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, sett
     failed = f"{{ {mark_bad(layout, act, release)}; exit 1; }}"
     script.step("check")
     script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR") + f" || {failed}")
-    for database in databases:
-        script.step(f"migrate {database}")
-        script.raw("manage " + argv("migrate", "--noinput", "--database", database)
-                   + f" || {failed}")
+    migrate_lines(script, databases, f" || {failed}")
     if databases and record:
         history.append(script, layout, {**record, "databases": databases})
     script.step("collectstatic")
     return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0")
                       + f" || {failed}")
+
+
+def migrate_lines(script: Script, databases: list[str], on_failure: str = "") -> Script:
+    """``manage migrate`` for each logical database (after :func:`manage_function`)."""
+    for database in databases:
+        script.step(f"migrate {database}")
+        script.raw("manage " + argv("migrate", "--noinput", "--database", database) + on_failure)
+    return script
+
+
+def migrate(script: Script, layout: Layout, act: str, release: str, settings: str,
+            venue_dir: str, manage: str, pythonpath: tuple[str, ...], databases: list[str],
+            run_as: RunAs | None = None) -> Script:
+    """Migrate shared databases with a release's code (once per deploy, on one host)."""
+    script.raw(manage_function(layout, act, release, settings, venue_dir, manage, pythonpath,
+                               run_as))
+    return migrate_lines(script, databases)

@@ -1,10 +1,12 @@
-"""Rollout layer: run plans on the hosts of a production, in parallel, reporting progress.
+"""Engine layer: run operations on the hosts of a production, in parallel, reporting progress.
 
-Each operation (``setup_stage``, ``deploy_act``, ``sess_action``, ``status``, gigs) opens one
-SSH connection per host, probes the host once, plans, and runs the plan's steps, each one
-remote command. Hosts run side by side in a bounded thread pool.
+:mod:`~backstage.engine.hosts` is one host during an operation (one SSH connection, one probe,
+then Steps); :mod:`~backstage.engine.executor` runs an action on many hosts at once (bounded
+pool, Ctrl-C, per-host results); :mod:`~backstage.engine.rollout` runs a deploy's phases over
+batches of hosts; :mod:`~backstage.engine.report` prints progress.
 """
 
-from backstage.rollout.hosts import HostRun, Options, run_on_hosts
+from backstage.engine.executor import in_parallel, run_on_hosts, select_hosts
+from backstage.engine.hosts import HostRun, Options
 
-__all__ = ["HostRun", "Options", "run_on_hosts"]
+__all__ = ["HostRun", "Options", "in_parallel", "run_on_hosts", "select_hosts"]

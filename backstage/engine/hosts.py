@@ -1,14 +1,8 @@
-"""One host during a run, and running an operation on many hosts at once."""
+"""One host during an operation: its connection, its probe, and the steps run on it."""
 
-import getpass
 import json
-import os
-import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from backstage.commands import (
@@ -20,23 +14,14 @@ from backstage.commands import (
     lock,
 )
 from backstage.commands.shell import Script, become, failed_step, step_output
-from backstage.errors import (
-    BackstageError,
-    ConnectionLost,
-    HostsFailed,
-    LockHeld,
-    StepFailed,
-    UsageError,
-    known_hint,
-)
+from backstage.engine.report import Reporter
+from backstage.errors import BackstageError, ConnectionLost, LockHeld, StepFailed
+from backstage.facts.observed import Observed, probe_spec
 from backstage.model import Layout, Production
 from backstage.model.secrets import Redactor
-from backstage.plan.checks import lock_is_stale
-from backstage.plan.observed import Observed, probe_spec
-from backstage.plan.steps import Step
-from backstage.rollout.report import Reporter
+from backstage.operations.checks import lock_is_stale
+from backstage.operations.steps import Step
 from backstage.transport import SSHTransport, Transport
-from backstage.util import utc_now
 
 DETAIL_LINES = 40
 
@@ -60,16 +45,6 @@ class Cancelled(BackstageError):
     """The user pressed Ctrl-C: hosts stop after their current step."""
 
     exit_code = 130
-
-
-def whoami() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def new_lock(command: str, act: str | None = None, message: str | None = None) -> dict:
-    """What a lock records about its holder (the token lets only the holder free it)."""
-    return {"by": whoami(), "host": socket.gethostname(), "pid": os.getpid(), "time": utc_now(),
-            "command": command, "act": act, "message": message, "token": secrets.token_hex(8)}
 
 
 class HostRun:
@@ -187,66 +162,9 @@ class HostRun:
                                        ok=getattr(result, "ok", True))
         return result
 
+    def counters(self) -> dict[str, int]:
+        """Remote commands sent and bytes uploaded so far (benchmarks, ``--verbose``)."""
+        return {"commands": self.transport.commands, "bytes": self.transport.bytes_sent}
+
     def close(self):
         self.transport.close()
-
-
-def select_hosts(production: Production, wanted: list[str] | None,
-                 act: str | None = None) -> list[str]:
-    """The hosts to act on: all (or those ``act`` plays on), narrowed by ``--hosts``.
-
-    ``wanted`` None means no ``--hosts``. An empty list is an error, never "every host" (a
-    script passing an empty variable must not reach the whole fleet), and so is a selection
-    that leaves no host.
-    """
-    candidates = production.hosts_of(act) if act else list(production.hosts)
-    if wanted is None:
-        return candidates
-    if not wanted:
-        raise UsageError("--hosts: empty; name hosts (comma-separated), or leave --hosts out "
-                         "for all of them")
-    for name in wanted:
-        if name not in production.hosts:
-            raise UsageError(f"--hosts: unknown host {name!r} in {production.path}"
-                             + known_hint(name, production.hosts))
-    selected = [h for h in candidates if h in wanted]
-    if not selected:
-        raise UsageError(f"--hosts: {', '.join(wanted)}: act {act!r} plays on none of them "
-                         f"(it plays on {', '.join(candidates)})")
-    return selected
-
-
-def run_on_hosts(production: Production, names: list[str], options: Options,
-                 operation: Callable[[HostRun], object]) -> dict[str, object]:
-    """Run ``operation`` on each host in parallel; per host, its result or the error it raised
-    (reported as it happened)."""
-    def attempt(name):
-        run = HostRun(production, name, options)
-        try:
-            return operation(run)
-        except BackstageError as exc:
-            options.reporter.failed(name, exc)
-            return exc
-        finally:
-            options.stats[name] = {"commands": run.transport.commands,
-                                   "bytes": run.transport.bytes_sent}
-            run.close()
-
-    pool = ThreadPoolExecutor(max_workers=max(1, min(options.parallel, len(names))))
-    futures = [pool.submit(attempt, name) for name in names]
-    try:
-        results = {name: future.result() for name, future in zip(names, futures)}
-    except KeyboardInterrupt:
-        options.cancelled.set()
-        options.reporter.info("interrupted: stopping after the current step on each host")
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown()
-    options.reporter.totals(options.stats)
-    return results
-
-
-def failures(results: dict[str, object]) -> HostsFailed | None:
-    """The hosts of :func:`run_on_hosts` results that failed, as one error (or None)."""
-    errors = {n: r for n, r in results.items() if isinstance(r, BackstageError)}
-    return HostsFailed(errors, len(results)) if errors else None

@@ -18,15 +18,15 @@ the fleet is never left split, and hosts that never switched drop their prepared
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from backstage.engine.executor import in_parallel
+from backstage.engine.hosts import HostRun, Options
 from backstage.errors import BackstageError, HostUnreachable, UsageError
+from backstage.facts.observed import Observed
 from backstage.model import Production
-from backstage.plan.deploy import DeployInputs, HostPlan, plan_deploy, plan_migrations
-from backstage.plan.observed import Observed
+from backstage.operations.deploy import DeployInputs, HostPlan, plan_deploy
 from backstage.render import Renderer
-from backstage.rollout.hosts import HostRun, Options
 from backstage.util import utc_now
 
 
@@ -119,32 +119,19 @@ class Rollout:
     # --- running steps on hosts ---------------------------------------------------------
 
     def _parallel(self, names: list[str], action) -> None:
-        if not names:
-            return
-        workers = max(1, min(self.options.parallel, len(names)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._guarded, name, action) for name in names]
-            try:
-                for future in futures:
-                    future.result()
-            except KeyboardInterrupt:
-                self.options.cancelled.set()
-                self.options.reporter.info("interrupted: stopping after each host's current step")
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        in_parallel(names, self.options, lambda name: self._guarded(name, action))
 
     def _guarded(self, name: str, action) -> None:
-        outcome = self.report.outcomes[name]
+        """Run a phase on a host; a host that fails there is out of the rollout."""
         try:
             action(name)
-        except HostUnreachable as exc:
-            outcome.result, outcome.error = "unreachable", str(exc)
-            self.options.reporter.failed(name, exc)
-            self._free_lock(name)  # the connection may have dropped mid-step: try a new one
         except BackstageError as exc:
-            outcome.result, outcome.error = "failed", str(exc)
-            self.options.reporter.failed(name, exc)
+            outcome = self.report.outcomes[name]
+            outcome.result = "unreachable" if isinstance(exc, HostUnreachable) else "failed"
+            outcome.error = str(exc)
+            # Also when the connection dropped mid-step: the lock is freed through a new one.
             self._free_lock(name)
+            raise
 
     def _steps(self, name: str, phase: str, steps) -> None:
         self.report.outcomes[name].started.setdefault(phase, utc_now())
@@ -192,17 +179,11 @@ class Rollout:
         self._steps(name, "prepare", plan.prepare)
 
     def _migrate(self) -> bool:
-        prepared = self._live()
-        if not prepared:
+        """Migrate shared databases once, on the first prepared host with a new release."""
+        host = next((n for n in self._live() if self.plans[n].migrate), None)
+        if host is None:
             return True
-        host = prepared[0]
-        run = self.runs[host]
-        venue_dir = run.layout.venue_dir(self.production.acts[self.inputs.act].venue,
-                                         self.inputs.venue_digest)
-        step = plan_migrations(self.production, host, run.layout, self.inputs, venue_dir,
-                               self.plans[host].run_as)
-        if step is None:
-            return True
+        step = self.plans[host].migrate
         self._parallel([host], lambda n: self._steps(n, "migrate", [step]))
         if self.report.outcomes[host].result == "failed":
             self.report.stopped = f"migrations failed on {host}"
@@ -257,8 +238,7 @@ class Rollout:
             raise
         finally:
             for run in self.runs.values():
-                self.options.stats[run.name] = {"commands": run.transport.commands,
-                                                "bytes": run.transport.bytes_sent}
+                self.options.stats[run.name] = run.counters()
                 run.close()
             self.options.reporter.totals(self.options.stats)
         return self.report

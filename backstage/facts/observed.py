@@ -7,8 +7,8 @@ from backstage.commands.lock import act_lock, database_lock
 from backstage.commands.privileges import stage_modes
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
+from backstage.facts.live import LiveState, live_paths, live_state
 from backstage.model import Layout, Production, release_of_link
-from backstage.plan.live import LiveState, live_paths, live_state
 
 
 def probe_spec(production: Production, host: str, layout: Layout,

@@ -4,8 +4,8 @@ import os
 import socket
 
 from backstage.errors import BackstageError, LockHeld
+from backstage.facts.observed import Observed
 from backstage.model import RunAs
-from backstage.plan.observed import Observed
 from backstage.render import LISTEN_BACKLOG
 
 

@@ -1,4 +1,4 @@
-"""Plan ``deploy-act`` on one host, in phases: prepare, start, switch (and undo steps).
+"""``deploy-act``: what the workstation prepares once, and the plan on each host, in phases.
 
 After the probe, a warm deploy is three remote commands per host: upload and prepare the
 release (the upload is whatever turns a tree the host has into the new one: nothing, a delta,
@@ -7,33 +7,42 @@ through its own socket and update the gigs; switch traffic, retire the old vassa
 up. A changed requirements file adds one command (the venue build), shared databases one
 command on one host (their migrations). When the code, the env file, the vassal and the gigs
 are all as desired and the live release serves (the probe checks), the plan is empty; when
-they are as desired but it does not serve, the plan repairs it (see :func:`plan_repair`).
+they are as desired but it does not serve, the plan repairs it (:meth:`HostDeploy.repair`).
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from backstage.artefacts import bundle, requirements, wheelhouse
 from backstage.artefacts.bundle import Bundle
 from backstage.commands import gig as gig_cmd
 from backstage.commands import history, lock, privileges
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands import venue as venue_cmd
-from backstage.commands.shell import Script, argv
+from backstage.commands.shell import Script
+from backstage.errors import UsageError, known_hint
+from backstage.facts.live import LiveState
+from backstage.facts.observed import Observed
 from backstage.model import Layout, Production, RunAs
-from backstage.plan import checks
-from backstage.plan.changes import Changes, FileChange
-from backstage.plan.live import LiveState
-from backstage.plan.observed import Observed
-from backstage.plan.releases import (
+from backstage.model.secrets import reveal
+from backstage.operations import checks
+from backstage.operations.changes import Changes, FileChange
+from backstage.operations.gig import gig_files
+from backstage.operations.health import health_spec, nginx_health
+from backstage.operations.lock import new_lock
+from backstage.operations.releases import (
     leftovers,
     release_lists,
     releases_to_delete,
     venues_to_delete,
 )
-from backstage.plan.steps import Step
+from backstage.operations.steps import Step
 from backstage.render import Renderer
 from backstage.util import sha256
+
+# --- what the workstation prepares once ------------------------------------------------------
 
 
 @dataclass
@@ -57,213 +66,54 @@ class DeployInputs:
         return self.lock["time"]
 
 
-def health_spec(production: Production, act_name: str) -> dict:
+def require_act(production: Production, act_name: str):
+    """The act, or a UsageError naming the inventory and the nearest act names."""
+    if act_name not in production.acts:
+        raise UsageError(f"unknown act {act_name!r} in {production.path}"
+                         + known_hint(act_name, production.acts))
+    return production.acts[act_name]
+
+
+def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
+    """What the workstation prepares once for a deploy, before any host is contacted: the
+    venue's wheels and resolved requirements (see :mod:`backstage.artefacts.requirements`),
+    the release."""
+    act = require_act(production, act_name)
+    venue = production.venues[act.venue]
+    resolved = requirements.resolve(venue.requirements)
+    digest = resolved.digest(venue.python or "")
+
+    def venue_wheels(skip):
+        return wheelhouse.pack(list(resolved.wheels), skip,
+                               {f"requirements-{digest}.txt": resolved.text.encode()})
+
+    # Every act's secrets file stays out, so the acts of one repository share one tree.
+    secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
+    return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
+                        new_lock("deploy-act", act_name), deploy_locks(production, act_name),
+                        resolved.hashes)
+
+
+def act_environment(production: Production, act_name: str, layout: Layout) -> str:
+    """The env file of an act on a host: its env, its secrets, and Backstage's variables.
+    The one place secret values are taken out of their :class:`Secret` wrapping."""
     act = production.acts[act_name]
-    gigs = production.gigs_of(act_name)
-    host = act.health.host or (production.gigs[gigs[0]].domains[0] if gigs else "localhost")
-    return {"host": host, "path": act.health.path, "status": act.health.status,
-            "timeout": act.health.timeout, "retries": act.health.retries}
-
-
-def gig_files(production: Production, act: str, layout: Layout, renderer: Renderer,
-              observed: Observed) -> dict[str, str]:
-    """Rendered gig files of an act that differ from what the host has."""
-    files = {layout.gig_conf(g): renderer.gig(layout, g) for g in production.gigs_of(act)}
-    return {path: text for path, text in files.items() if observed.digest(path) != sha256(text)}
-
-
-@dataclass
-class HostPlan:
-    """A deploy on one host, in the phases a rollout runs across hosts.
-
-    ``prepare`` (venue, upload, checks, host-local migrations, collectstatic) and ``start``
-    (new vassal, health check through its own socket) leave traffic alone; ``switch`` moves it.
-    If the rollout stops, ``abort`` undoes a host that never switched and ``revert`` one that
-    did. An empty plan (nothing changed) has no steps at all.
-    """
-
-    release: str
-    previous: str | None
-    run_as: RunAs | None = None
-    prepare: list[Step] = field(default_factory=list)
-    start: list[Step] = field(default_factory=list)
-    switch: list[Step] = field(default_factory=list)
-    abort: Step | None = None
-    revert: Step | None = None
-    changes: Changes = field(default_factory=Changes)
-    repair: bool = False  # the live release again, not a new one (see plan_repair)
-
-    @property
-    def noop(self) -> bool:
-        return not (self.prepare or self.start or self.switch)
-
-
-def plan_deploy(production: Production, host: str, layout: Layout, observed: Observed,
-                renderer: Renderer, inputs: DeployInputs, env_text: str,
-                dry_run: bool = False) -> HostPlan:
-    """The deploy's steps on one host; ``dry_run`` plans past a held lock (and takes none)."""
-    act_name = inputs.act
-    act = production.acts[act_name]
-    python = production.hosts[host].python
-    venue_python = production.venues[act.venue].python or python
-    checks.privileged(host, observed)
-    checks.stage_ready(host, observed)
-    if not dry_run:
-        checks.not_locked(host, observed, inputs.locks)
-    venue_dir = layout.venue_dir(act.venue, inputs.venue_digest)
-    run_as = (checks.act_user(host, observed, production.act_user(act_name),
-                              production.hosts[host].nginx_group)
-              if layout.kind == "system" else None)
-
-    def vassal_ini(release):
-        return renderer.vassal(layout, act_name, release, venue_dir, run_as)
-
-    current = observed.current_release(act_name)
-    gigs = gig_files(production, act_name, layout, renderer, observed)
-    live = observed.live(act_name)
-    if (current and current.endswith(inputs.bundle.digest[:8])
-            and observed.env_digest(act_name, current) == sha256(env_text) and not gigs):
-        vassal = observed.vassal_digest(act_name, current)  # None unless enabled
-        if vassal == sha256(vassal_ini(current)) and live.repair is None:
-            checks.gigs_served(host, observed, act_name, production.gigs_of(act_name))
-            return HostPlan(current, current, run_as)
-        if live.repair in ("relink", "start") and vassal in (None, sha256(vassal_ini(current))) \
-                and current not in observed.bad_releases(act_name):
-            return plan_repair(production, host, layout, observed, inputs, live,
-                               vassal_ini(current), run_as)
-
-    release = inputs.bundle.release
-    plan = HostPlan(release, current, run_as)
-    changes = plan.changes
-    changes.repair = live.reasons
-    changes.env = observed.env_digest(act_name, current) != sha256(env_text)
-    live_vassal = layout.vassal(act_name, current) if observed.vassal_digest(act_name, current) \
-        else None
-    changes.files = [FileChange(layout.vassal(act_name, release), vassal_ini(release), live_vassal),
-                     *(FileChange(p, t, p if observed.has(p) else None) for p, t in gigs.items())]
-    script = lock.acquire(Script(), layout, inputs.locks, inputs.lock)
-    if not observed.venue_built(act.venue, inputs.venue_digest):
-        changes.venue = venue_dir
-        checks.venue_matches_emperor(host, act.venue, observed.python, observed.stage_python)
-        venue_cmd.build_venue(script, layout, act.venue, inputs.venue_digest, venue_python)
-        # Wheels the host has with the same content stay behind (the probe hashed them).
-        present = {name for name, digest in inputs.wheels.items()
-                   if observed.digest(f"{layout.wheelhouse}/{name}") == digest}
-        plan.prepare.append(Step("venue", f"build venue {act.venue}-{inputs.venue_digest}",
-                                 script.text(), lambda: inputs.venue_wheels(present)))
-        script = Script()
-
-    env_bytes = env_text.encode()
-    upload = inputs.bundle.upload_for(observed.trees)
-    release_cmd.unpack_release(script, layout, python, act_name, release, len(env_bytes), upload)
-    if run_as:
-        sqlite_files = [production.databases[d].sqlite_path(d, layout.data)
-                        for d in act.databases if not production.databases[d].shared]
-        privileges.own_act_state(script, layout, python, act_name, release, run_as,
-                                 production.group, sqlite_files)
-        privileges.open_static(script, layout, act_name, release, run_as)
-    release_cmd.prepare_release(
-        script, layout, act_name, release, act.settings, venue_dir, act.manage_path,
-        migrated_here(production, act_name, shared=False), act.import_path,
-        {"time": inputs.time, "event": "migrate", "act": act_name, "release": release,
-         "by": inputs.by}, run_as)
-    if run_as:
-        privileges.seal_static(script, layout, act_name, release, run_as)
-    plan.prepare.append(Step("release", f"upload release {release} ({upload.describe()}), "
-                             "check, migrate, collectstatic", script.text(),
-                             lambda: env_bytes + upload.data))
-
-    script = sess_cmd.start_vassal(Script(), layout, act_name, release, vassal_ini(release))
-    sess_cmd.health_check(script, layout, python, act_name, release,
-                          health_spec(production, act_name))
-    # Before any switch: a gig that fails 'nginx -t' stops the rollout with traffic untouched.
-    # Gig files name the stable socket and current, not a release, so the live one still serves.
-    gig_cmd.install_gigs(script, layout, gigs, [], observed.services)
-    plan.start.append(Step("start", f"start {act_name}@{release}, health-check its socket",
-                           script.text()))
-
-    script = sess_cmd.switch(Script(), layout, act_name, release)
-    # Recorded at once: a deploy cut short after this point (killed) still shows in history.
-    history.append(script, layout, {"time": inputs.time, "event": "deploy", "act": act_name,
-                                    "release": release, "previous": current, "by": inputs.by})
-    changes.retired = [r for r in observed.vassal_releases(act_name) if r != release]
-    sess_cmd.retire(script, layout, act_name, changes.retired)
-    cleanup(script, production, host, observed, inputs, changes)
-    nginx_health(script, production, act_name, layout, python)
-    lock.release(script, layout, inputs.locks, inputs.lock["token"])
-    plan.switch.append(Step("switch", f"switch {act_name} to {release}", script.text()))
-
-    script = sess_cmd.discard(Script(), layout, act_name, release)
-    plan.abort = Step("abort", f"remove {act_name}@{release}, keep {current}",
-                      lock.release(script, layout, inputs.locks, inputs.lock["token"]).text())
-    plan.revert = revert_step(production, host, layout, act_name, release, current, inputs)
-    return plan
-
-
-def plan_repair(production: Production, host: str, layout: Layout, observed: Observed,
-                inputs: DeployInputs, live: LiveState, vassal_ini: str,
-                run_as: RunAs | None) -> HostPlan:
-    """A deploy of the live code on a host where the live release does not serve.
-
-    Its directory and env file are there, so nothing is uploaded: its vassal is started
-    again if its file is not enabled (written afresh, then health-checked through its own
-    socket), and the stable socket and ``current`` are pointed at it again. Nothing is undone
-    if the rollout stops: the host did not serve before.
-    """
-    act, release = inputs.act, live.release
-    plan = HostPlan(release, release, run_as, repair=True)
-    plan.changes.repair = live.reasons
-    script = lock.acquire(Script(), layout, inputs.locks, inputs.lock)
-    if live.repair == "start":
-        plan.changes.files = [FileChange(layout.vassal(act, release), vassal_ini)]
-        sess_cmd.enable_vassal(script, layout, act, release, vassal_ini)
-        sess_cmd.health_check(script, layout, production.hosts[host].python, act, release,
-                              health_spec(production, act))
-        plan.start.append(Step("start", f"start {act}@{release} again, health-check its socket",
-                               script.text()))
-        script = Script()
-    script.step("switch")
-    sess_cmd.relink(script, layout, act, release)
-    history.append(script, layout, {"time": inputs.time, "event": "repair", "act": act,
-                                    "release": release, "reasons": live.reasons,
-                                    "by": inputs.by})
-    plan.changes.retired = [r for r in observed.vassal_releases(act) if r != release]
-    sess_cmd.retire(script, layout, act, plan.changes.retired)
-    nginx_health(script, production, act, layout, production.hosts[host].python)
-    lock.release(script, layout, inputs.locks, inputs.lock["token"])
-    plan.switch.append(Step("switch", f"point {act} at {release} again", script.text()))
-    unlock = lock.release(Script(), layout, inputs.locks, inputs.lock["token"]).text()
-    plan.abort = Step("abort", f"leave {act}@{release} as it is", unlock)
-    plan.revert = Step("revert", f"leave {act}@{release} as it is", unlock)
-    return plan
-
-
-def cleanup(script: Script, production: Production, host: str, observed: Observed,
-            inputs: DeployInputs, changes: Changes) -> Script:
-    """After a switch, bound what the host keeps (README, "What Backstage keeps on a host"):
-    old releases, trees and venues nothing uses, leftovers of killed commands and gone
-    releases, release lists naming releases no longer there, old history, and the act's log
-    past its ``log_max_size``."""
-    act, release, layout = inputs.act, inputs.bundle.release, observed.layout
-    changes.deleted = releases_to_delete(observed, act, production.acts[act].keep_releases,
-                                         release, observed.current_release(act))
-    sess_cmd.delete_releases(script, layout, act, changes.deleted)
-    sess_cmd.delete_trees(script, layout, unused_trees(production, host, observed, act,
-                                                       release, changes.deleted))
-    kept = (set(observed.releases(act)) - set(changes.deleted)) | {release}
-    left = leftovers(observed, act, kept)
-    gone = {f"{act}@{r}.ini.retired" for r in changes.deleted} | {p.rsplit("/", 1)[1] for p in left}
-    venue = f"{production.acts[act].venue}-{inputs.venue_digest}"
-    changes.removed = [*left, *(f"{layout.root}/venues/{name}"
-                                for name in venues_to_delete(observed, {venue}, gone))]
-    script.step("cleanup").remove(*changes.removed)
-    good, bad = release_lists(observed, act, kept - {release})
-    if observed.good_releases(act) != good:  # else the switch's line made it right
-        script.write_file(layout.good_list(act), "".join(f"{r}\n" for r in [*good, release]))
-    if bad != sorted(observed.bad_releases(act)):
-        script.write_file(layout.bad_list(act), "".join(f"{r}\n" for r in bad))
-    sess_cmd.rotate_log(script, layout, act, production.acts[act].log_max_bytes)
-    return history.trim(script, layout)
+    domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
+    health_host = health_spec(production, act_name)["host"]
+    allowed = list(dict.fromkeys([*domains, health_host, "localhost", "127.0.0.1"]))
+    secrets = production.secrets_of(act_name)
+    databases = {name: production.databases[name].django(name, layout.data, secrets)
+                 for name in act.databases}
+    values = {
+        **act.env,
+        **secrets,
+        "BACKSTAGE_PRODUCTION": production.name,
+        "BACKSTAGE_ALLOWED_HOSTS": ",".join(allowed),
+        "BACKSTAGE_DATABASES": json.dumps(databases, sort_keys=True, default=reveal),
+        "BACKSTAGE_DATA_DIR": layout.data,
+        "BACKSTAGE_MEDIA_ROOT": layout.media(act_name),
+    }
+    return "".join(f"{key}={reveal(value)}\n" for key, value in values.items())
 
 
 def migrated_here(production: Production, act_name: str, shared: bool) -> list[str]:
@@ -286,72 +136,294 @@ def deploy_locks(production: Production, act_name: str) -> list[str]:
     return sorted([lock.act_lock(act_name), *(lock.database_lock(d) for d in databases)])
 
 
-def unused_trees(production: Production, host: str, observed: Observed, act_name: str,
-                 release: str, deleted: list[str]) -> list[str]:
-    """Trees no release of the production's acts on the host comes from any more.
+# --- the plan on one host -------------------------------------------------------------------
 
-    A release id ends with its tree's digest (8 digits); a tree removed here costs only a
-    delta base, never a release (releases are hard-link copies, not links to trees).
+
+@dataclass
+class HostPlan:
+    """A deploy on one host, in the phases a rollout runs across hosts.
+
+    ``prepare`` (venue, upload, checks, host-local migrations, collectstatic) and ``start``
+    (new vassal, health check through its own socket) leave traffic alone; ``switch`` moves it.
+    ``migrate`` (shared databases) runs between the two, on one host. If the rollout stops, ``abort`` undoes a host that never switched and ``revert`` one that
+    did. An empty plan (nothing changed) has no steps at all.
     """
-    kept = {release}
-    for act in production.acts_on(host):
-        kept |= {r for r in observed.releases(act) if act != act_name or r not in deleted}
-    used = {r.rsplit("-", 1)[-1] for r in kept}
-    return sorted(t for t in observed.trees if t[:8] not in used)
+
+    release: str
+    previous: str | None
+    run_as: RunAs | None = None
+    prepare: list[Step] = field(default_factory=list)
+    start: list[Step] = field(default_factory=list)
+    switch: list[Step] = field(default_factory=list)
+    abort: Step | None = None
+    revert: Step | None = None
+    migrate: Step | None = None  # shared databases: run on one host only (see migrations)
+    changes: Changes = field(default_factory=Changes)
+    repair: bool = False  # the live release again, not a new one (see HostDeploy.repair)
+
+    @property
+    def noop(self) -> bool:
+        return not (self.prepare or self.start or self.switch)
 
 
-def nginx_health(script: Script, production: Production, act: str, layout: Layout,
-                 python: str) -> Script:
-    """Check each gig of the act through nginx (also waits out nginx's asynchronous reload)."""
-    for gig in production.gigs_of(act):
-        sess_cmd.health_via_nginx(script, layout, python, gig_check(production, act, gig, layout))
-    return script
+def plan_deploy(production: Production, host: str, layout: Layout, observed: Observed,
+                renderer: Renderer, inputs: DeployInputs, env_text: str,
+                dry_run: bool = False) -> HostPlan:
+    """The deploy's steps on one host; ``dry_run`` plans past a held lock (and takes none)."""
+    return HostDeploy(production, host, layout, observed, renderer, inputs, env_text,
+                      dry_run).plan()
 
 
-def gig_check(production: Production, act: str, gig_name: str, layout: Layout) -> dict:
-    """A health check of an act through one of its gigs: over HTTPS when the gig has TLS
-    (its plain HTTP port only redirects)."""
-    gig = production.gigs[gig_name]
-    check = {**health_spec(production, act), "host": gig.domains[0],
-             "port": gig.port or layout.http_port}
-    if gig.tls_certificate:
-        check.update(port=gig.tls_port, tls=True)
-    return check
+class HostDeploy:
+    """The deploy of one act on one host: checks the host, then builds each phase's steps."""
 
+    def __init__(self, production: Production, host: str, layout: Layout, observed: Observed,
+                 renderer: Renderer, inputs: DeployInputs, env_text: str, dry_run: bool = False):
+        self.production, self.host, self.layout, self.observed = production, host, layout, observed
+        self.renderer, self.inputs, self.env_text = renderer, inputs, env_text
+        self.act_name = inputs.act
+        self.act = production.acts[self.act_name]
+        self.python = production.hosts[host].python
+        checks.privileged(host, observed)
+        checks.stage_ready(host, observed)
+        if not dry_run:
+            checks.not_locked(host, observed, inputs.locks)
+        self.venue_dir = layout.venue_dir(self.act.venue, inputs.venue_digest)
+        self.run_as = (checks.act_user(host, observed, production.act_user(self.act_name),
+                                       production.hosts[host].nginx_group)
+                       if layout.kind == "system" else None)
+        self.current = observed.current_release(self.act_name)
+        self.release = inputs.bundle.release
 
-def revert_step(production: Production, host: str, layout: Layout, act: str, release: str,
-                previous: str | None, inputs: DeployInputs) -> Step:
-    """Put a host that already switched back on its previous release (or on nothing)."""
-    script = Script()
-    python = production.hosts[host].python
-    if previous:
-        sess_cmd.revive(script, layout, act, previous)
-        sess_cmd.health_check(script, layout, python, act, previous, health_spec(production, act))
-        sess_cmd.switch(script, layout, act, previous)
-    else:
-        sess_cmd.unlink_live(script, layout, act)
-    sess_cmd.discard(script, layout, act, release)
-    history.append(script, layout, {"time": inputs.time, "event": "rollback", "act": act,
-                                    "release": previous, "previous": release,
-                                    "by": inputs.by, "reason": "rollout stopped"})
-    lock.release(script, layout, inputs.locks, inputs.lock["token"])
-    return Step("revert", f"switch {act} back to {previous or 'nothing'}", script.text())
+    def vassal_ini(self, release: str) -> str:
+        return self.renderer.vassal(self.layout, self.act_name, release, self.venue_dir,
+                                    self.run_as)
 
+    def history(self, script: Script, event: str, **record) -> Script:
+        return history.append(script, self.layout, {"time": self.inputs.time, "event": event,
+                                                    "act": self.act_name, **record,
+                                                    "by": self.inputs.by})
 
-def plan_migrations(production: Production, host: str, layout: Layout, inputs: DeployInputs,
-                    venue_dir: str, run_as: RunAs | None = None) -> Step | None:
-    """Migrate the act's shared databases once, on one host, with the new release's code."""
-    act = production.acts[inputs.act]
-    shared = migrated_here(production, inputs.act, shared=True)
-    if not shared:
-        return None
-    release = inputs.bundle.release
-    script = Script()
-    script.raw(release_cmd.manage_function(layout, inputs.act, release, act.settings, venue_dir,
-                                           act.manage_path, act.import_path, run_as))
-    for database in shared:
-        script.step(f"migrate {database}")
-        script.raw("manage " + argv("migrate", "--noinput", "--database", database))
-    history.append(script, layout, {"time": inputs.time, "event": "migrate", "act": inputs.act,
-                                    "release": release, "databases": shared, "by": inputs.by})
-    return Step("migrate", f"migrate {', '.join(shared)} once, on {host}", script.text())
+    def unlock(self, script: Script) -> Script:
+        return lock.release(script, self.layout, self.inputs.locks, self.inputs.lock["token"])
+
+    def health_check(self, script: Script, release: str) -> Script:
+        return sess_cmd.health_check(script, self.layout, self.python, self.act_name, release,
+                                     health_spec(self.production, self.act_name))
+
+    # --- deciding -------------------------------------------------------------------------
+
+    def plan(self) -> HostPlan:
+        """Nothing (all as desired and serving), a repair, or a new release's phases."""
+        act, current, observed = self.act_name, self.current, self.observed
+        gigs = gig_files(self.production, act, self.layout, self.renderer, observed)
+        live = observed.live(act)
+        if (current and current.endswith(self.inputs.bundle.digest[:8])
+                and observed.env_digest(act, current) == sha256(self.env_text) and not gigs):
+            vassal = observed.vassal_digest(act, current)  # None unless enabled
+            if vassal == sha256(self.vassal_ini(current)) and live.repair is None:
+                checks.gigs_served(self.host, observed, act, self.production.gigs_of(act))
+                return HostPlan(current, current, self.run_as)
+            if live.repair in ("relink", "start") and current not in observed.bad_releases(act) \
+                    and vassal in (None, sha256(self.vassal_ini(current))):
+                return self.repair(live)
+        plan = HostPlan(self.release, current, self.run_as)
+        self.describe(plan.changes, live, gigs)
+        plan.prepare = self.prepare(plan.changes)
+        plan.start = [self.start(gigs)]
+        plan.switch = [self.switch(plan.changes)]
+        plan.abort, plan.revert = self.abort(), self.revert()
+        plan.migrate = self.migrations()
+        return plan
+
+    def describe(self, changes: Changes, live: LiveState, gigs: dict[str, str]) -> None:
+        """What the new release changes, for ``plan`` (the steps fill in the rest)."""
+        act, observed, layout = self.act_name, self.observed, self.layout
+        changes.repair = live.reasons
+        changes.env = observed.env_digest(act, self.current) != sha256(self.env_text)
+        live_vassal = layout.vassal(act, self.current) \
+            if observed.vassal_digest(act, self.current) else None
+        changes.files = [
+            FileChange(layout.vassal(act, self.release), self.vassal_ini(self.release),
+                       live_vassal),
+            *(FileChange(p, t, p if observed.has(p) else None) for p, t in gigs.items())]
+
+    # --- the phases -----------------------------------------------------------------------
+
+    def prepare(self, changes: Changes) -> list[Step]:
+        """Take the locks; build the venue if needed; upload, check, migrate host-local
+        databases and collect static files. Traffic is untouched."""
+        steps = []
+        script = lock.acquire(Script(), self.layout, self.inputs.locks, self.inputs.lock)
+        if not self.observed.venue_built(self.act.venue, self.inputs.venue_digest):
+            changes.venue = self.venue_dir
+            steps.append(self.venue(script))
+            script = Script()
+        steps.append(self.upload(script))
+        return steps
+
+    def venue(self, script: Script) -> Step:
+        observed, inputs, venue = self.observed, self.inputs, self.act.venue
+        checks.venue_matches_emperor(self.host, venue, observed.python, observed.stage_python)
+        venue_python = self.production.venues[venue].python or self.python
+        venue_cmd.build_venue(script, self.layout, venue, inputs.venue_digest, venue_python)
+        # Wheels the host has with the same content stay behind (the probe hashed them).
+        present = {name for name, digest in inputs.wheels.items()
+                   if observed.digest(f"{self.layout.wheelhouse}/{name}") == digest}
+        return Step("venue", f"build venue {venue}-{inputs.venue_digest}", script.text(),
+                    lambda: inputs.venue_wheels(present))
+
+    def upload(self, script: Script) -> Step:
+        layout, act, release, run_as = self.layout, self.act_name, self.release, self.run_as
+        env_bytes = self.env_text.encode()
+        upload = self.inputs.bundle.upload_for(self.observed.trees)
+        release_cmd.unpack_release(script, layout, self.python, act, release, len(env_bytes),
+                                   upload)
+        if run_as:
+            databases = self.production.databases
+            sqlite_files = [databases[d].sqlite_path(d, layout.data)
+                            for d in self.act.databases if not databases[d].shared]
+            privileges.own_act_state(script, layout, self.python, act, release, run_as,
+                                     self.production.group, sqlite_files)
+            privileges.open_static(script, layout, act, release, run_as)
+        release_cmd.prepare_release(
+            script, layout, act, release, self.act.settings, self.venue_dir, self.act.manage_path,
+            migrated_here(self.production, act, shared=False), self.act.import_path,
+            {"time": self.inputs.time, "event": "migrate", "act": act, "release": release,
+             "by": self.inputs.by}, run_as)
+        if run_as:
+            privileges.seal_static(script, layout, act, release, run_as)
+        return Step("release", f"upload release {release} ({upload.describe()}), "
+                    "check, migrate, collectstatic", script.text(),
+                    lambda: env_bytes + upload.data)
+
+    def start(self, gigs: dict[str, str]) -> Step:
+        """Start the new vassal beside the live one and health-check it through its own
+        socket; install changed gigs. A gig that fails ``nginx -t`` stops the rollout with
+        traffic untouched (gig files name the stable socket, not a release)."""
+        script = sess_cmd.start_vassal(Script(), self.layout, self.act_name, self.release,
+                                       self.vassal_ini(self.release))
+        self.health_check(script, self.release)
+        gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services)
+        return Step("start", f"start {self.act_name}@{self.release}, health-check its socket",
+                    script.text())
+
+    def switch(self, changes: Changes) -> Step:
+        """Move traffic, retire the old vassal, clean up, check through nginx, unlock."""
+        act, release = self.act_name, self.release
+        script = sess_cmd.switch(Script(), self.layout, act, release)
+        # Recorded at once: a deploy cut short after this point (killed) still shows in history.
+        self.history(script, "deploy", release=release, previous=self.current)
+        changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]
+        sess_cmd.retire(script, self.layout, act, changes.retired)
+        self.cleanup(script, changes)
+        nginx_health(script, self.production, act, self.layout, self.python)
+        self.unlock(script)
+        return Step("switch", f"switch {act} to {release}", script.text())
+
+    def abort(self) -> Step:
+        """Undo a host that never switched: drop the prepared vassal, unlock."""
+        script = sess_cmd.discard(Script(), self.layout, self.act_name, self.release)
+        return Step("abort", f"remove {self.act_name}@{self.release}, keep {self.current}",
+                    self.unlock(script).text())
+
+    def revert(self) -> Step:
+        """Put a host that already switched back on its previous release (or on nothing)."""
+        act, previous, layout = self.act_name, self.current, self.layout
+        script = Script()
+        if previous:
+            sess_cmd.revive(script, layout, act, previous)
+            self.health_check(script, previous)
+            sess_cmd.switch(script, layout, act, previous)
+        else:
+            sess_cmd.unlink_live(script, layout, act)
+        sess_cmd.discard(script, layout, act, self.release)
+        self.history(script, "rollback", release=previous, previous=self.release,
+                     reason="rollout stopped")
+        self.unlock(script)
+        return Step("revert", f"switch {act} back to {previous or 'nothing'}", script.text())
+
+    def repair(self, live: LiveState) -> HostPlan:
+        """A deploy of the live code on a host where the live release does not serve.
+
+        Its directory and env file are there, so nothing is uploaded: its vassal is started
+        again if its file is not enabled (written afresh, then health-checked through its own
+        socket), and the stable socket and ``current`` are pointed at it again. Nothing is
+        undone if the rollout stops: the host did not serve before.
+        """
+        act, release, layout = self.act_name, live.release, self.layout
+        plan = HostPlan(release, release, self.run_as, repair=True)
+        plan.changes.repair = live.reasons
+        script = lock.acquire(Script(), layout, self.inputs.locks, self.inputs.lock)
+        if live.repair == "start":
+            ini = self.vassal_ini(release)
+            plan.changes.files = [FileChange(layout.vassal(act, release), ini)]
+            sess_cmd.enable_vassal(script, layout, act, release, ini)
+            self.health_check(script, release)
+            plan.start.append(Step("start", f"start {act}@{release} again, health-check its "
+                                   "socket", script.text()))
+            script = Script()
+        script.step("switch")
+        sess_cmd.relink(script, layout, act, release)
+        self.history(script, "repair", release=release, reasons=live.reasons)
+        plan.changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]
+        sess_cmd.retire(script, layout, act, plan.changes.retired)
+        nginx_health(script, self.production, act, layout, self.python)
+        self.unlock(script)
+        plan.switch.append(Step("switch", f"point {act} at {release} again", script.text()))
+        unlock = self.unlock(Script()).text()
+        plan.abort = Step("abort", f"leave {act}@{release} as it is", unlock)
+        plan.revert = Step("revert", f"leave {act}@{release} as it is", unlock)
+        return plan
+
+    def cleanup(self, script: Script, changes: Changes) -> Script:
+        """After a switch, bound what the host keeps (README, "What Backstage keeps on a
+        host"): old releases, trees and venues nothing uses, leftovers of killed commands and
+        gone releases, release lists naming releases no longer there, old history, and the
+        act's log past its ``log_max_size``."""
+        act, release, layout, observed = self.act_name, self.release, self.layout, self.observed
+        changes.deleted = releases_to_delete(observed, act, self.act.keep_releases, release,
+                                             self.current)
+        sess_cmd.delete_releases(script, layout, act, changes.deleted)
+        sess_cmd.delete_trees(script, layout, self.unused_trees(changes.deleted))
+        kept = (set(observed.releases(act)) - set(changes.deleted)) | {release}
+        left = leftovers(observed, act, kept)
+        gone = {f"{act}@{r}.ini.retired" for r in changes.deleted} \
+            | {p.rsplit("/", 1)[1] for p in left}
+        venue = f"{self.act.venue}-{self.inputs.venue_digest}"
+        changes.removed = [*left, *(f"{layout.root}/venues/{name}"
+                                    for name in venues_to_delete(observed, {venue}, gone))]
+        script.step("cleanup").remove(*changes.removed)
+        good, bad = release_lists(observed, act, kept - {release})
+        if observed.good_releases(act) != good:  # else the switch's line made it right
+            script.write_file(layout.good_list(act), "".join(f"{r}\n" for r in [*good, release]))
+        if bad != sorted(observed.bad_releases(act)):
+            script.write_file(layout.bad_list(act), "".join(f"{r}\n" for r in bad))
+        sess_cmd.rotate_log(script, layout, act, self.act.log_max_bytes)
+        return history.trim(script, layout)
+
+    def unused_trees(self, deleted: list[str]) -> list[str]:
+        """Trees no release of the production's acts on the host comes from any more.
+
+        A release id ends with its tree's digest (8 digits); a tree removed here costs only a
+        delta base, never a release (releases are hard-link copies, not links to trees).
+        """
+        kept = {self.release}
+        for act in self.production.acts_on(self.host):
+            kept |= {r for r in self.observed.releases(act)
+                     if act != self.act_name or r not in deleted}
+        used = {r.rsplit("-", 1)[-1] for r in kept}
+        return sorted(t for t in self.observed.trees if t[:8] not in used)
+
+    def migrations(self) -> Step | None:
+        """Migrate the act's shared databases once, on this host, with the new release's
+        code (None: it has none)."""
+        shared = migrated_here(self.production, self.act_name, shared=True)
+        if not shared:
+            return None
+        script = release_cmd.migrate(Script(), self.layout, self.act_name, self.release,
+                                     self.act.settings, self.venue_dir, self.act.manage_path,
+                                     self.act.import_path, shared, self.run_as)
+        self.history(script, "migrate", release=self.release, databases=shared)
+        return Step("migrate", f"migrate {', '.join(shared)} once, on {self.host}",
+                    script.text())

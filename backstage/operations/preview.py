@@ -1,8 +1,8 @@
 """What ``plan`` and ``deploy-act --dry-run`` print for one host: the deploy's plan in words,
 with a unified diff of each file it would write against the host's copy."""
 
-from backstage.plan.changes import unified_diff
-from backstage.plan.deploy import HostPlan
+from backstage.operations.changes import unified_diff
+from backstage.operations.deploy import HostPlan
 
 
 def describe(host: str, act: str, plan: HostPlan, texts: dict[str, str | None],

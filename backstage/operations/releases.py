@@ -6,7 +6,7 @@ live release, the one before it, or one a vassal still runs (capistrano#1907).
 """
 
 from backstage.errors import BackstageError
-from backstage.plan.observed import Observed
+from backstage.facts.observed import Observed
 
 
 def previous_good(observed: Observed, act: str, current: str | None) -> str | None:

@@ -7,12 +7,12 @@ vassal file kept as ``*.ini.retired`` when the release was retired).
 from backstage.commands import history, lock
 from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script
+from backstage.facts.observed import Observed
 from backstage.model import Layout, Production
-from backstage.plan import checks
-from backstage.plan.deploy import health_spec
-from backstage.plan.observed import Observed
-from backstage.plan.releases import rollback_target
-from backstage.plan.steps import Step
+from backstage.operations import checks
+from backstage.operations.health import health_spec
+from backstage.operations.releases import rollback_target
+from backstage.operations.steps import Step
 
 
 def plan_rollback(production: Production, host: str, layout: Layout, observed: Observed,

@@ -5,10 +5,10 @@ from collections.abc import Callable
 from backstage.commands import privileges
 from backstage.commands import stage as cmd
 from backstage.commands.shell import Script
+from backstage.facts.observed import Observed
 from backstage.model import Layout
-from backstage.plan import checks
-from backstage.plan.observed import Observed
-from backstage.plan.steps import Step
+from backstage.operations import checks
+from backstage.operations.steps import Step
 from backstage.render import Renderer
 from backstage.util import sha256
 

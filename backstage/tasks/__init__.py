@@ -1,4 +1,4 @@
-"""Tasks layer: the Fabric/Invoke tasks, thin wrappers over :mod:`backstage.rollout`.
+"""Tasks layer: the Fabric/Invoke tasks, thin wrappers over :class:`backstage.Production`.
 
 ``ns`` is the collection both ``fab`` (through the repository's ``fabfile.py``) and the
 ``backstage`` program (:mod:`backstage.tasks.program`) expose.

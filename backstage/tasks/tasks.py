@@ -18,11 +18,11 @@ from rich.table import Table
 from backstage.errors import BackstageError, HostsFailed, UsageError
 from backstage.model import load_production, release_of_link
 from backstage.model.locate import find_inventory
-from backstage.production import (
+from backstage.production import Production
+from backstage.reports import (
     HistoryReport,
     HostsReport,
     PlanReport,
-    Production,
     RollbackReport,
     RolloutReport,
     SessReport,

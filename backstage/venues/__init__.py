@@ -3,7 +3,7 @@
 A package of its own, apart from the deploy stack. Here a *venue* is a folder with a
 virtualenv and a uWSGI Emperor of its own (a user-level daemon), and an *act* is a Django
 project in it, run by that Emperor as a vassal on a port of 127.0.0.1. In the deploy stack
-(``backstage.model``, ``backstage.plan``, ...) "venue" means only a production's virtualenv on
+(``backstage.model``, ``backstage.operations``, ...) "venue" means only a production's virtualenv on
 a host. This package depends on the command-building core (:mod:`backstage.commands.shell`),
 the transports and the workstation's wheels, never on the deploy stack's operations.
 The same command text (:mod:`backstage.venues.commands`) runs on this machine through

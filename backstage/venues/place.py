@@ -1,7 +1,7 @@
 """Where a venue lives: this machine (``LocalTransport``) or a host of a production (SSH).
 
 Both run the same command text from :mod:`backstage.venues.commands`. A remote host is
-opened as the rollout layer opens it (``backstage.rollout.hosts.HostRun``): the inventory's
+opened as the engine opens it (``backstage.engine.hosts.HostRun``): the inventory's
 ssh_config and known_hosts, host keys refused when unknown unless ``accept_new_host_keys``.
 """
 

@@ -1,0 +1,153 @@
+"""What the Python API's methods return: per host, a result or the error that stopped the
+operation there, with ``exit_code`` (the program's exit code for it), ``as_dict()`` (what
+``--json`` prints) and ``check()`` (raise the hosts' failure, if any). A deploy returns
+:class:`~backstage.engine.rollout.RolloutReport`.
+"""
+
+from dataclasses import dataclass, field
+
+from backstage.engine.executor import failures
+from backstage.engine.rollout import RolloutReport
+from backstage.errors import BackstageError, HostsFailed, HostUnreachable
+
+__all__ = ["HistoryReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
+           "SessReport", "StatusReport"]
+
+def error_entry(error: BackstageError) -> dict:
+    """A host's error in ``as_dict()``: its one line, and whether the host was unreachable."""
+    return {"error": str(error), "unreachable": isinstance(error, HostUnreachable)}
+
+
+@dataclass
+class HostsReport:
+    """Per host, what an operation returned there, or the error that stopped it there."""
+
+    production: str
+    results: dict[str, object]
+
+    @property
+    def done(self) -> dict[str, object]:
+        """The hosts where the operation succeeded, with their results."""
+        return {h: r for h, r in self.results.items() if not isinstance(r, BackstageError)}
+
+    @property
+    def errors(self) -> dict[str, BackstageError]:
+        return {h: r for h, r in self.results.items() if isinstance(r, BackstageError)}
+
+    @property
+    def failure(self) -> HostsFailed | None:
+        """The hosts that failed, as one error (its ``summary`` counts and names them)."""
+        return failures(self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 done everywhere; 3 hosts unreachable; 1 failed (130 interrupted)."""
+        return self.failure.exit_code if self.failure else 0
+
+    def check(self):
+        """This report, or raise :attr:`failure`."""
+        if self.failure:
+            raise self.failure
+        return self
+
+    def entry(self, result: object) -> object:
+        """A host's result in ``as_dict()``."""
+        return result
+
+    def as_dict(self) -> dict:
+        return {"production": self.production, "exit_code": self.exit_code, **self.about(),
+                "hosts": {h: error_entry(r) if isinstance(r, BackstageError) else self.entry(r)
+                          for h, r in self.results.items()}}
+
+    def about(self) -> dict:
+        """What the report is about, in ``as_dict()`` (the act, say)."""
+        return {}
+
+
+@dataclass
+class PlanReport(HostsReport):
+    """``plan``: per host, the text saying what a deploy would change (with diffs)."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+    def entry(self, result: object) -> dict:
+        return {"plan": result}
+
+    @property
+    def text(self) -> str:
+        """What the ``plan`` task prints: each host's plan, one line for a host not planned."""
+        return "".join(f"{h}: {self.act}: {not_looked_at(h, r)}\n"
+                       if isinstance(r, BackstageError) else r for h, r in self.results.items())
+
+
+def not_looked_at(host: str, error: BackstageError) -> str:
+    """Why a host could not be looked at, in one line that does not name the host again."""
+    return f"{failure_kind(error)}: {str(error).removeprefix(f'{host}: ')}"
+
+
+def failure_kind(error: BackstageError) -> str:
+    return "unreachable" if isinstance(error, HostUnreachable) else "failed"
+
+
+@dataclass
+class RollbackReport(HostsReport):
+    """``rollback``: per host, ``{"release": now live, "previous": live before}``."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+
+@dataclass
+class SessReport(HostsReport):
+    """``start``, ``stop``, ``restart``: per host, the live release acted on."""
+
+    act: str = ""
+    action: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act, "action": self.action}
+
+    def entry(self, result: object) -> dict:
+        return {"release": result}
+
+
+@dataclass
+class StatusReport(HostsReport):
+    """``status``: per host and act, releases with a vassal, state, pids, uptime, socket."""
+
+    act: str | None = None
+    shown: dict[str, list[str]] = field(default_factory=dict)  # per host, the acts looked at
+
+    def as_dict(self) -> dict:
+        """What ``status --json`` prints: per host, per act its state, or the host's error."""
+        return {h: {a: error_entry(r) for a in self.shown[h]} if isinstance(r, BackstageError)
+                else r for h, r in self.results.items()}
+
+
+@dataclass
+class HistoryReport:
+    """``history``: the last entries across the hosts that could be read, newest first, and
+    the hosts that could not."""
+
+    production: str
+    entries: list[dict]
+    failure: HostsFailed | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.failure.exit_code if self.failure else 0
+
+    check = HostsReport.check
+
+    def as_dict(self) -> dict:
+        """``entries`` is what ``history --json`` prints, one JSON line each."""
+        errors = self.failure.errors if self.failure else {}
+        return {"production": self.production, "exit_code": self.exit_code,
+                "entries": self.entries, "errors": {h: error_entry(e) for h, e in errors.items()}}
+
+
