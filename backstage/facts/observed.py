@@ -78,8 +78,26 @@ class Observed:
         return self.data["systemd"]
 
     @property
+    def uid(self) -> int:
+        """Whom commands run as on the host (after ``become``): its uid and name."""
+        return self.data["uid"]
+
+    @property
+    def user(self) -> str:
+        return self.data["user"]
+
+    @property
+    def somaxconn(self) -> int | None:
+        return self.data["somaxconn"]
+
+    @property
+    def nginx(self) -> str | None:
+        """The nginx program the host has (None: not installed)."""
+        return self.data["nginx"]
+
+    @property
     def services(self) -> Services:
-        return Services(nginx=self.data["nginx"] or "nginx", systemd=self.systemd)
+        return Services(nginx=self.nginx or "nginx", systemd=self.systemd)
 
     def digest(self, path: str) -> str | None:
         return self.data["files"].get(path)

@@ -10,7 +10,7 @@ from backstage.render import LISTEN_BACKLOG
 
 
 def somaxconn(host: str, observed: Observed) -> None:
-    value = observed.data["somaxconn"]
+    value = observed.somaxconn
     if value is not None and value < LISTEN_BACKLOG:
         raise BackstageError(
             f"{host}: net.core.somaxconn is {value}, below the vassals' listen backlog "
@@ -20,7 +20,7 @@ def somaxconn(host: str, observed: Observed) -> None:
 
 
 def nginx_installed(host: str, observed: Observed) -> None:
-    if not observed.data["nginx"]:
+    if not observed.nginx:
         raise BackstageError(f"{host}: nginx is not installed (e.g. 'apt-get install nginx-light')")
 
 
@@ -89,9 +89,9 @@ def lock_is_stale(holder: dict) -> bool:
 
 def privileged(host: str, observed: Observed) -> None:
     """The system layout writes /etc, /srv and runs daemons as root."""
-    if observed.layout.kind == "system" and observed.data["uid"] != 0:
+    if observed.layout.kind == "system" and observed.uid != 0:
         raise BackstageError(
-            f"{host}: the system layout needs root, but commands run as {observed.data['user']}: "
+            f"{host}: the system layout needs root, but commands run as {observed.user}: "
             "connect as root, or set the host's become = \"sudo\" (see the README's sudo rules)")
 
 

@@ -1,0 +1,373 @@
+"""Every operation's plan function, from a host state built here (no SSH, no host).
+
+:class:`HostState` is what a probe would answer about one host of the system layout. It starts
+as a stage ready for the production, and :meth:`HostState.deployed` makes it what a deploy
+leaves behind (the files the plan wrote, with the digests the host helper would report), so
+each case below is the plan for a host in a known state: no-op, first deploy, venue change,
+env change, gig change, repair, rollback target, abort and revert, and the other operations.
+"""
+
+import copy
+
+import pytest
+
+from backstage.artefacts import bundle
+from backstage.commands import lock as lock_cmd
+from backstage.commands.privileges import stage_modes
+from backstage.errors import BackstageError, LockHeld
+from backstage.facts.observed import Observed, venue_marker
+from backstage.facts.status import read_status, workers_of
+from backstage.model import Layout, load_production
+from backstage.operations import history
+from backstage.operations.deploy import DeployInputs, act_environment, plan_deploy
+from backstage.operations.gig import plan_gig
+from backstage.operations.lock import new_lock, plan_lock, plan_unlock
+from backstage.operations.rollback import plan_rollback
+from backstage.operations.sess import plan_sess
+from backstage.operations.stage import plan_stage
+from backstage.render import Renderer
+from backstage.util import sha256
+from tests.test_inventory import base_inventory, write_inventory
+
+HOST = "web1"
+ACT = "storefront"
+PYTHON = {"version": "3.11.2", "tag": "cp311", "executable": "/usr/bin/python3"}
+
+
+@pytest.fixture
+def production(tmp_path):
+    app = tmp_path / "app"
+    (app / "storefront").mkdir(parents=True)
+    (app / "manage.py").write_text("print('manage')\n")
+    (app / "storefront" / "settings.py").write_text("DEBUG = False\n")
+    (app / "requirements.txt").write_text("Django>=5\n")
+    (tmp_path / "inventories").mkdir()
+    return load_production(write_inventory(tmp_path, base_inventory()))
+
+
+def layout_of(production) -> Layout:
+    return Layout.for_host(production.name, production.hosts[HOST])
+
+
+def inputs(production, venue_digest: str = "venue1", now: float | None = None) -> DeployInputs:
+    source = production.acts[ACT].source
+    return DeployInputs(ACT, bundle.pack(source, now), venue_digest, lambda skip: b"wheels",
+                        new_lock("deploy-act", ACT), [lock_cmd.act_lock(ACT)])
+
+
+class HostState:
+    """The probe's answer for one host (system layout, commands run as root)."""
+
+    def __init__(self, production):
+        self.production, self.layout = production, layout_of(production)
+        layout = self.layout
+        user = production.act_user(ACT)
+        self.data = {
+            "user": "root", "uid": 0, "systemd": False, "python": PYTHON, "somaxconn": 4096,
+            "nginx": "/usr/sbin/nginx",
+            "files": {layout.uwsgi: "u"}, "links": {}, "texts": {}, "owners": {},
+            "listings": {layout.vassals: [], layout.trees: [], layout.releases(ACT): []},
+            "pids": {layout.nginx_pidfile: 10},
+            "pythons": {f"{layout.stage_venv}/bin/python": PYTHON},
+            "exists": {d: True for d in layout.directories},
+            "accounts": {user: {"uid": 1001, "group": user, "groups": [production.group]}},
+            "processes": {"emperor": [11]},
+            "globs": {f"{layout.vassals}/*.ini": {}, f"{layout.env_dir(ACT)}/env-*": {}},
+            "live": {}, "venues": {},
+        }
+
+    def observed(self) -> Observed:
+        return Observed(self.layout, copy.deepcopy(self.data))
+
+    def deployed(self, plan, env_text: str, venue_digest: str) -> "HostState":
+        """What the host holds after ``plan`` ran: its files, links, lists and a serving
+        vassal, as the host helper would report them."""
+        layout, release, data = self.layout, plan.release, self.data
+        for change in plan.changes.files:
+            data["files"][change.path] = sha256(change.text)
+        vassal = layout.vassal(ACT, release)
+        data["globs"][f"{layout.vassals}/*.ini"] = {vassal: sha256(plan.changes.files[0].text)}
+        data["listings"][layout.vassals] = [vassal.rsplit("/", 1)[1]]
+        data["globs"][f"{layout.env_dir(ACT)}/env-*"][layout.env_file(ACT, release)] = \
+            sha256(env_text)
+        data["listings"][layout.releases(ACT)].append(release)
+        data["listings"][layout.trees].append(release.rsplit("-", 1)[1])
+        data["files"][venue_marker(layout, "shop", venue_digest)] = "m"
+        data["links"][layout.current(ACT)] = f"releases/{release}"
+        data["texts"][layout.good_list(ACT)] = "".join(
+            f"{r}\n" for r in [*self.observed().good_releases(ACT), release])
+        data["live"][ACT] = {"release": release, "release_dir": True, "socket": "listening",
+                             "vassal": "enabled", "stable": layout.socket_link(ACT, release),
+                             "stable_socket": "listening"}
+        return self
+
+
+def deploy(production, state: HostState, deploy_inputs: DeployInputs, env_text: str | None = None,
+           dry_run: bool = False):
+    env_text = env_text if env_text is not None else \
+        act_environment(production, ACT, state.layout)
+    return plan_deploy(production, HOST, state.layout, state.observed(), Renderer(production),
+                       deploy_inputs, env_text, dry_run=dry_run)
+
+
+def step_names(steps) -> list[str]:
+    return [s.name for s in steps]
+
+
+# --- deploy ------------------------------------------------------------------------------------
+
+def test_a_first_deploy_builds_the_venue_uploads_starts_and_switches(production):
+    state = HostState(production)
+    plan = deploy(production, state, inputs(production))
+    assert (plan.previous, plan.repair) == (None, False)
+    assert step_names(plan.prepare) == ["venue", "release"]
+    assert step_names(plan.start) == ["start"] and step_names(plan.switch) == ["switch"]
+    assert plan.changes.venue == state.layout.venue_dir("shop", "venue1")
+    assert plan.changes.env  # no env file yet
+    vassal, gig = plan.changes.files
+    assert (vassal.path, vassal.replaces) == (state.layout.vassal(ACT, plan.release), None)
+    assert (gig.path, gig.replaces) == (state.layout.gig_conf("shop"), None)
+    assert plan.prepare[0].payload() == b"wheels"
+    # Nothing was live before: a revert takes the act off the air.
+    assert plan.revert.summary == f"switch {ACT} back to nothing"
+    assert state.layout.stable_socket(ACT) in plan.revert.command
+    assert plan.migrate is None  # users is a host-local sqlite database: migrated in prepare
+
+
+def test_the_same_deploy_again_is_a_no_op(production):
+    state = HostState(production)
+    deploy_inputs = inputs(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, deploy_inputs, env_text)
+    again = deploy(production, state.deployed(first, env_text, "venue1"), deploy_inputs,
+                   env_text)
+    assert again.noop
+    assert (again.release, again.previous) == (first.release, first.release)
+    assert again.abort is None and again.revert is None
+
+
+def test_a_new_venue_is_built_and_the_rest_reused(production):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production), env_text)
+    state.deployed(first, env_text, "venue1")
+    plan = deploy(production, state, inputs(production, venue_digest="venue2"), env_text)
+    assert step_names(plan.prepare) == ["venue", "release"]
+    assert plan.changes.venue == state.layout.venue_dir("shop", "venue2")
+    assert plan.changes.env is False
+    # The new vassal runs the new venue; the live one is what it replaces.
+    vassal = plan.changes.files[0]
+    assert state.layout.venue_dir("shop", "venue2") in vassal.text
+    assert vassal.replaces == state.layout.vassal(ACT, first.release)
+
+
+def test_an_env_change_alone_makes_a_new_release_without_a_venue_build(production):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production), env_text)
+    state.deployed(first, env_text, "venue1")
+    plan = deploy(production, state, inputs(production), env_text + "EXTRA=1\n")
+    assert not plan.noop and plan.changes.env
+    assert step_names(plan.prepare) == ["release"]  # the venue is built already
+    assert plan.changes.venue is None
+    assert "EXTRA" not in plan.prepare[0].command  # env content goes through stdin only
+    assert b"EXTRA=1" in plan.prepare[0].payload()
+    assert plan.changes.retired == [first.release]
+
+
+def test_a_changed_gig_alone_makes_a_new_release_that_rewrites_it(production):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production), env_text)
+    state.deployed(first, env_text, "venue1")
+    gig = state.layout.gig_conf("shop")
+    state.data["files"][gig] = "an older gig file"
+    plan = deploy(production, state, inputs(production), env_text)
+    assert not plan.noop
+    assert [(f.path, f.replaces) for f in plan.changes.files][1] == (gig, gig)
+    assert "nginx" in plan.start[0].command  # tested and reloaded before any switch
+
+
+def test_a_live_release_whose_vassal_is_retired_is_repaired_not_rebuilt(production):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production), env_text)
+    state.deployed(first, env_text, "venue1")
+    state.data["live"][ACT]["vassal"] = "retired"
+    state.data["globs"][f"{state.layout.vassals}/*.ini"] = {}
+    plan = deploy(production, state, inputs(production), env_text)
+    assert plan.repair and plan.release == first.release
+    assert step_names(plan.prepare) == []  # nothing uploaded
+    assert step_names(plan.start) == ["start"] and step_names(plan.switch) == ["switch"]
+    assert plan.changes.repair and "retired" in plan.changes.repair[0]
+
+
+def test_abort_drops_the_prepared_vassal_and_revert_goes_back_to_the_live_release(production):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production), env_text)
+    state.deployed(first, env_text, "venue1")
+    plan = deploy(production, state, inputs(production), env_text + "X=1\n")
+    layout = state.layout
+    assert plan.abort.name == "abort" and layout.vassal(ACT, plan.release) in plan.abort.command
+    assert layout.vassal(ACT, first.release) not in plan.abort.command  # the live one stays
+    revert = plan.revert.command
+    assert plan.revert.summary == f"switch {ACT} back to {first.release}"
+    assert revert.index(layout.vassal(ACT, first.release)) < revert.index("health")
+    assert '"event":"rollback"' in revert.replace("\\", "")
+
+
+def test_a_deploy_is_refused_while_another_holds_the_lock_but_planned_in_a_dry_run(production):
+    state = HostState(production)
+    layout = state.layout
+    state.data["exists"][layout.lock_dir(lock_cmd.act_lock(ACT))] = True
+    state.data["texts"][layout.lock_info(lock_cmd.act_lock(ACT))] = \
+        '{"by": "ada@laptop", "pid": 1, "host": "elsewhere"}'
+    with pytest.raises(LockHeld, match="ada@laptop"):
+        deploy(production, state, inputs(production))
+    assert not deploy(production, state, inputs(production), dry_run=True).noop
+
+
+def test_a_deploy_needs_the_stage_first(production):
+    state = HostState(production)
+    state.data["processes"] = {"emperor": []}
+    with pytest.raises(BackstageError, match="Emperor is not running: run setup-stage"):
+        deploy(production, state, inputs(production))
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+def two_releases(production):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production, now=1_700_000_000), env_text)
+    state.deployed(first, env_text, "venue1")
+    second = deploy(production, state, inputs(production, now=1_700_000_060), env_text + "X=1\n")
+    state.deployed(second, env_text + "X=1\n", "venue1")
+    state.data["listings"][state.layout.vassals].append(f"{ACT}@{first.release}.ini.retired")
+    return state, first.release, second.release
+
+
+def test_rollback_goes_to_the_previous_good_release(production):
+    state, first, second = two_releases(production)
+    target, [step] = plan_rollback(production, HOST, state.layout, state.observed(), ACT, None,
+                                   new_lock("rollback", ACT))
+    assert target == first
+    assert step.summary == f"switch {ACT} back from {second} to {first}"
+
+
+def test_rollback_never_goes_to_a_bad_release(production):
+    state, first, _ = two_releases(production)
+    state.data["texts"][state.layout.bad_list(ACT)] = f"{first}\n"
+    with pytest.raises(BackstageError, match="no previous good release"):
+        plan_rollback(production, HOST, state.layout, state.observed(), ACT, None,
+                      new_lock("rollback", ACT))
+    with pytest.raises(BackstageError, match="failed its deploy"):
+        plan_rollback(production, HOST, state.layout, state.observed(), ACT, first,
+                      new_lock("rollback", ACT))
+
+
+# --- stage -------------------------------------------------------------------------------------
+
+def plan_stage_on(production, state):
+    users = (production.act_user(ACT),)
+    return plan_stage(HOST, "python3", state.layout, state.observed(), Renderer(production),
+                      lambda skip: b"", "cp311", production.group, users)
+
+
+def test_a_stage_as_desired_needs_no_step_and_a_bare_host_all_of_them(production):
+    state = HostState(production)
+    renderer, layout = Renderer(production), state.layout
+    state.data["files"][layout.emperor_ini] = sha256(renderer.emperor_ini(layout, daemonize=True))
+    state.data["owners"] = stage_modes(layout, production.group)
+    assert plan_stage_on(production, state) == []
+
+    bare = HostState(production)
+    bare.data.update(exists={}, accounts={}, processes={"emperor": []}, pythons={},
+                     files={}, pids={layout.nginx_pidfile: None})
+    [step] = plan_stage_on(production, bare)
+    for change in ("create", "act users", "virtualenv", "Emperor's configuration",
+                   "start the Emperor", "start nginx"):
+        assert change in step.summary
+
+
+def test_a_stage_without_nginx_is_refused_with_what_to_install(production):
+    state = HostState(production)
+    state.data["nginx"] = None
+    with pytest.raises(BackstageError, match="nginx is not installed"):
+        plan_stage_on(production, state)
+
+
+# --- start, stop, restart ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("action, says", [("stop", "closed"), ("start", "health"),
+                                          ("restart", "reloaded")])
+def test_sess_actions_act_on_the_live_release_under_the_act_lock(production, action, says):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production), env_text)
+    state.deployed(first, env_text, "venue1")
+    holder = new_lock(action, ACT)
+    step = plan_sess(production, HOST, state.layout, state.observed(), ACT, action, holder, [7])
+    lock_dir = state.layout.lock_dir(lock_cmd.act_lock(ACT))
+    assert step.command.index(lock_dir) < step.command.index(says)
+    assert first.release in step.command and holder["token"] in step.command
+
+
+def test_sess_actions_on_a_never_deployed_act_say_so(production):
+    state = HostState(production)
+    with pytest.raises(BackstageError, match="never deployed here"):
+        plan_sess(production, HOST, state.layout, state.observed(), ACT, "stop",
+                  new_lock("stop", ACT))
+
+
+def test_the_workers_a_restart_waits_for_are_the_live_releases():
+    answer = {"acts": {ACT: {"facts": None, "sesses": [
+        {"release": "r1", "workers": [1, 2]}, {"release": "r2", "workers": [3]}]}}}
+    status = read_status(Layout("shop", "system", "/srv/backstage", 80), answer)
+    assert workers_of(status, ACT, "r1") == [1, 2]
+    assert status[ACT]["broken"] is None
+
+
+# --- lock, unlock, gigs, history ---------------------------------------------------------------
+
+def test_lock_then_unlock_clears_it_and_names_its_holder(production):
+    state = HostState(production)
+    layout, name = state.layout, lock_cmd.act_lock(ACT)
+    holder = new_lock("lock", ACT, "maintenance")
+    step = plan_lock(HOST, layout, state.observed(), [name], holder, ACT)
+    assert layout.lock_dir(name) in step.command and "maintenance" in step.command
+    assert plan_unlock(production, HOST, layout, state.observed(), ACT) == (None, [])
+    state.data["exists"][layout.lock_dir(name)] = True
+    state.data["texts"][layout.lock_info(name)] = \
+        '{"by": "ada@laptop", "token": "t", "pid": 1}'
+    step, cleared = plan_unlock(production, HOST, layout, state.observed(), ACT)
+    assert cleared == [({"by": "ada@laptop", "pid": 1}, [name])]
+    assert '"t"' not in step.command.replace("\\", "")  # the token never goes to history
+
+
+def test_a_gig_is_booked_once_and_cancelled_once(production):
+    state = HostState(production)
+    renderer, layout, holder = Renderer(production), state.layout, new_lock("gig")
+    step = plan_gig(production, HOST, layout, state.observed(), renderer, "shop", False, holder)
+    assert layout.gig_conf("shop") in step.command and "-t" in step.command
+    assert "health" not in step.command  # the act is not deployed: nothing to check yet
+    state.data["files"][layout.gig_conf("shop")] = sha256(renderer.gig(layout, "shop"))
+    assert plan_gig(production, HOST, layout, state.observed(), renderer, "shop", False,
+                    holder) is None
+    cancel = plan_gig(production, HOST, layout, state.observed(), renderer, "shop", True, holder)
+    assert "cancel-gig" in cancel.command
+    del state.data["files"][layout.gig_conf("shop")]
+    assert plan_gig(production, HOST, layout, state.observed(), renderer, "shop", True,
+                    holder) is None
+
+
+def test_history_merges_hosts_newest_first_and_shows_unreadable_lines():
+    layout = Layout("shop", "system", "/srv/backstage", 80)
+    assert "tail -n 5" in history.plan_history(layout, 5).command
+    web1 = history.entries('{"time": "2026-01-02", "event": "deploy"}\n{"time": "2026-01-0\n')
+    web2 = history.entries('{"time": "2026-01-03", "event": "stop"}\n')
+    merged = history.newest({"web1": web1, "web2": web2}, 2)
+    assert [(e["host"], e["event"]) for e in merged] == [("web2", "stop"), ("web1", "deploy")]
+    assert web1[1] == {"event": "unreadable", "line": '{"time": "2026-01-0'}
+
