@@ -418,6 +418,29 @@ def test_start_vassal_switch_and_retire(tmp_path):
         "::step start", "::step switch", "::step retire"]
 
 
+def test_a_rollback_right_after_a_deploy_waits_for_its_pending_retire(tmp_path):
+    """A deploy retires the old vassal in the background a second after its switch; a
+    rollback to that release inside that second must not see it retired under its feet (it
+    was, between the rollback's revive and its switch: the act then served from nothing)."""
+    layout = made(user_layout(tmp_path))
+    for release in (R1, R2):
+        Path(layout.releases("storefront"), release).mkdir(parents=True, exist_ok=True)
+    Path(layout.vassal("storefront", R1)).write_text("old\n")
+    deploy = run(sess.switch(sess.start_vassal(Script(), layout, "storefront", R2, "new\n"),
+                             layout, "storefront", R2))
+    assert deploy.returncode == 0, deploy.stderr
+    retire = run(sess.retire(Script(), layout, "storefront", [R1], grace=0.5))
+    assert retire.returncode == 0, retire.stderr
+    rollback = sess.revive(Script(), layout, "storefront", R1)
+    rollback.raw("sleep 1")  # the rollback's health check, while the retire comes due
+    sess.switch(rollback, layout, "storefront", R1)
+    result = run(rollback)
+    assert result.returncode == 0, result.stderr
+    time.sleep(0.5)
+    assert f"storefront@{R1}.ini" in os.listdir(layout.vassals)
+    assert os.readlink(layout.stable_socket("storefront")) == f"storefront@{R1}.sock"
+
+
 def test_revive_and_delete_releases(tmp_path):
     layout = made(user_layout(tmp_path))
     for rel in (R0, R1):

@@ -14,6 +14,8 @@ STOPPED_SUFFIX = ".stopped"
 RETIRED_SUFFIX = ".retired"
 # After the switch, an old vassal keeps serving what nginx queued on its socket just before.
 RETIRE_GRACE_SECONDS = 1.0
+# How long a revive waits for a pending retire (which takes the grace above, then renames).
+RETIRE_WAIT_SECONDS = 30
 
 
 def start_vassal(script: Script, layout: Layout, act: str, release: str, ini: str) -> Script:
@@ -99,14 +101,23 @@ def retire(script: Script, layout: Layout, act: str, releases: list[str],
             path = layout.vassal(act, release) + suffix
             moves.append(f"if [ -e {q(path)} ] && {not_live}; then "
                          f"{argv('mv', '-f', path, retired)}; fi")
-    later = "; ".join([argv("sleep", str(grace)), *moves, rescan_line(layout)])
+    lock = layout.retire_lock(act)
+    script.mkdirs([lock.rsplit("/", 1)[0]])
+    # Holds the act's retire lock until done: a revive meanwhile waits (see revive).
+    later = "; ".join([f"exec 8>{q(lock)}", "flock 8", argv("sleep", str(grace)), *moves,
+                       rescan_line(layout)])
     return script.raw(f"( {later} ) </dev/null >/dev/null 2>&1 &")
 
 
 def revive(script: Script, layout: Layout, act: str, release: str) -> Script:
-    """Enable a retired release's vassal again (rollback); it may still be running."""
+    """Enable a retired release's vassal again (rollback); it may still be running.
+
+    First waits for a retire still pending from a deploy a moment ago (it holds the act's
+    retire lock): else it could retire this release between the revive and the switch.
+    """
     script.step("start")
-    ini = layout.vassal(act, release)
+    ini, lock = layout.vassal(act, release), layout.retire_lock(act)
+    script.raw(f"if [ -e {q(lock)} ]; then flock -w {RETIRE_WAIT_SECONDS} {q(lock)} true; fi")
     script.raw(f"if [ -e {q(ini + RETIRED_SUFFIX)} ]; then "
                f"{argv('mv', '-f', ini + RETIRED_SUFFIX, ini)}; fi")
     return rescan_emperor(script, layout)

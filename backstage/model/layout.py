@@ -143,6 +143,11 @@ class Layout:
     def lock_info(self, lock: str) -> str:
         return join(self.lock_dir(lock), "info.json")
 
+    def retire_lock(self, act: str) -> str:
+        """The file an act's pending retire holds with ``flock`` until it is done (a revive
+        waits for it)."""
+        return self._at("state", "locks", "retire", act)
+
     def venue_lock(self, venue: str) -> str:
         """The file a venue's build holds with ``flock`` (acts sharing a venue wait for it)."""
         return self._at("state", "locks", "venue", venue)
