@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from backstage.sandbox.testbed import backstage
+from tests.support.testbed import backstage
 from backstage.venues.names import api_name, module_name, slug
 from backstage.venues.ports import PORT_HIGH, PORT_LOW, preferred_port
 from backstage.venues.scaffold import render_act

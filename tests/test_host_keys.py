@@ -12,7 +12,7 @@ import paramiko
 import pytest
 
 from backstage.transport.known_hosts import HostKeyRefused, KnownHosts
-from tests.deploying import make_stage
+from tests.support.deploying import make_stage
 
 
 def keygen(*args: str) -> None:

@@ -538,7 +538,7 @@ def test_refused_inventory_exits_2_and_contacts_no_host(fleet, tmp_path):
 @pytest.fixture(scope="module")
 def hostile_env_stage(tmp_path_factory):
     """The example act deployed with env values and secrets that are shell and uWSGI syntax."""
-    from tests.deploying import make_stage
+    from tests.support.deploying import make_stage
 
     tag = secrets.token_hex(4)
     work = tmp_path_factory.mktemp("hostile-env")

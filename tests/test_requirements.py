@@ -16,8 +16,8 @@ import pytest
 from backstage.artefacts import requirements
 from backstage.errors import InventoryError
 from backstage.remote import hostside
-from backstage.sandbox.testbed import make_wheel
-from tests.deploying import make_stage
+from tests.support.testbed import make_wheel
+from tests.support.deploying import make_stage
 
 RESOLVED_LINE = re.compile(r"^[a-z0-9][a-z0-9.-]*==\S+ --hash=sha256:[0-9a-f]{64}$")
 # Options pip honours on the workstation; a host that saw them would try the network.

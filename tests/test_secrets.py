@@ -160,7 +160,7 @@ if "check" in _sys.argv and os.environ.get("LEAK_SECRETS_ON_CHECK") == "1":
 
 @pytest.fixture(scope="module")
 def secret_stage(tmp_path_factory):
-    from tests.deploying import make_stage
+    from tests.support.deploying import make_stage
 
     work = tmp_path_factory.mktemp("secrets")
     stage = make_stage(work, PRODUCTION, {"h1": 'roles = ["web"]'})

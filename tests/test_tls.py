@@ -11,7 +11,7 @@ import pytest
 from backstage.errors import InventoryError
 from backstage.model import Layout, load_production
 from backstage.render import Renderer
-from tests.deploying import DOMAIN, deployed
+from tests.support.deploying import DOMAIN, deployed
 from tests.test_inventory import base_inventory, make_project, write_inventory
 from tests.test_render import NGINX, nginx_test, short_dir
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from backstage.sandbox.testbed import REPO
-from tests.deploying import deployed
+from tests.support.testbed import REPO
+from tests.support.deploying import deployed
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "pl"

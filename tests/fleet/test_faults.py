@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from backstage.model import release_of_link
-from tests.deploying import EXAMPLE, REPO, Load, make_stage
+from tests.support.deploying import EXAMPLE, REPO, Load, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "faults"

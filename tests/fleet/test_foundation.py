@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploying import REPO, backstage, deployed, processes
+from tests.support.deploying import REPO, backstage, deployed, processes
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "foundation"

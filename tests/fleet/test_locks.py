@@ -19,9 +19,9 @@ from backstage.commands import lock, venue
 from backstage.commands.shell import Script
 from backstage.model import Layout, load_production
 from backstage.plan.deploy import deploy_locks
-from backstage.sandbox.testbed import make_wheel
+from tests.support.testbed import make_wheel
 from backstage.transport.local import LocalTransport
-from tests.deploying import make_stage
+from tests.support.deploying import make_stage
 from tests.test_commands import made, user_layout, wheels_tar, write_exe
 from tests.test_inventory import base_inventory, make_project, write_inventory
 
