@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backstage.sandbox.fleet import Fleet  # noqa: E402
-from tests.support.testbed import Stage  # noqa: E402
+from backstage.sandbox.fleet import Fleet
+from tests.support.testbed import Stage
 
 COUNTED_CLI = Path(__file__).resolve().parent / "counted_cli.py"
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.support.testbed import REPO
 from tests.support.deploying import deployed
+from tests.support.testbed import REPO
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "pl"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from backstage.sandbox.fleet import fleet_available
+from tests.support.fleet_fixtures import RUN_PREFIX
 from tests.support.testbed import (  # noqa: F401  (re-exported for the tests)
     DOMAIN,
     EXAMPLE,
@@ -17,7 +18,6 @@ from tests.support.testbed import (  # noqa: F401  (re-exported for the tests)
     processes,
 )
 from tests.support.testbed import make_stage as _make_stage
-from tests.support.fleet_fixtures import RUN_PREFIX
 
 
 def make_stage(work: Path, production: str, hosts: dict[str, str], users=(), **options) -> Stage:
