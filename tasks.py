@@ -1,6 +1,7 @@
 """The project's own chores, for ``inv``: ``inv test``, ``inv lint``, ``inv bench``.
 
-(Backstage's deploy tasks live in ``backstage.tasks``; ``fab --list`` shows them.)
+(Backstage's deploy tasks live in ``tasks/``, installed as ``backstage.tasks``; ``fab --list``
+shows them.)
 """
 
 from invoke import task
@@ -15,7 +16,7 @@ def test(c, args=""):
 @task
 def lint(c):
     """Check style and common mistakes with ruff."""
-    c.run(".venv/bin/ruff check backstage tests bench", pty=True)
+    c.run(".venv/bin/ruff check backstage tasks tests bench fabfile.py tasks.py", pty=True)
 
 
 @task(help={"name": "Benchmark script under bench/ without .py (default: all)."})

@@ -18,8 +18,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The scripts run as ``python bench/<name>.py``: put the repository on the path for the test
+# support they share with the tests (tests/support/testbed.py: fleets, stages, load).
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
 from backstage.sandbox.fleet import Fleet
-from backstage.sandbox.testbed import REPO, Stage
+from tests.support.testbed import Stage
 
 COUNTED_CLI = Path(__file__).resolve().parent / "counted_cli.py"
 

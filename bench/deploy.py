@@ -44,7 +44,7 @@ from benchlib import (
 
 from backstage.artefacts import requirements
 from backstage.model.inventory import load_production
-from backstage.sandbox.testbed import make_stage, make_wheel
+from tests.support.testbed import make_stage, make_wheel
 
 PREFIX = "bsbench"
 PRODUCTION = "bench"

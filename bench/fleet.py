@@ -20,7 +20,7 @@ from pathlib import Path
 from benchlib import edit, machine, median, per_host, step_times, table, timed
 
 from backstage.engine.hosts import Options
-from backstage.sandbox.testbed import make_stage
+from tests.support.testbed import make_stage
 
 PREFIX = "bsbench"
 SIZES = (1, 4, 8, 16)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from benchlib import machine, median, table
 
-from backstage.sandbox.testbed import DOMAIN, make_stage
+from tests.support.testbed import DOMAIN, make_stage
 
 PRODUCTION = "bench"
 HOST = "h1"

@@ -19,7 +19,7 @@ from pathlib import Path
 from benchlib import machine, median, table, timed
 from deploy import prebuild_wheels
 
-from backstage.sandbox.testbed import make_stage
+from tests.support.testbed import make_stage
 
 PREFIX = "bsbenchuv"
 UV = Path(sys.executable).parent / "uv"

@@ -15,7 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from backstage.sandbox.testbed import Load, make_stage
+from benchlib import edit
+
+from tests.support.testbed import Load, make_stage
 
 CONNECTIONS = 100
 HOME = "greetings/templates/greetings/home.html"
@@ -23,11 +25,6 @@ URLS = "storefront/urls.py"
 VIEWS = "greetings/views.py"
 BROKEN_IMPORT = "import no_such_module  # noqa\n"
 BROKEN_HEALTH = "    return HttpResponse('broken', status=500)\n"
-
-
-def edit(stage, relative, old, new):
-    path = stage.source / relative
-    path.write_text(path.read_text().replace(old, new, 1))
 
 
 def measured(stage, label, change, *command):

@@ -1,11 +1,13 @@
 """Layers depend downwards only, in the order docs/architecture.md gives (read from there).
 
 Every module of the package is read (not imported) and each of its imports of ``backstage.*``,
-at any depth of the module, is checked against the layer table in docs/architecture.md.
+at any depth of the module, is checked against the layer table in docs/architecture.md. The
+package is ``backstage/`` plus the folders pyproject.toml installs into it (``tasks/``).
 """
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -38,9 +40,17 @@ def rank_of(module: str, table: dict[str, int]) -> int:
     raise AssertionError(f"{module}: no layer in docs/architecture.md covers it")
 
 
+def package_folders() -> dict[str, Path]:
+    """Package -> folder: ``backstage`` and those pyproject.toml's package-dir maps elsewhere."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    mapped = config["tool"]["setuptools"]["package-dir"]
+    return {"backstage": PACKAGE, **{name: REPO / folder for name, folder in mapped.items()}}
+
+
 def module_name(path: Path) -> str:
-    relative = path.relative_to(REPO).with_suffix("")
-    parts = list(relative.parts)
+    package, folder = next((name, folder) for name, folder in package_folders().items()
+                           if path.is_relative_to(folder))
+    parts = [package, *path.relative_to(folder).with_suffix("").parts]
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -58,7 +68,8 @@ def imported(path: Path) -> list[str]:
 
 
 def modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
+    return sorted(path for folder in package_folders().values() for path in folder.rglob("*.py")
+                  if path.name != "__main__.py")
 
 
 def test_the_table_covers_every_module():

@@ -3,12 +3,11 @@ constraints are followed here, options (``--index-url``, ``--find-links``) are h
 and a host receives only the resolved list, ``name==version --hash=sha256:...`` a line. The
 venue's digest is a hash of that list: a change in an included file changes it, a comment
 does not. An editable, VCS or URL requirement that cannot be built here is refused in one line
-naming its file and line, before any host is contacted."""
+naming its file and line, before any host is contacted. On a fleet host:
+tests/fleet/test_requirements.py."""
 
 import hashlib
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ import pytest
 from backstage.artefacts import requirements
 from backstage.errors import InventoryError
 from backstage.remote import hostside
-from backstage.sandbox.testbed import make_wheel
-from tests.deploying import make_stage
+from tests.support.testbed import make_wheel
 
 RESOLVED_LINE = re.compile(r"^[a-z0-9][a-z0-9.-]*==\S+ --hash=sha256:[0-9a-f]{64}$")
 # Options pip honours on the workstation; a host that saw them would try the network.
@@ -134,95 +132,6 @@ def test_the_probe_hashes_a_venues_wheels_only_while_it_is_not_built(tmp_path):
     marker.parent.mkdir()
     marker.touch()
     assert hostside.probe(spec)["files"] == {}
-
-
-# --- on a fleet host -----------------------------------------------------------------------------
-
-PRODUCTION = "reqs"
-ROOT = f"/srv/backstage/{PRODUCTION}"
-
-
-def shipped_list(stage, digest: str) -> str:
-    return stage.fleet.run("h1", ["cat", f"{ROOT}/wheelhouse/requirements-{digest}.txt"]).stdout
-
-
-def venue_digest(stage) -> str:
-    return stage.fleet.run("h1", ["readlink", f"{ROOT}/venues/storefront"]).stdout.strip() \
-        .removeprefix("storefront-")
-
-
-def in_venue(stage, code: str) -> str:
-    return stage.fleet.run("h1", [f"{ROOT}/venues/storefront/bin/python", "-c", code]).stdout
-
-
-def test_includes_constraints_and_options_never_reach_the_host(tmp_path, monkeypatch):
-    """A deploy whose requirements.txt includes base.txt, is constrained by constraints.txt
-    and names a dead index and find-links URL succeeds, and quickly: the host gets only the
-    resolved list. Changing only base.txt builds a new venue; a comment in it does not."""
-    monkeypatch.setenv("PIP_RETRIES", "0")  # the workstation's pip: one try of the dead URLs
-    stage = make_stage(tmp_path, PRODUCTION, {"h1": 'roles = ["web"]'})
-    try:
-        stage.cli("setup-stage")
-        wheels = tmp_path / "wheels"  # Django's wheels, and two of ours: no index needed
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheels,
-                        "-r", stage.source / "requirements.txt"], check=True)
-        make_wheel(wheels, "marker-one", "1.0")
-        make_wheel(wheels, "marker-one", "2.0")
-        make_wheel(wheels, "marker-two", "1.0")
-        (stage.source / "base.txt").write_text("Django>=5.2,<5.3\nmarker-one\n")
-        (stage.source / "constraints.txt").write_text("marker-one<2\n")
-        (stage.source / "requirements.txt").write_text(
-            OPTIONS + "--find-links ../wheels\n-r base.txt\n-c constraints.txt\n")
-
-        done = stage.cli("deploy-act", "storefront", "--verbose")
-        venue_seconds = float(re.search(r"h1\s+venue\s+ok ([0-9.]+)s", done.stderr).group(1))
-        print(f"venue step: {venue_seconds:.2f}s")
-        assert venue_seconds < 30, done.stderr
-        first = venue_digest(stage)
-        listed = shipped_list(stage, first).splitlines()
-        assert all(RESOLVED_LINE.match(line) for line in listed), listed
-        assert any(line.startswith("marker-one==1.0 ") for line in listed), listed
-        assert in_venue(stage, "import marker_one; print(marker_one.VERSION)") == "1.0\n"
-        assert stage.page("/")[0] == 200
-
-        (stage.source / "base.txt").write_text("Django>=5.2,<5.3\nmarker-one\nmarker-two\n")
-        assert re.search(rf"^  venue    build {ROOT}/venues/storefront-(?!{first})\w+$",
-                         stage.cli("plan", "storefront").stdout, re.MULTILINE)
-        stage.cli("deploy-act", "storefront")
-        assert venue_digest(stage) != first
-        assert in_venue(stage, "import marker_two; print(marker_two.VERSION)") == "1.0\n"
-
-        (stage.source / "base.txt").write_text("Django>=5.2,<5.3\nmarker-one\nmarker-two  # !\n")
-        # A new release (base.txt is part of the source tree), in the same venue.
-        assert "\n  venue    reuse the built venue\n" in stage.cli("plan", "storefront").stdout
-    finally:
-        stage.fleet.stop()
-
-
-def test_an_unbuildable_vcs_requirement_is_refused_before_any_host_changes(tmp_path):
-    stage = make_stage(tmp_path, PRODUCTION, {"h1": 'roles = ["web"]'})
-    try:
-        stage.cli("setup-stage")
-        stage.cli("deploy-act", "storefront")
-        before = stage.fleet.run("h1", f"ls -R {ROOT}/wheelhouse {ROOT}/venues {ROOT}/state; "
-                                       f"cat {ROOT}/state/history.jsonl").stdout
-        (stage.source / "base.txt").write_text("git+file:///nonexistent/repo.git#egg=nothing\n")
-        with (stage.source / "requirements.txt").open("a") as f:
-            f.write("-r base.txt\n")
-        refused = stage.cli("deploy-act", "storefront", check=False)
-        assert refused.returncode == 2, refused.stderr
-        [line] = refused.stderr.splitlines()
-        assert line.startswith(
-            f"backstage: error: {stage.source / 'base.txt'}: line 1: "
-            "git+file:///nonexistent/repo.git#egg=nothing: cannot be built into a wheel on this "
-            "workstation: fatal: '/nonexistent/repo.git' does not appear to be a git "
-            "repository"), line
-        after = stage.fleet.run("h1", f"ls -R {ROOT}/wheelhouse {ROOT}/venues {ROOT}/state; "
-                                      f"cat {ROOT}/state/history.jsonl").stdout
-        assert after == before
-        assert stage.page("/")[0] == 200
-    finally:
-        stage.fleet.stop()
 
 
 def test_the_workstation_build_key_follows_every_file_read(tmp_path):

@@ -1,7 +1,8 @@
 """Render layer: the files Backstage installs on hosts, from Jinja2 templates.
 
-The package's templates are the defaults. A project overrides any of them by putting a file
-of the same name in its own ``templates/`` folder (next to ``inventories/``).
+Backstage's own templates (the repository's top-level ``templates/`` folder) are the
+defaults. A deployment project overrides any of them by putting a file of the same name in its
+own ``templates/`` folder (next to ``inventories/``).
 """
 
 from pathlib import Path
@@ -13,6 +14,14 @@ from backstage.model import Layout, Production, RunAs
 LISTEN_BACKLOG = 1024
 HARAKIRI_SECONDS = 60
 DEFAULT_MIME_TYPES = "/etc/nginx/mime.types"
+PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def default_templates() -> Path:
+    """Backstage's own templates: ``backstage/templates/`` in an installed package, the
+    repository's ``templates/`` in a checkout (an editable install maps no data folders)."""
+    installed = PACKAGE / "templates"
+    return installed if installed.is_dir() else PACKAGE.parent / "templates"
 
 
 def template_environment(loader: jinja2.BaseLoader, **syntax) -> jinja2.Environment:
@@ -35,7 +44,7 @@ class Renderer:
 
     def __init__(self, production: Production):
         self.production = production
-        loaders = [jinja2.PackageLoader("backstage", "render/templates")]
+        loaders = [jinja2.FileSystemLoader(default_templates())]
         overrides = project_templates(production)
         if overrides.is_dir():
             loaders.insert(0, jinja2.FileSystemLoader(overrides))

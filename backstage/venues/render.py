@@ -1,12 +1,17 @@
 """Render a venue's Emperor ini and its acts' vassal inis (the Python API's stage).
 
-Templates ``venue/emperor.ini.j2`` and ``venue/vassal.ini.j2`` in ``render/templates/``; a
+Templates ``venue/emperor.ini.j2`` and ``venue/vassal.ini.j2`` of the default templates; a
 venue has no project folder, so there are no overrides here.
 """
 
 import jinja2
 
-from backstage.render import HARAKIRI_SECONDS, LISTEN_BACKLOG, template_environment
+from backstage.render import (
+    HARAKIRI_SECONDS,
+    LISTEN_BACKLOG,
+    default_templates,
+    template_environment,
+)
 from backstage.venues.names import slug
 from backstage.venues.paths import VenuePaths
 
@@ -14,7 +19,7 @@ ALLOWED_HOSTS = "localhost,127.0.0.1,[::1]"
 
 
 def _environment() -> jinja2.Environment:
-    return template_environment(jinja2.PackageLoader("backstage", "render/templates"))
+    return template_environment(jinja2.FileSystemLoader(default_templates()))
 
 
 def emperor_ini(paths: VenuePaths, venue: str) -> str:

@@ -1,4 +1,4 @@
-"""Render a new act's Django project from the templates in ``render/templates/scaffold/``.
+"""Render a new act's Django project from the templates in ``templates/scaffold/``.
 
 The scaffold templates are Python and Django template files, so they use their own Jinja2
 delimiters (``[[ value ]]``, ``[% block %]``) and Django's ``{{ }}``/``{% %}`` pass through as
@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import jinja2
 
-from backstage.render import template_environment
+from backstage.render import default_templates, template_environment
 from backstage.venues.names import act_name, module_name, slug
 
 DJANGO_REQUIREMENT = "Django>=5.2,<5.3"
 
-# Template (under render/templates/scaffold/) -> file in the project; {module} is the package.
+# Template (under templates/scaffold/) -> file in the project; {module} is the package.
 MANIFEST = {
     "manage.py.j2": "manage.py",
     "requirements.txt.j2": "requirements.txt",
@@ -61,7 +61,7 @@ class Scaffold:
 def _environment() -> jinja2.Environment:
     # Other delimiters: the scaffold's own Django templates use {{ }} and {% %}.
     return template_environment(
-        jinja2.PackageLoader("backstage", "render/templates/scaffold"),
+        jinja2.FileSystemLoader(default_templates() / "scaffold"),
         variable_start_string="[[", variable_end_string="]]",
         block_start_string="[%", block_end_string="%]",
         comment_start_string="[#", comment_end_string="#]",

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.deploying import make_stage
+from tests.support.deploying import make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "growth"

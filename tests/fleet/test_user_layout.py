@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.deploying import make_stage, processes
+from tests.support.deploying import make_stage, processes
 
 pytestmark = pytest.mark.fleet
 

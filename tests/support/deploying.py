@@ -1,4 +1,4 @@
-"""Test helpers around :mod:`backstage.sandbox.testbed`: skip where fleets cannot run."""
+"""Test helpers around :mod:`tests.support.testbed`: skip where fleets cannot run."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from backstage.sandbox.fleet import fleet_available
-from backstage.sandbox.testbed import (  # noqa: F401  (re-exported for the tests)
+from tests.support.fleet_fixtures import RUN_PREFIX
+from tests.support.testbed import (  # noqa: F401  (re-exported for the tests)
     DOMAIN,
     EXAMPLE,
     REPO,
@@ -16,8 +17,7 @@ from backstage.sandbox.testbed import (  # noqa: F401  (re-exported for the test
     backstage,
     processes,
 )
-from backstage.sandbox.testbed import make_stage as _make_stage
-from tests.fleet_fixtures import RUN_PREFIX
+from tests.support.testbed import make_stage as _make_stage
 
 
 def make_stage(work: Path, production: str, hosts: dict[str, str], users=(), **options) -> Stage:

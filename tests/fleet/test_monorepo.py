@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from backstage.sandbox.fleet import Fleet, fleet_available
-from backstage.sandbox.testbed import REPO, SECRET_KEY, Stage, backstage
-from tests.fleet_fixtures import RUN_PREFIX
-from tests.postgres import HOST_SOCKET_DIR, start_postgres
+from tests.support.fleet_fixtures import RUN_PREFIX
+from tests.support.postgres import HOST_SOCKET_DIR, start_postgres
+from tests.support.testbed import REPO, SECRET_KEY, Stage, backstage
 
 pytestmark = pytest.mark.fleet
 EXAMPLE = REPO / "examples" / "monorepo"

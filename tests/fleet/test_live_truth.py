@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.deploying import deployed
+from tests.support.deploying import deployed
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "truth"

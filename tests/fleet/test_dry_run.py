@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from backstage.sandbox.testbed import REPO
-from tests.deploying import deployed
+from tests.support.deploying import deployed
+from tests.support.testbed import REPO
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "pl"
 ROOT = f"/srv/backstage/{PRODUCTION}"
 GIG = f"/etc/nginx/sites-enabled/backstage-{PRODUCTION}-shop.conf"
-TEMPLATES = REPO / "backstage" / "render" / "templates"
+TEMPLATES = REPO / "templates"
 
 # Run inside the host: every path under the given roots with its type, mode, owner, mtime and
 # content hash (or link target). Sockets and all are included: nothing may change.

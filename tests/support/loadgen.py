@@ -1,7 +1,7 @@
 """A small closed-loop HTTP load generator for the zero-downtime test and benchmark.
 
 Run inside a fleet host's network namespace (``ip netns exec <netns> python -m
-backstage.sandbox.loadgen ...``), it keeps N connections busy against 127.0.0.1 until a stop
+tests.support.loadgen ...``), it keeps N connections busy against 127.0.0.1 until a stop
 file appears (or a hard time limit passes), then prints one JSON object: requests, 2xx,
 non-2xx (by status) and socket errors. Only loopback is ever addressed.
 """

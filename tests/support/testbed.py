@@ -169,7 +169,7 @@ class Load:
         ready.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", stage.fleet.host(host).netns, sys.executable, "-m",
-             "backstage.sandbox.loadgen", "--host", DOMAIN, "--path", path, "--port", str(port),
+             "tests.support.loadgen", "--host", DOMAIN, "--path", path, "--port", str(port),
              "--connections", str(connections), "--stop-file", str(self.stop_file),
              "--ready-file", str(ready)],
             stdout=subprocess.PIPE, text=True, cwd=REPO,

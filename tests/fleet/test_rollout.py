@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.deploying import REPO, make_stage
-from tests.postgres import HOST_SOCKET_DIR, start_postgres
+from tests.support.deploying import REPO, make_stage
+from tests.support.postgres import HOST_SOCKET_DIR, start_postgres
 
 pytestmark = pytest.mark.fleet
 HOSTS = ["h1", "h2", "h3", "h4"]
@@ -142,7 +142,7 @@ def test_host_keys_unknown_refused_unless_accepted_and_changed_always_refused(fl
     inventory.write_text(text.replace('production = "fleet"', ""))
 
     def status(*extra):
-        from tests.deploying import backstage
+        from tests.support.deploying import backstage
 
         return backstage("status", "--hosts", "h1", "--inventory", str(inventory), *extra,
                          cwd=stage.work, check=False)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from backstage.model import release_of_link
-from tests.deploying import EXAMPLE, REPO, Load, make_stage
+from tests.support.deploying import EXAMPLE, REPO, Load, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "faults"
@@ -232,7 +232,7 @@ def test_requirement_that_cannot_be_installed(live):
 def test_nginx_template_that_fails_nginx_t(live):
     templates = live.stage.work / "templates"
     templates.mkdir()
-    default = (REPO / "backstage" / "render" / "templates" / "gig.conf.j2").read_text()
+    default = (REPO / "templates" / "gig.conf.j2").read_text()
     (templates / "gig.conf.j2").write_text(
         default.replace("server_tokens off;", "server_tokens off;\n    no_such_directive on;"))
     stderr = failed_deploy(live, "gig")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.deploying import make_stage
+from tests.support.deploying import make_stage
 
 pytestmark = pytest.mark.fleet
 HOSTS = ("h1", "h2", "h3")

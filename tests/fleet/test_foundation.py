@@ -6,13 +6,10 @@ and each leaves the act serving.
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.deploying import REPO, backstage, deployed, processes
+from tests.support.deploying import backstage, deployed, processes
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "foundation"
@@ -88,13 +85,3 @@ def test_inventory_error_exits_2_with_one_line_and_touches_no_host(stage):
     assert stage.fleet.run("h1", "ls /srv/backstage").stdout.split() == [PRODUCTION]
 
 
-def test_task_lists_show_every_task_with_help(tmp_path):
-    tasks = ["book-gig", "cancel-gig", "check", "deploy-act", "restart", "setup-stage", "start",
-             "status", "stop"]
-    fab = Path(sys.executable).parent / "fab"
-    for listing in (backstage("--list", cwd=tmp_path).stdout,
-                    subprocess.run([str(fab), "--list"], cwd=REPO, text=True,
-                                   capture_output=True, check=True).stdout):
-        for name in tasks:
-            line = next((x for x in listing.splitlines() if x.strip().startswith(name + " ")), "")
-            assert len(line.split(maxsplit=1)) == 2, f"{name} has no help line in:\n{listing}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploying import DOMAIN, make_stage
+from tests.support.deploying import DOMAIN, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "uv"

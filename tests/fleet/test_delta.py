@@ -8,7 +8,7 @@ import re
 import pytest
 
 from backstage.artefacts.bundle import source_files
-from tests.deploying import deployed
+from tests.support.deploying import deployed
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "delta"

@@ -10,7 +10,7 @@ import pytest
 
 from backstage.sandbox import fleet as fleet_module
 from backstage.sandbox.fleet import NETNS_DIR, Fleet, FleetError, fleet_available
-from tests.fleet_fixtures import RUN_PREFIX
+from tests.support.fleet_fixtures import RUN_PREFIX
 
 pytestmark = pytest.mark.fleet
 

@@ -54,7 +54,7 @@ def cli_json(stage, *args) -> dict:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    from tests.deploying import make_stage
+    from tests.support.deploying import make_stage
 
     stage = make_stage(tmp_path_factory.mktemp("api"), "api", HOSTS)
     try:

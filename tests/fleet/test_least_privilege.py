@@ -14,7 +14,7 @@ import time
 import pytest
 
 from backstage.model import load_production
-from tests.deploying import DOMAIN, REPO, backstage, make_stage
+from tests.support.deploying import DOMAIN, REPO, backstage, make_stage
 
 pytestmark = pytest.mark.fleet
 

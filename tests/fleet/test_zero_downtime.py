@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.deploying import Load, deployed, make_stage
+from tests.support.deploying import Load, deployed, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "zd"
