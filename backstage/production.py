@@ -20,6 +20,8 @@ secrets, and no one else's.
 """
 
 import os
+import sys
+from collections.abc import Callable
 
 from rich.console import Console
 
@@ -38,13 +40,17 @@ from backstage.operations import checks, history
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
+from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
 from backstage.render import Renderer
+from backstage.transport.base import Pty
+from backstage.transport.terminal import pty_of, raw_terminal
 from backstage.reports import (
+    CommandReport,
     HistoryReport,
     HostsReport,
     PlanReport,
@@ -54,6 +60,7 @@ from backstage.reports import (
 )
 
 __all__ = [
+    "CommandReport",
     "HistoryReport",
     "HostsReport",
     "PlanReport",
@@ -96,6 +103,24 @@ def host_list(hosts: str | list[str] | None) -> list[str] | None:
     if isinstance(hosts, str):
         return [h.strip() for h in hosts.split(",") if h.strip()]
     return None if hosts is None else list(hosts)
+
+
+def writer(stream) -> Callable[[bytes], None]:
+    """Write bytes to a binary stream as they come."""
+    def write(data: bytes) -> None:
+        stream.write(data)
+        stream.flush()
+    return write
+
+
+def input_of(stdin) -> bytes | int | None:
+    """A command's stdin as a transport takes it: bytes, a file descriptor, or nothing."""
+    if stdin is None or isinstance(stdin, (bytes, int)):
+        return stdin
+    try:
+        return stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stdin.read()
 
 
 # --- the production ------------------------------------------------------------------------------
@@ -367,3 +392,50 @@ class Production:
 
         return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host,
                                                      inventory.gigs[gig].act))
+
+    def manage(self, act: str, args, *, hosts=None, all_hosts: bool = False, stdin=None,
+               stdout=None, stderr=None, tty: bool | None = None) -> CommandReport:
+        """Run ``manage.py ARGS`` in ``act``'s live release, as the act runs (its venue, env
+        file and secrets, unix user, working directory) on the host that runs its migrations,
+        or ``hosts``, or every host of the act (``all_hosts``, one after the other).
+
+        ``stdin``: bytes, a file or a file descriptor (streamed); ``stdout``/``stderr``: binary
+        streams (default: this process's); ``tty``: give the command a pseudo-terminal
+        (default: when ``stdin`` is a terminal). Per host, the command's exit status."""
+        return self._command(act, command_words(args, "manage"), True, hosts, all_hosts,
+                             stdin, stdout, stderr, tty)
+
+    def exec(self, act: str, command, *, hosts=None, all_hosts: bool = False, stdin=None,
+             stdout=None, stderr=None, tty: bool | None = None) -> CommandReport:
+        """Run any ``command`` (a list of words) as :meth:`manage` runs manage.py, the venue's
+        programs first on the PATH."""
+        return self._command(act, command_words(command, "exec"), False, hosts, all_hosts,
+                             stdin, stdout, stderr, tty)
+
+    def _command(self, act, words, django, hosts, all_hosts, stdin, stdout, stderr, tty):
+        wanted = command_hosts(self.inventory, act, self.hosts if hosts is None
+                               else host_list(hosts), all_hosts)
+        options = self._options(wanted, parallel=1)
+        data = input_of(stdin)
+        terminal = isinstance(data, int) and os.isatty(data)
+        pty = (pty_of(data) if terminal else Pty()) if (terminal if tty is None else tty) else None
+        several = len(select_hosts(self.inventory, wanted, act)) > 1
+        if several and isinstance(data, int) and not pty:  # each host gets all of it
+            with open(data, "rb", closefd=False) as source:
+                data = source.read()
+        out, err = writer(stdout or sys.stdout.buffer), writer(stderr or sys.stderr.buffer)
+        active: list[HostRun] = []
+
+        def on_host(run: HostRun):
+            command = plan_command(self.inventory, run.name, run.layout, run.probe(install=False),
+                                   act, words, django)
+            if several:
+                err(f"--- {run.name}\r\n".encode() if pty else f"--- {run.name}\n".encode())
+            active[:] = [run]
+            return run.stream(command, stdin=data, out=out, err=err, pty=pty,
+                              cancelled=options.cancelled)
+
+        if not (pty and terminal):
+            return CommandReport(self.name, self._on_hosts(options, on_host, act), act=act)
+        with raw_terminal(data, lambda pty: active and active[0].transport.resize(pty)):
+            return CommandReport(self.name, self._on_hosts(options, on_host, act), act=act)

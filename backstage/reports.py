@@ -10,7 +10,7 @@ from backstage.engine.executor import failures
 from backstage.engine.rollout import RolloutReport
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable
 
-__all__ = ["HistoryReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
+__all__ = ["CommandReport", "HistoryReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
            "SessReport", "StatusReport"]
 
 def error_entry(error: BackstageError) -> dict:
@@ -127,6 +127,25 @@ class StatusReport(HostsReport):
         """What ``status --json`` prints: per host, per act its state, or the host's error."""
         return {h: {a: error_entry(r) for a in self.shown[h]} if isinstance(r, BackstageError)
                 else r for h, r in self.results.items()}
+
+
+@dataclass
+class CommandReport(HostsReport):
+    """``manage``, ``exec``: per host, the command's exit status there (its output went to the
+    caller's streams as it came)."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+    def entry(self, result: object) -> dict:
+        return {"exit_code": result}
+
+    @property
+    def exit_code(self) -> int:
+        """The hosts' failure's, else the first non-zero exit status of the command."""
+        return super().exit_code or next((c for c in self.done.values() if c), 0)
 
 
 @dataclass

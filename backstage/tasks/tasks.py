@@ -9,6 +9,7 @@ hosts ``--hosts`` (comma-separated), ``--accept-new-host-keys`` and ``--verbose`
 import functools
 import inspect
 import json
+import sys
 
 from fabric import Connection
 from invoke import Collection, Exit, task
@@ -20,6 +21,7 @@ from backstage.model import load_production, release_of_link
 from backstage.model.locate import find_inventory
 from backstage.production import Production
 from backstage.reports import (
+    CommandReport,
     HistoryReport,
     HostsReport,
     PlanReport,
@@ -112,6 +114,13 @@ def _(report: RolloutReport, as_json: bool = False) -> None:
         print_json(report.as_dict())
     else:
         print_summary(report)
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
+@show.register
+def _(report: CommandReport, as_json: bool = False) -> None:
+    report.check()
     if report.exit_code:
         raise Exit(code=report.exit_code)
 
@@ -305,7 +314,24 @@ def cancel_gig(p, gig):
     show(p.cancel_gig(gig))
 
 
+command_words: list[str] = []  # after `--`, set by the backstage program (program.py)
+ON_HOSTS = {"all-hosts": "Run on every host of the act, one after the other (default: the "
+                         "host that runs its migrations; or name them with --hosts)."}
+
+
+@backstage_task(help={**ACT, **ON_HOSTS})
+def manage(p, act, all_hosts=False):
+    """Run a management command in an act's live release: backstage manage ACT -- ARGS..."""
+    show(p.manage(act, command_words, all_hosts=all_hosts, stdin=sys.stdin.fileno()))
+
+
+@backstage_task(name="exec", help={**ACT, **ON_HOSTS})
+def exec_(p, act, all_hosts=False):
+    """Run a command as an act runs (its user, env, venue): backstage exec ACT -- CMD..."""
+    show(p.exec(act, command_words, all_hosts=all_hosts, stdin=sys.stdin.fileno()))
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
-                book_gig, cancel_gig, lock, unlock, history, new_act)
+                book_gig, cancel_gig, lock, unlock, history, manage, exec_, new_act)
