@@ -21,6 +21,7 @@ secrets, and no one else's.
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 
 from rich.console import Console
@@ -31,7 +32,7 @@ from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
-from backstage.errors import UsageError, known_hint
+from backstage.errors import BackstageError, UsageError, known_hint
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
@@ -40,6 +41,7 @@ from backstage.operations import checks, history
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
+from backstage.operations.logs import plan_logs
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
 from backstage.operations.rollback import plan_rollback
@@ -53,6 +55,7 @@ from backstage.reports import (
     CommandReport,
     HistoryReport,
     HostsReport,
+    LogsReport,
     PlanReport,
     RollbackReport,
     SessReport,
@@ -61,6 +64,7 @@ from backstage.reports import (
 
 __all__ = [
     "CommandReport",
+    "LogsReport",
     "HistoryReport",
     "HostsReport",
     "PlanReport",
@@ -72,6 +76,7 @@ __all__ = [
 ]
 
 DEFAULT_HISTORY = 20
+DEFAULT_LOG_LINES = 50
 
 
 # --- checking arguments as the command line does ----------------------------------------------
@@ -121,6 +126,29 @@ def input_of(stdin) -> bytes | int | None:
         return stdin.fileno()
     except (AttributeError, OSError, ValueError):
         return stdin.read()
+
+
+class Lines:
+    """Bytes as they come, handed on as whole lines of text (a pseudo-terminal's ``\\r``
+    dropped); :meth:`close` hands on an unfinished last line."""
+
+    def __init__(self, emit: Callable[[str], None]):
+        self.emit, self.pending = emit, b""
+
+    def __call__(self, data: bytes) -> None:
+        *complete, self.pending = (self.pending + data).split(b"\n")
+        for line in complete:
+            self.emit(line.decode("utf-8", "replace").rstrip("\r"))
+
+    def close(self) -> None:
+        if self.pending:
+            self.emit(self.pending.decode("utf-8", "replace").rstrip("\r"))
+
+
+def print_line(host: str, line: str, lock=threading.Lock()) -> None:
+    """What ``logs`` prints: the host, then the line (whole lines, from many threads)."""
+    with lock:
+        print(f"{host} | {line}", flush=True)
 
 
 # --- the production ------------------------------------------------------------------------------
@@ -439,3 +467,39 @@ class Production:
             return CommandReport(self.name, self._on_hosts(options, on_host, act), act=act)
         with raw_terminal(data, lambda pty: active and active[0].transport.resize(pty)):
             return CommandReport(self.name, self._on_hosts(options, on_host, act), act=act)
+
+    def logs(self, act: str, *, hosts=None, lines: int | str | None = None,
+             grep: str | None = None, follow: bool = False, source: str = "act",
+             on_line: Callable[[str, str], None] | None = None) -> LogsReport:
+        """The last ``lines`` lines of ``act``'s logs on each of its hosts (``source``: see
+        :data:`~backstage.operations.logs.SOURCES`), only those matching ``grep`` (an extended
+        regular expression, applied on the host); ``follow``: then every new line, from all
+        hosts at once, until Ctrl-C. Each line goes to ``on_line(host, line)`` as it comes
+        (default: none); per host, the lines (none kept when following), secrets redacted."""
+        self._act(act)
+        lines = whole_number(lines, "--lines", DEFAULT_LOG_LINES)
+        grep = not_empty(grep, "--grep")
+        options = self._options(hosts)
+        options.parallel = max(1, len(select_hosts(self.inventory, options.hosts, act)))
+        pty = Pty() if follow else None  # hanging up on a terminal ends `tail -F` on the host
+
+        def on_host(run: HostRun):
+            command = plan_logs(self.inventory, run.layout, act, source, lines, grep, follow)
+            kept: list[str] = []
+
+            def emit(line: str) -> None:
+                line = self.redact(line)
+                if on_line:
+                    on_line(run.name, line)
+                if not follow:
+                    kept.append(line)
+
+            split = Lines(emit)
+            code = run.stream(command, stdin=None, out=split, err=split, pty=pty,
+                              cancelled=options.cancelled)
+            split.close()
+            if code not in (0, 130):
+                raise BackstageError(f"{run.name}: reading the logs failed (exit status {code})")
+            return kept
+
+        return LogsReport(self.name, self._on_hosts(options, on_host, act), act=act)

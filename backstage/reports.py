@@ -10,7 +10,7 @@ from backstage.engine.executor import failures
 from backstage.engine.rollout import RolloutReport
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable
 
-__all__ = ["CommandReport", "HistoryReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
+__all__ = ["CommandReport", "HistoryReport", "LogsReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
            "SessReport", "StatusReport"]
 
 def error_entry(error: BackstageError) -> dict:
@@ -146,6 +146,19 @@ class CommandReport(HostsReport):
     def exit_code(self) -> int:
         """The hosts' failure's, else the first non-zero exit status of the command."""
         return super().exit_code or next((c for c in self.done.values() if c), 0)
+
+
+@dataclass
+class LogsReport(HostsReport):
+    """``logs``: per host, its log lines (none kept when following)."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+    def entry(self, result: object) -> dict:
+        return {"lines": result}
 
 
 @dataclass

@@ -166,3 +166,67 @@ def test_createsuperuser_under_a_pseudo_terminal(stage):
         os.close(main)
     code = "from django.contrib.auth.models import User; print(User.objects.get(username='ada').is_superuser)"
     assert manage(stage, "shell", "-c", code).stdout.splitlines()[-1] == "True"
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+def test_logs_prefix_each_hosts_lines_and_grep_filters_them_on_the_host(stage):
+    for host in ("h1", "h2"):
+        assert stage.page(f"/?seen=first-{host}", host=host)[0] == 200
+    out = cli(stage, "logs", "storefront", "--lines", "500").stdout.splitlines()
+    for host in ("h1", "h2"):
+        assert [line for line in out if line.startswith(f"{host} | ") and f"seen=first-{host}" in line]
+    found = cli(stage, "logs", "storefront", "--grep", "seen=first-h2").stdout.splitlines()
+    assert found and all(line.startswith("h2 | ") and "seen=first-h2" in line for line in found)
+    document = json.loads(cli(stage, "logs", "storefront", "--grep", "seen=first-h1",
+                              "--json").stdout)
+    assert document["hosts"]["h2"] == {"lines": []}
+    assert all("seen=first-h1" in line for line in document["hosts"]["h1"]["lines"])
+
+
+def test_logs_sources_and_bad_options(stage):
+    stage.page("/?seen=access", host="h1")
+    access = cli(stage, "logs", "storefront", "--source", "access", "--hosts", "h1").stdout
+    assert "seen=access" in access
+    assert cli(stage, "logs", "storefront", "--source", "emperor").returncode == 0
+    bad = cli(stage, "logs", "storefront", "--source", "kernel", check=False)
+    assert bad.returncode == 2 and "--source: 'kernel' is not one of" in bad.stderr
+    assert cli(stage, "logs", "storefront", "--lines", "0", check=False).returncode == 2
+
+
+def test_logs_follow_shows_a_request_to_each_host_within_two_seconds(stage):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backstage", "logs", "storefront", "-f", "--lines", "1",
+         "--inventory", str(stage.inventory)],
+        cwd=stage.work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    seen: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: seen.extend((time.monotonic(), line)
+                                                         for line in process.stdout))
+    reader.start()
+
+    def shown(text: str, host: str, since: float, within: float) -> bool:
+        deadline = since + within
+        while time.monotonic() < deadline:
+            if any(line.startswith(f"{host} | ") and text in line for _, line in seen):
+                return True
+            time.sleep(0.02)
+        return False
+
+    try:
+        for attempt in range(60):  # until both hosts' streams are open
+            for host in ("h1", "h2"):
+                stage.page(f"/?seen=warm-{attempt}", host=host)
+            if all(shown(f"seen=warm-{attempt}", h, time.monotonic(), 0.5) for h in ("h1", "h2")):
+                break
+        for host in ("h1", "h2"):
+            started = time.monotonic()
+            stage.page(f"/?seen=now-{host}", host=host)
+            assert shown(f"seen=now-{host}", host, started, 2.0), seen[-5:]
+    finally:
+        process.send_signal(2)  # Ctrl-C
+        code = process.wait(timeout=15)
+        reader.join()
+    assert code == 130
+    time.sleep(1)
+    for host in ("h1", "h2"):  # hung up on: nothing left following on the hosts
+        assert not processes(stage, host, "tail -q -n 1 -F")

@@ -86,8 +86,16 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:at], argv[at + 1:]
 
 
+def short_flags(argv: list[str]) -> list[str]:
+    """``logs -f`` for ``logs --follow``, as ``tail -f`` (Invoke gives tasks no short flags
+    of their own choosing)."""
+    at = next((i for i, w in enumerate(argv) if w in ("logs", "log")), len(argv))
+    return argv[:at] + ["--follow" if w == "-f" else w for w in argv[at:]]
+
+
 def main():
     argv, tasks.command_words[:] = split_command(sys.argv)
+    argv = short_flags(argv)
     try:
         program.run(help_first(argv))
     except BrokenPipeError:  # whoever read stdout stopped (`| head`): not an error to report

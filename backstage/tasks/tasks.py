@@ -19,11 +19,12 @@ from rich.table import Table
 from backstage.errors import BackstageError, HostsFailed, UsageError
 from backstage.model import load_production, release_of_link
 from backstage.model.locate import find_inventory
-from backstage.production import Production
+from backstage.production import Production, print_line
 from backstage.reports import (
     CommandReport,
     HistoryReport,
     HostsReport,
+    LogsReport,
     PlanReport,
     RollbackReport,
     RolloutReport,
@@ -123,6 +124,13 @@ def _(report: CommandReport, as_json: bool = False) -> None:
     report.check()
     if report.exit_code:
         raise Exit(code=report.exit_code)
+
+
+@show.register
+def _(report: LogsReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    report.check()
 
 
 @show.register
@@ -331,7 +339,20 @@ def exec_(p, act, all_hosts=False):
     show(p.exec(act, command_words, all_hosts=all_hosts, stdin=sys.stdin.fileno()))
 
 
+@backstage_task(help={
+    **ACT, "lines": "Lines of each host's log to show first (default 50).",
+    "grep": "Only lines matching this extended regular expression (filtered on the host).",
+    "follow": "Then show new lines from every host as they come, until Ctrl-C.",
+    "source": "act (default: requests and the app's stderr), access (nginx's access log of "
+              "the act's gigs), nginx (nginx's error log), emperor (uWSGI Emperor's log).",
+    "json": "Print one JSON document (not with --follow)."}, aliases=["log"])
+def logs(p, act, lines=None, grep=None, follow=False, source="act", json_=False):
+    """Show an act's log lines from each of its hosts, prefixed by host; -f follows them."""
+    show(p.logs(act, lines=lines, grep=grep, follow=follow, source=source,
+                on_line=None if json_ else print_line), json_)
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
-                book_gig, cancel_gig, lock, unlock, history, manage, exec_, new_act)
+                book_gig, cancel_gig, lock, unlock, history, manage, exec_, logs, new_act)
