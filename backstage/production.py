@@ -41,6 +41,7 @@ from backstage.operations import checks, history
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
+from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.logs import plan_logs
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
@@ -53,6 +54,7 @@ from backstage.transport.base import Pty
 from backstage.transport.terminal import pty_of, raw_terminal
 from backstage.reports import (
     CommandReport,
+    EnvReport,
     HistoryReport,
     HostsReport,
     LogsReport,
@@ -64,6 +66,7 @@ from backstage.reports import (
 
 __all__ = [
     "CommandReport",
+    "EnvReport",
     "LogsReport",
     "HistoryReport",
     "HostsReport",
@@ -503,3 +506,23 @@ class Production:
             return kept
 
         return LogsReport(self.name, self._on_hosts(options, on_host, act), act=act)
+
+    def env(self, act: str, *, hosts=None) -> EnvReport:
+        """``act``'s live environment on each host beside what a deploy would write now: per
+        host, ``{"release": live release, "keys": [EnvKey...]}``, secret values masked (they
+        never leave the host: keys compare by digest)."""
+        self._act(act)
+        plain = plain_keys(self.inventory, act)
+
+        def on_host(run: HostRun):
+            release = live_release(run.name, run.probe(install=False), act)
+            answer = run.helper("environment", "environment",
+                                env_spec(run.layout, act, release, plain), install=False)
+            desired = act_environment(self.inventory, act, run.layout)
+            keys = compare_env(answer["keys"], desired, plain)
+            for key in keys:  # what the inventory calls plain may still hold a secret
+                key.live, key.inventory = (v if v is None else self.redact(v)
+                                           for v in (key.live, key.inventory))
+            return {"release": release, "keys": keys}
+
+        return EnvReport(self.name, self._on_hosts(self._options(hosts), on_host, act), act=act)

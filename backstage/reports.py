@@ -10,7 +10,7 @@ from backstage.engine.executor import failures
 from backstage.engine.rollout import RolloutReport
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable
 
-__all__ = ["CommandReport", "HistoryReport", "LogsReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
+__all__ = ["CommandReport", "EnvReport", "HistoryReport", "LogsReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
            "SessReport", "StatusReport"]
 
 def error_entry(error: BackstageError) -> dict:
@@ -159,6 +159,39 @@ class LogsReport(HostsReport):
 
     def entry(self, result: object) -> dict:
         return {"lines": result}
+
+
+@dataclass
+class EnvReport(HostsReport):
+    """``env``: per host, the live release and its keys compared with the inventory's."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+    def entry(self, result: object) -> dict:
+        return {"release": result["release"], "keys": [k.as_dict() for k in result["keys"]]}
+
+    @property
+    def differs(self) -> bool:
+        """Whether a deploy would change the environment on some host."""
+        return any(k.state != "same" for r in self.done.values() for k in r["keys"])
+
+    @property
+    def text(self) -> str:
+        """What ``env`` prints: per host, each key marked as it compares (``~`` changed,
+        ``+`` a deploy would add it, ``-`` it would drop it)."""
+        marks = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
+        out = []
+        for host, result in self.done.items():
+            out.append(f"{host}: {self.act}@{result['release']}")
+            for k in result["keys"]:
+                value = k.live if k.live is not None else k.inventory
+                note = {"changed": f"  (inventory: {k.inventory})", "added": "  (not live)",
+                        "removed": "  (not in the inventory)"}.get(k.state, "")
+                out.append(f"  {marks[k.state]} {k.key}={value}{note}")
+        return "".join(f"{line}\n" for line in out)
 
 
 @dataclass

@@ -230,3 +230,26 @@ def test_logs_follow_shows_a_request_to_each_host_within_two_seconds(stage):
     time.sleep(1)
     for host in ("h1", "h2"):  # hung up on: nothing left following on the hosts
         assert not processes(stage, host, "tail -q -n 1 -F")
+
+
+# --- env ---------------------------------------------------------------------------------------
+
+def test_env_masks_secret_values_and_flags_a_changed_key(stage):
+    from backstage.sandbox.testbed import SECRET_KEY
+    secrets = stage.work / "secrets.env"
+    before = secrets.read_text()
+    out = cli(stage, "env", "storefront").stdout
+    assert "    DJANGO_SECRET_KEY=********" in out and SECRET_KEY not in out
+    assert "    BACKSTAGE_PRODUCTION=days" in out and "h2: storefront@" in out
+    assert not [line for line in out.splitlines() if line[2:4] in ("~ ", "+ ", "- ")]
+    secrets.write_text(f"DJANGO_SECRET_KEY=rotated-{'r' * 50}\nAPI_TOKEN=token-{'t' * 20}\n")
+    try:
+        done = cli(stage, "env", "storefront", "--json")
+    finally:
+        secrets.write_text(before)
+    assert "rotated-" not in done.stdout and SECRET_KEY not in done.stdout
+    keys = {k["key"]: k for k in json.loads(done.stdout)["hosts"]["h1"]["keys"]}
+    assert keys["DJANGO_SECRET_KEY"] == {"key": "DJANGO_SECRET_KEY", "state": "changed",
+                                         "live": "********", "inventory": "********"}
+    assert keys["API_TOKEN"]["state"] == "added"
+    assert keys["BACKSTAGE_PRODUCTION"]["state"] == "same"

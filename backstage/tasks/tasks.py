@@ -22,6 +22,7 @@ from backstage.model.locate import find_inventory
 from backstage.production import Production, print_line
 from backstage.reports import (
     CommandReport,
+    EnvReport,
     HistoryReport,
     HostsReport,
     LogsReport,
@@ -130,6 +131,15 @@ def _(report: CommandReport, as_json: bool = False) -> None:
 def _(report: LogsReport, as_json: bool = False) -> None:
     if as_json:
         print_json(report.as_dict())
+    report.check()
+
+
+@show.register
+def _(report: EnvReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print(report.text, end="")
     report.check()
 
 
@@ -352,7 +362,14 @@ def logs(p, act, lines=None, grep=None, follow=False, source="act", json_=False)
                 on_line=None if json_ else print_line), json_)
 
 
+@backstage_task(help={**ACT, "json": "Print one JSON document."})
+def env(p, act, json_=False):
+    """Show an act's live environment per host (secret values masked) and the keys that
+    differ from what a deploy would write now (~ changed, + added, - removed)."""
+    show(p.env(act), json_)
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
-                book_gig, cancel_gig, lock, unlock, history, manage, exec_, logs, new_act)
+                book_gig, cancel_gig, lock, unlock, history, manage, exec_, logs, env, new_act)
