@@ -39,9 +39,9 @@ from backstage.model import load_production
 from backstage.model.locate import find_inventory
 from backstage.operations import checks, history
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
+from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
-from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.logs import plan_logs
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
@@ -50,8 +50,6 @@ from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
 from backstage.render import Renderer
-from backstage.transport.base import Pty
-from backstage.transport.terminal import pty_of, raw_terminal
 from backstage.reports import (
     CommandReport,
     EnvReport,
@@ -63,13 +61,15 @@ from backstage.reports import (
     SessReport,
     StatusReport,
 )
+from backstage.transport.base import Pty
+from backstage.transport.terminal import pty_of, raw_terminal
 
 __all__ = [
     "CommandReport",
     "EnvReport",
-    "LogsReport",
     "HistoryReport",
     "HostsReport",
+    "LogsReport",
     "PlanReport",
     "Production",
     "RollbackReport",
@@ -148,9 +148,12 @@ class Lines:
             self.emit(self.pending.decode("utf-8", "replace").rstrip("\r"))
 
 
-def print_line(host: str, line: str, lock=threading.Lock()) -> None:
+PRINTING = threading.Lock()
+
+
+def print_line(host: str, line: str) -> None:
     """What ``logs`` prints: the host, then the line (whole lines, from many threads)."""
-    with lock:
+    with PRINTING:
         print(f"{host} | {line}", flush=True)
 
 

@@ -10,8 +10,18 @@ from backstage.engine.executor import failures
 from backstage.engine.rollout import RolloutReport
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable
 
-__all__ = ["CommandReport", "EnvReport", "HistoryReport", "LogsReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
-           "SessReport", "StatusReport"]
+__all__ = [
+    "CommandReport",
+    "EnvReport",
+    "HistoryReport",
+    "HostsReport",
+    "LogsReport",
+    "PlanReport",
+    "RollbackReport",
+    "RolloutReport",
+    "SessReport",
+    "StatusReport",
+]
 
 def error_entry(error: BackstageError) -> dict:
     """A host's error in ``as_dict()``: its one line, and whether the host was unreachable."""

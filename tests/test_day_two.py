@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.deploying import REPO, backstage, make_stage, processes
+from tests.deploying import make_stage, processes
 
 pytestmark = pytest.mark.fleet
 
