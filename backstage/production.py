@@ -121,6 +121,13 @@ def writer(stream) -> Callable[[bytes], None]:
     return write
 
 
+def is_terminal(stream) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def input_of(stdin) -> bytes | int | None:
     """A command's stdin as a transport takes it: bytes, a file descriptor, or nothing."""
     if stdin is None or isinstance(stdin, (bytes, int)):
@@ -155,6 +162,18 @@ def print_line(host: str, line: str) -> None:
     """What ``logs`` prints: the host, then the line (whole lines, from many threads)."""
     with PRINTING:
         print(f"{host} | {line}", flush=True)
+
+
+def command_input(stdin, stdout, tty: bool | None) -> tuple[bytes | int | None, Pty | None, bool]:
+    """A command's stdin (see :func:`input_of`), its pseudo-terminal if it gets one, and
+    whether the user's terminal is both its ends. By default it gets one when both stdin and
+    stdout are a terminal, as for a person at one: ``manage ... dumpdata > file`` typed at a
+    terminal must get the command's stdout alone, not a terminal's merged, CRLF output."""
+    data = input_of(stdin)
+    terminal = isinstance(data, int) and os.isatty(data) and is_terminal(stdout)
+    if not (terminal if tty is None else tty):
+        return data, None, terminal
+    return data, pty_of(data) if terminal else Pty(), terminal
 
 
 # --- the production ------------------------------------------------------------------------------
@@ -450,14 +469,13 @@ class Production:
         wanted = command_hosts(self.inventory, act, self.hosts if hosts is None
                                else host_list(hosts), all_hosts)
         options = self._options(wanted, parallel=1)
-        data = input_of(stdin)
-        terminal = isinstance(data, int) and os.isatty(data)
-        pty = (pty_of(data) if terminal else Pty()) if (terminal if tty is None else tty) else None
+        stdout = stdout or sys.stdout.buffer
+        data, pty, terminal = command_input(stdin, stdout, tty)
         several = len(select_hosts(self.inventory, wanted, act)) > 1
         if several and isinstance(data, int) and not pty:  # each host gets all of it
             with open(data, "rb", closefd=False) as source:
                 data = source.read()
-        out, err = writer(stdout or sys.stdout.buffer), writer(stderr or sys.stderr.buffer)
+        out, err = writer(stdout), writer(stderr or sys.stderr.buffer)
         active: list[HostRun] = []
 
         def on_host(run: HostRun):

@@ -253,3 +253,20 @@ def test_env_masks_secret_values_and_flags_a_changed_key(stage):
                                          "live": "********", "inventory": "********"}
     assert keys["API_TOKEN"]["state"] == "added"
     assert keys["BACKSTAGE_PRODUCTION"]["state"] == "same"
+
+
+def test_a_terminal_on_stdin_alone_gets_no_pseudo_terminal(stage):
+    """``manage ... dumpdata > file`` typed at a terminal: the file gets the command's output
+    as written (no pseudo-terminal's CRLF, no stderr merged into it)."""
+    main, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "backstage", "manage", "storefront", "--inventory",
+             str(stage.inventory), "--", "shell", "-c",
+             "import sys; print('tty', sys.stdin.isatty()); print('err', file=sys.stderr)"],
+            cwd=stage.work, stdin=secondary, capture_output=True, timeout=120)
+    finally:
+        os.close(secondary)
+        os.close(main)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(b"tty False\n") and b"err" not in done.stdout
