@@ -454,7 +454,8 @@ class Production:
 
         ``stdin``: bytes, a file or a file descriptor (streamed); ``stdout``/``stderr``: binary
         streams (default: this process's); ``tty``: give the command a pseudo-terminal
-        (default: when ``stdin`` is a terminal). Per host, the command's exit status."""
+        (default: when ``stdin`` and ``stdout`` are a terminal, see :func:`command_input`).
+        Per host, the command's exit status."""
         return self._command(act, command_words(args, "manage"), True, hosts, all_hosts,
                              stdin, stdout, stderr, tty)
 
