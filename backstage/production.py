@@ -20,6 +20,9 @@ secrets, and no one else's.
 """
 
 import os
+import sys
+import threading
+from collections.abc import Callable
 
 from rich.console import Console
 
@@ -29,15 +32,18 @@ from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
-from backstage.errors import UsageError, known_hint
+from backstage.errors import BackstageError, UsageError, known_hint
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.locate import find_inventory
 from backstage.operations import checks, history
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
+from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
+from backstage.operations.logs import plan_logs
+from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
@@ -45,17 +51,25 @@ from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
 from backstage.render import Renderer
 from backstage.reports import (
+    CommandReport,
+    EnvReport,
     HistoryReport,
     HostsReport,
+    LogsReport,
     PlanReport,
     RollbackReport,
     SessReport,
     StatusReport,
 )
+from backstage.transport.base import Pty
+from backstage.transport.terminal import pty_of, raw_terminal
 
 __all__ = [
+    "CommandReport",
+    "EnvReport",
     "HistoryReport",
     "HostsReport",
+    "LogsReport",
     "PlanReport",
     "Production",
     "RollbackReport",
@@ -65,6 +79,7 @@ __all__ = [
 ]
 
 DEFAULT_HISTORY = 20
+DEFAULT_LOG_LINES = 50
 
 
 # --- checking arguments as the command line does ----------------------------------------------
@@ -96,6 +111,69 @@ def host_list(hosts: str | list[str] | None) -> list[str] | None:
     if isinstance(hosts, str):
         return [h.strip() for h in hosts.split(",") if h.strip()]
     return None if hosts is None else list(hosts)
+
+
+def writer(stream) -> Callable[[bytes], None]:
+    """Write bytes to a binary stream as they come."""
+    def write(data: bytes) -> None:
+        stream.write(data)
+        stream.flush()
+    return write
+
+
+def is_terminal(stream) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def input_of(stdin) -> bytes | int | None:
+    """A command's stdin as a transport takes it: bytes, a file descriptor, or nothing."""
+    if stdin is None or isinstance(stdin, (bytes, int)):
+        return stdin
+    try:
+        return stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stdin.read()
+
+
+class Lines:
+    """Bytes as they come, handed on as whole lines of text (a pseudo-terminal's ``\\r``
+    dropped); :meth:`close` hands on an unfinished last line."""
+
+    def __init__(self, emit: Callable[[str], None]):
+        self.emit, self.pending = emit, b""
+
+    def __call__(self, data: bytes) -> None:
+        *complete, self.pending = (self.pending + data).split(b"\n")
+        for line in complete:
+            self.emit(line.decode("utf-8", "replace").rstrip("\r"))
+
+    def close(self) -> None:
+        if self.pending:
+            self.emit(self.pending.decode("utf-8", "replace").rstrip("\r"))
+
+
+PRINTING = threading.Lock()
+
+
+def print_line(host: str, line: str) -> None:
+    """What ``logs`` prints: the host, then the line (whole lines, from many threads)."""
+    with PRINTING:
+        print(f"{host} | {line}", flush=True)
+
+
+def command_input(stdin, stdout, tty: bool | None) -> tuple[bytes | int | None, Pty | None, bool]:
+    """A command's stdin (see :func:`input_of`), its pseudo-terminal if it gets one, and
+    whether the user's terminal is both its ends. By default it gets one when both stdin and
+    stdout are a terminal, as for a person at one: ``manage ... dumpdata > file`` typed at a
+    terminal must get the command's stdout alone, not a terminal's merged, CRLF output."""
+    data = input_of(stdin)
+    terminal = isinstance(data, int) and os.isatty(data) and is_terminal(stdout)
+    if not (terminal if tty is None else tty):
+        return data, None, terminal
+    return data, pty_of(data) if terminal else Pty(), terminal
 
 
 # --- the production ------------------------------------------------------------------------------
@@ -367,3 +445,106 @@ class Production:
 
         return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host,
                                                      inventory.gigs[gig].act))
+
+    def manage(self, act: str, args, *, hosts=None, all_hosts: bool = False, stdin=None,
+               stdout=None, stderr=None, tty: bool | None = None) -> CommandReport:
+        """Run ``manage.py ARGS`` in ``act``'s live release, as the act runs (its venue, env
+        file and secrets, unix user, working directory) on the host that runs its migrations,
+        or ``hosts``, or every host of the act (``all_hosts``, one after the other).
+
+        ``stdin``: bytes, a file or a file descriptor (streamed); ``stdout``/``stderr``: binary
+        streams (default: this process's); ``tty``: give the command a pseudo-terminal
+        (default: when ``stdin`` and ``stdout`` are a terminal, see :func:`command_input`).
+        Per host, the command's exit status."""
+        return self._command(act, command_words(args, "manage"), True, hosts, all_hosts,
+                             stdin, stdout, stderr, tty)
+
+    def exec(self, act: str, command, *, hosts=None, all_hosts: bool = False, stdin=None,
+             stdout=None, stderr=None, tty: bool | None = None) -> CommandReport:
+        """Run any ``command`` (a list of words) as :meth:`manage` runs manage.py, the venue's
+        programs first on the PATH."""
+        return self._command(act, command_words(command, "exec"), False, hosts, all_hosts,
+                             stdin, stdout, stderr, tty)
+
+    def _command(self, act, words, django, hosts, all_hosts, stdin, stdout, stderr, tty):
+        wanted = command_hosts(self.inventory, act, self.hosts if hosts is None
+                               else host_list(hosts), all_hosts)
+        options = self._options(wanted, parallel=1)
+        stdout = stdout or sys.stdout.buffer
+        data, pty, terminal = command_input(stdin, stdout, tty)
+        several = len(select_hosts(self.inventory, wanted, act)) > 1
+        if several and isinstance(data, int) and not pty:  # each host gets all of it
+            with open(data, "rb", closefd=False) as source:
+                data = source.read()
+        out, err = writer(stdout), writer(stderr or sys.stderr.buffer)
+        active: list[HostRun] = []
+
+        def on_host(run: HostRun):
+            command = plan_command(self.inventory, run.name, run.layout, run.probe(install=False),
+                                   act, words, django)
+            if several:
+                err(f"--- {run.name}\r\n".encode() if pty else f"--- {run.name}\n".encode())
+            active[:] = [run]
+            return run.stream(command, stdin=data, out=out, err=err, pty=pty,
+                              cancelled=options.cancelled)
+
+        if not (pty and terminal):
+            return CommandReport(self.name, self._on_hosts(options, on_host, act), act=act)
+        with raw_terminal(data, lambda pty: active and active[0].transport.resize(pty)):
+            return CommandReport(self.name, self._on_hosts(options, on_host, act), act=act)
+
+    def logs(self, act: str, *, hosts=None, lines: int | str | None = None,
+             grep: str | None = None, follow: bool = False, source: str = "act",
+             on_line: Callable[[str, str], None] | None = None) -> LogsReport:
+        """The last ``lines`` lines of ``act``'s logs on each of its hosts (``source``: see
+        :data:`~backstage.operations.logs.SOURCES`), only those matching ``grep`` (an extended
+        regular expression, applied on the host); ``follow``: then every new line, from all
+        hosts at once, until Ctrl-C. Each line goes to ``on_line(host, line)`` as it comes
+        (default: none); per host, the lines (none kept when following), secrets redacted."""
+        self._act(act)
+        lines = whole_number(lines, "--lines", DEFAULT_LOG_LINES)
+        grep = not_empty(grep, "--grep")
+        options = self._options(hosts)
+        options.parallel = max(1, len(select_hosts(self.inventory, options.hosts, act)))
+        pty = Pty() if follow else None  # hanging up on a terminal ends `tail -F` on the host
+
+        def on_host(run: HostRun):
+            command = plan_logs(self.inventory, run.layout, act, source, lines, grep, follow)
+            kept: list[str] = []
+
+            def emit(line: str) -> None:
+                line = self.redact(line)
+                if on_line:
+                    on_line(run.name, line)
+                if not follow:
+                    kept.append(line)
+
+            split = Lines(emit)
+            code = run.stream(command, stdin=None, out=split, err=split, pty=pty,
+                              cancelled=options.cancelled)
+            split.close()
+            if code not in (0, 130):
+                raise BackstageError(f"{run.name}: reading the logs failed (exit status {code})")
+            return kept
+
+        return LogsReport(self.name, self._on_hosts(options, on_host, act), act=act)
+
+    def env(self, act: str, *, hosts=None) -> EnvReport:
+        """``act``'s live environment on each host beside what a deploy would write now: per
+        host, ``{"release": live release, "keys": [EnvKey...]}``, secret values masked (they
+        never leave the host: keys compare by digest)."""
+        self._act(act)
+        plain = plain_keys(self.inventory, act)
+
+        def on_host(run: HostRun):
+            release = live_release(run.name, run.probe(install=False), act)
+            answer = run.helper("environment", "environment",
+                                env_spec(run.layout, act, release, plain), install=False)
+            desired = act_environment(self.inventory, act, run.layout)
+            keys = compare_env(answer["keys"], desired, plain)
+            for key in keys:  # what the inventory calls plain may still hold a secret
+                key.live, key.inventory = (v if v is None else self.redact(v)
+                                           for v in (key.live, key.inventory))
+            return {"release": release, "keys": keys}
+
+        return EnvReport(self.name, self._on_hosts(self._options(hosts), on_host, act), act=act)

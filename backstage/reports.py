@@ -10,8 +10,18 @@ from backstage.engine.executor import failures
 from backstage.engine.rollout import RolloutReport
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable
 
-__all__ = ["HistoryReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
-           "SessReport", "StatusReport"]
+__all__ = [
+    "CommandReport",
+    "EnvReport",
+    "HistoryReport",
+    "HostsReport",
+    "LogsReport",
+    "PlanReport",
+    "RollbackReport",
+    "RolloutReport",
+    "SessReport",
+    "StatusReport",
+]
 
 def error_entry(error: BackstageError) -> dict:
     """A host's error in ``as_dict()``: its one line, and whether the host was unreachable."""
@@ -127,6 +137,71 @@ class StatusReport(HostsReport):
         """What ``status --json`` prints: per host, per act its state, or the host's error."""
         return {h: {a: error_entry(r) for a in self.shown[h]} if isinstance(r, BackstageError)
                 else r for h, r in self.results.items()}
+
+
+@dataclass
+class CommandReport(HostsReport):
+    """``manage``, ``exec``: per host, the command's exit status there (its output went to the
+    caller's streams as it came)."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+    def entry(self, result: object) -> dict:
+        return {"exit_code": result}
+
+    @property
+    def exit_code(self) -> int:
+        """The hosts' failure's, else the first non-zero exit status of the command."""
+        return super().exit_code or next((c for c in self.done.values() if c), 0)
+
+
+@dataclass
+class LogsReport(HostsReport):
+    """``logs``: per host, its log lines (none kept when following)."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+    def entry(self, result: object) -> dict:
+        return {"lines": result}
+
+
+@dataclass
+class EnvReport(HostsReport):
+    """``env``: per host, the live release and its keys compared with the inventory's."""
+
+    act: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act}
+
+    def entry(self, result: object) -> dict:
+        return {"release": result["release"], "keys": [k.as_dict() for k in result["keys"]]}
+
+    @property
+    def differs(self) -> bool:
+        """Whether a deploy would change the environment on some host."""
+        return any(k.state != "same" for r in self.done.values() for k in r["keys"])
+
+    @property
+    def text(self) -> str:
+        """What ``env`` prints: per host, each key marked as it compares (``~`` changed,
+        ``+`` a deploy would add it, ``-`` it would drop it)."""
+        marks = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
+        out = []
+        for host, result in self.done.items():
+            out.append(f"{host}: {self.act}@{result['release']}")
+            for k in result["keys"]:
+                value = k.live if k.live is not None else k.inventory
+                note = {"changed": f"  (inventory: {k.inventory})", "added": "  (not live)",
+                        "removed": "  (not in the inventory)"}.get(k.state, "")
+                out.append(f"  {marks[k.state]} {k.key}={value}{note}")
+        return "".join(f"{line}\n" for line in out)
 
 
 @dataclass

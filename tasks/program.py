@@ -9,7 +9,7 @@ from invoke import Exit, ParseError, Program
 
 from backstage import __version__
 from backstage.errors import UsageError, did_you_mean
-from backstage.tasks import ns
+from backstage.tasks import ns, tasks
 
 
 class BackstageProgram(Program):
@@ -77,9 +77,27 @@ def help_first(argv: list[str]) -> list[str]:
     return argv
 
 
+def split_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Words after the first ``--`` (the command of ``manage``/``exec``), kept as given:
+    Invoke would join them with spaces, losing their quoting."""
+    if "--" not in argv:
+        return argv, []
+    at = argv.index("--")
+    return argv[:at], argv[at + 1:]
+
+
+def short_flags(argv: list[str]) -> list[str]:
+    """``logs -f`` for ``logs --follow``, as ``tail -f`` (Invoke gives tasks no short flags
+    of their own choosing)."""
+    at = next((i for i, w in enumerate(argv) if w in ("logs", "log")), len(argv))
+    return argv[:at] + ["--follow" if w == "-f" else w for w in argv[at:]]
+
+
 def main():
+    argv, tasks.command_words[:] = split_command(sys.argv)
+    argv = short_flags(argv)
     try:
-        program.run(help_first(sys.argv))
+        program.run(help_first(argv))
     except BrokenPipeError:  # whoever read stdout stopped (`| head`): not an error to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs say
         sys.exit(1)

@@ -9,6 +9,7 @@ hosts ``--hosts`` (comma-separated), ``--accept-new-host-keys`` and ``--verbose`
 import functools
 import inspect
 import json
+import sys
 
 from fabric import Connection
 from invoke import Collection, Exit, task
@@ -18,10 +19,13 @@ from rich.table import Table
 from backstage.errors import BackstageError, HostsFailed, UsageError
 from backstage.model import load_production, release_of_link
 from backstage.model.locate import find_inventory
-from backstage.production import Production
+from backstage.production import Production, print_line
 from backstage.reports import (
+    CommandReport,
+    EnvReport,
     HistoryReport,
     HostsReport,
+    LogsReport,
     PlanReport,
     RollbackReport,
     RolloutReport,
@@ -114,6 +118,29 @@ def _(report: RolloutReport, as_json: bool = False) -> None:
         print_summary(report)
     if report.exit_code:
         raise Exit(code=report.exit_code)
+
+
+@show.register
+def _(report: CommandReport, as_json: bool = False) -> None:
+    report.check()
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
+@show.register
+def _(report: LogsReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    report.check()
+
+
+@show.register
+def _(report: EnvReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print(report.text, end="")
+    report.check()
 
 
 @show.register
@@ -305,7 +332,44 @@ def cancel_gig(p, gig):
     show(p.cancel_gig(gig))
 
 
+command_words: list[str] = []  # after `--`, set by the backstage program (program.py)
+ON_HOSTS = {"all-hosts": "Run on every host of the act, one after the other (default: the "
+                         "host that runs its migrations; or name them with --hosts)."}
+
+
+@backstage_task(help={**ACT, **ON_HOSTS})
+def manage(p, act, all_hosts=False):
+    """Run a management command in an act's live release: backstage manage ACT -- ARGS..."""
+    show(p.manage(act, command_words, all_hosts=all_hosts, stdin=sys.stdin.fileno()))
+
+
+@backstage_task(name="exec", help={**ACT, **ON_HOSTS})
+def exec_(p, act, all_hosts=False):
+    """Run a command as an act runs (its user, env, venue): backstage exec ACT -- CMD..."""
+    show(p.exec(act, command_words, all_hosts=all_hosts, stdin=sys.stdin.fileno()))
+
+
+@backstage_task(help={
+    **ACT, "lines": "Lines of each host's log to show first (default 50).",
+    "grep": "Only lines matching this extended regular expression (filtered on the host).",
+    "follow": "Then show new lines from every host as they come, until Ctrl-C.",
+    "source": "act (default: requests and the app's stderr), access (nginx's access log of "
+              "the act's gigs), nginx (nginx's error log), emperor (uWSGI Emperor's log).",
+    "json": "Print one JSON document (not with --follow)."}, aliases=["log"])
+def logs(p, act, lines=None, grep=None, follow=False, source="act", json_=False):
+    """Show an act's log lines from each of its hosts, prefixed by host; -f follows them."""
+    show(p.logs(act, lines=lines, grep=grep, follow=follow, source=source,
+                on_line=None if json_ else print_line), json_)
+
+
+@backstage_task(help={**ACT, "json": "Print one JSON document."})
+def env(p, act, json_=False):
+    """Show an act's live environment per host (secret values masked) and the keys that
+    differ from what a deploy would write now (~ changed, + added, - removed)."""
+    show(p.env(act), json_)
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
-                book_gig, cancel_gig, lock, unlock, history, new_act)
+                book_gig, cancel_gig, lock, unlock, history, manage, exec_, logs, env, new_act)

@@ -110,6 +110,14 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
     user (``run_as``, system layout), which reads the env file itself. ``manage`` and
     ``pythonpath`` are relative to the release (the repository's root).
     """
+    program = argv(venue_dir + "/bin/python", layout.in_release(act, release, manage))
+    return act_function("manage", layout, act, release, settings, pythonpath, run_as, program)
+
+
+def act_function(name: str, layout: Layout, act: str, release: str, settings: str,
+                 pythonpath: tuple[str, ...], run_as: RunAs | None, program: str = "") -> str:
+    """A shell function ``name ARGS`` running ``program ARGS`` (``program``: quoted words; none:
+    ARGS is the whole command) in the act's working directory, environment and identity."""
     exports = " ".join([
         "export",
         q(f"DJANGO_SETTINGS_MODULE={settings}"),
@@ -124,9 +132,9 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
         f"while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
         f" < {q(layout.env_file(act, release))} &&"
         f" {exports} &&"
-        f" {argv(venue_dir + '/bin/python', layout.in_release(act, release, manage))} \"$@\""
+        f" {program + ' ' if program else ''}\"$@\""
     )
-    return f"manage() {{ ( cd {q(layout.shared(act))} && {as_user(run_as, body) if run_as else body}; ) }}"
+    return f"{name}() {{ ( cd {q(layout.shared(act))} && {as_user(run_as, body) if run_as else body}; ) }}"
 
 
 def mark_bad(layout: Layout, act: str, release: str) -> str:

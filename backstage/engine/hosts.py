@@ -154,6 +154,10 @@ class HostRun:
         """Run a command on the host, through ``sudo`` if the host says so."""
         return self.transport.run(become(command, self.host.become), stdin=stdin)
 
+    def stream(self, command: str, **how) -> int:
+        """Run a command with its output streamed (see ``Transport.stream``); its exit status."""
+        return self.transport.stream(become(command, self.host.become), **how)
+
     def timed(self, name, summary, action):
         started = time.monotonic()
         self.options.reporter.started(self.name, name, summary)

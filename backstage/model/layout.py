@@ -221,6 +221,20 @@ class Layout:
     def act_log(self, act: str) -> str:
         return self._at("log", f"{act}.log")
 
+    def gig_access_log(self, gig: str) -> str:
+        return self._at("log", f"nginx-{gig}.access.log")
+
+    @property
+    def emperor_log(self) -> str:
+        """Where a daemonized Emperor logs (under systemd, it logs to the journal)."""
+        return self._at("log", "emperor.log")
+
+    @property
+    def nginx_error_log(self) -> str:
+        """The user layout's nginx logs in the stage; the system's nginx, in its own folder."""
+        return self._at("log", "nginx-error.log") if self.kind == "user" \
+            else "/var/log/nginx/error.log"
+
     # Sesses: one vassal and one socket per release; nginx points at the stable socket.
     def vassal(self, act: str, release_id: str) -> str:
         return self._at("vassals", f"{act}@{release_id}.ini")

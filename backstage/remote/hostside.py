@@ -10,6 +10,7 @@ protocol to a vassal's own socket (``health``); it prints one JSON document.
 
 import glob
 import grp
+import hashlib
 import json
 import os
 import pwd
@@ -427,7 +428,25 @@ def reloaded(spec):
     return {"ok": False, "error": f"workers were not replaced within {spec['timeout']}s"}
 
 
-VERBS = {"probe": probe, "health": health, "status": status, "reloaded": reloaded,
+def environment(spec):
+    """An env file's keys, each with its value's sha256 and, for the keys in ``show``, the
+    value: the others may be secrets, whose values never leave the host."""
+    try:
+        with open(spec["path"], encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        return {"ok": False, "error": f"cannot read {spec['path']}: {exc}"}
+    keys = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep:
+            keys[key] = {"sha256": hashlib.sha256(value.encode()).hexdigest()}
+            if key in spec["show"]:
+                keys[key]["value"] = value
+    return {"keys": keys}
+
+
+VERBS = {"probe": probe, "environment": environment, "health": health, "status": status, "reloaded": reloaded,
          "verify": verify, "closed": closed, "own": own}
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ class Renderer:
             domains=gig.domains,
             port=gig.port or layout.http_port,
             client_max_body_size=gig.client_max_body_size,
-            access_log=f"{layout.log}/nginx-{gig_name}.access.log",
+            access_log=layout.gig_access_log(gig_name),
             static=gig.static,
             static_root=layout.current_static(gig.act),
             media=gig.media,
@@ -114,7 +114,7 @@ class Renderer:
             stats=layout.emperor_stats,
             pidfile=layout.emperor_pidfile,
             daemonize=daemonize,
-            log=f"{layout.log}/emperor.log",
+            log=layout.emperor_log,
         )
 
     def emperor_unit(self, layout: Layout) -> str:

@@ -126,6 +126,7 @@ class SSHTransport(Transport):
                  ssh_config: Path | None = None, known_hosts: Path | None = None,
                  accept_new_host_keys: bool = False, connect_timeout: float = 10):
         super().__init__(name)
+        self.pty_channel: paramiko.Channel | None = None  # the interactive command's, if any
         overrides = {"load_ssh_configs": True}
         config = fabric.Config(runtime_ssh_path=str(ssh_config) if ssh_config else None,
                                overrides=overrides)
@@ -166,13 +167,16 @@ class SSHTransport(Transport):
             reason = self.connection.proxy_error() or str(exc)
             raise HostUnreachable(f"{self.name}: cannot connect: {reason}") from None
 
-    def _run(self, command, stdin, timeout):
+    def _channel(self) -> paramiko.Channel:
         if not self.connection.is_connected:
             self.open()
         try:
-            channel = self.connection.transport.open_session()
+            return self.connection.transport.open_session()
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise ConnectionLost(f"{self.name}: connection lost: {exc}") from None
+
+    def _run(self, command, stdin, timeout):
+        channel = self._channel()
         with channel:
             channel.settimeout(timeout)
             channel.exec_command(command)
@@ -184,6 +188,62 @@ class SSHTransport(Transport):
         if code == -1:
             raise ConnectionLost(f"{self.name}: connection lost while running a command")
         return Result(command, code, stdout, stderr)
+
+    def _stream(self, command, stdin, out, err, pty, cancelled):
+        channel = self._channel()
+        with channel:
+            if pty is not None:
+                channel.get_pty(term=pty.term, width=pty.columns, height=pty.rows)
+                self.pty_channel = channel
+            channel.exec_command(command)
+            if isinstance(stdin, int):
+                threading.Thread(target=self._copy, args=(channel, stdin, pty is None),
+                                 daemon=True).start()
+            elif stdin is not None or pty is None:  # a terminal's end of input would hang it up
+                threading.Thread(target=self._send, args=(channel, stdin or b""),
+                                 daemon=True).start()
+            if not self._relay(channel, out, err, cancelled):
+                return 130  # cancelled: closing the channel hangs up on the command
+            code = channel.recv_exit_status()
+        if code == -1:
+            raise ConnectionLost(f"{self.name}: connection lost while running a command")
+        return code
+
+    @staticmethod
+    def _relay(channel, out, err, cancelled) -> bool:
+        """Hand output on until the server's EOF (as :meth:`_receive` waits for it); False if
+        ``cancelled`` was set first."""
+        exited = None
+        while not (cancelled is not None and cancelled.is_set()):
+            select.select([channel], [], [], 0.1)
+            while channel.recv_ready():
+                out(channel.recv(CHUNK))
+            while channel.recv_stderr_ready():
+                err(channel.recv_stderr(CHUNK))
+            if channel.eof_received or channel.closed:
+                return True
+            if channel.exit_status_ready():
+                exited = exited or time.monotonic()
+                if time.monotonic() - exited > EOF_GRACE:
+                    return True
+        return False
+
+    @staticmethod
+    def _copy(channel, fd: int, send_eof: bool):
+        """Copy a file descriptor (the user's stdin) to the command until its end."""
+        try:
+            while data := os.read(fd, CHUNK):
+                channel.sendall(data)
+            if send_eof:
+                channel.shutdown_write()
+        except OSError:
+            pass  # the command ended first
+
+    def resize(self, pty) -> None:
+        """Tell the command's pseudo-terminal its new size (the user's window changed)."""
+        channel = self.pty_channel
+        if channel is not None and not channel.closed:
+            channel.resize_pty(width=pty.columns, height=pty.rows)
 
     @staticmethod
     def _send(channel, data: bytes):
