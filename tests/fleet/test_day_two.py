@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.deploying import make_stage, processes
+from tests.support.deploying import make_stage, processes
 
 pytestmark = pytest.mark.fleet
 
@@ -99,7 +99,7 @@ def test_exec_runs_as_the_act_user_in_its_environment_and_venue(stage):
 
 
 def test_no_secret_in_the_process_table_while_manage_runs(stage):
-    from backstage.sandbox.testbed import SECRET_KEY
+    from tests.support.testbed import SECRET_KEY
     seen = []
     running = threading.Event()
 
@@ -235,7 +235,7 @@ def test_logs_follow_shows_a_request_to_each_host_within_two_seconds(stage):
 # --- env ---------------------------------------------------------------------------------------
 
 def test_env_masks_secret_values_and_flags_a_changed_key(stage):
-    from backstage.sandbox.testbed import SECRET_KEY
+    from tests.support.testbed import SECRET_KEY
     secrets = stage.work / "secrets.env"
     before = secrets.read_text()
     out = cli(stage, "env", "storefront").stdout
