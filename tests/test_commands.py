@@ -423,8 +423,8 @@ def test_a_rollback_right_after_a_deploy_waits_for_its_pending_retire(tmp_path):
     rollback to that release inside that second must not see it retired under its feet (it
     was, between the rollback's revive and its switch: the act then served from nothing)."""
     layout = made(user_layout(tmp_path))
-    for release in (R1, R2):
-        Path(layout.releases("storefront"), release).mkdir(parents=True, exist_ok=True)
+    for rel in (R1, R2):
+        Path(layout.releases("storefront"), rel).mkdir(parents=True, exist_ok=True)
     Path(layout.vassal("storefront", R1)).write_text("old\n")
     deploy = run(sess.switch(sess.start_vassal(Script(), layout, "storefront", R2, "new\n"),
                              layout, "storefront", R2))
