@@ -117,10 +117,16 @@ def pid_alive(pidfile: str) -> str:
 def wait_for(script: Script, condition: str, message: str, tenths: int = 100,
              also: str = "") -> Script:
     """Poll a shell condition every 0.1 s; fail with a message (and what the shell text
-    ``also`` prints, built here from quoted values) when it never holds."""
-    script.raw(f"for i in $(seq {tenths}); do if {condition}; then break; fi; sleep 0.1; done")
+    ``also`` prints, built here from quoted values) when it never holds.
+
+    Once it held, it is not asked again: a daemon seen starting (its first process, before it
+    forks into the background) has started, and asking once more could catch the moment
+    between two of its processes.
+    """
+    script.raw(f"held=; for i in $(seq {tenths}); do if {condition}; then held=1; break; fi; "
+               "sleep 0.1; done")
     shown = f"{also}; " if also else ""
-    return script.raw(f"if ! {condition}; then echo {q(message)} >&2; {shown}exit 1; fi")
+    return script.raw(f'if [ -z "$held" ]; then echo {q(message)} >&2; {shown}exit 1; fi')
 
 
 def ere(text: str) -> str:
