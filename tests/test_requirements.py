@@ -5,7 +5,6 @@ venue's digest is a hash of that list: a change in an included file changes it, 
 does not. An editable, VCS or URL requirement that cannot be built here is refused in one line
 naming its file and line, before any host is contacted."""
 
-import hashlib
 import re
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import pytest
 
 from backstage.artefacts import requirements
 from backstage.errors import InventoryError
-from backstage.remote import hostside
 from backstage.sandbox.testbed import make_wheel
 from tests.deploying import make_stage
 
@@ -121,19 +119,6 @@ def test_continuations_comments_and_per_requirement_options_read_as_pip_reads_th
     assert [(line.number, line.text) for line, _ in inputs.direct] == [
         (5, "url#fragment-is-not-a-comment")]
     assert inputs.files == [top]
-
-
-def test_the_probe_hashes_a_venues_wheels_only_while_it_is_not_built(tmp_path):
-    """A host's wheel of the same name but other content is sent again (the list pins hashes);
-    the host hashes its copies only when the venue is to be built."""
-    wheel = tmp_path / "alpha-1.0-py3-none-any.whl"
-    wheel.write_bytes(b"wheel")
-    marker = tmp_path / "venue" / ".backstage-complete"
-    spec = {"venue_wheels": {"unless": str(marker), "paths": [str(wheel)]}}
-    assert hostside.probe(spec)["files"] == {str(wheel): hashlib.sha256(b"wheel").hexdigest()}
-    marker.parent.mkdir()
-    marker.touch()
-    assert hostside.probe(spec)["files"] == {}
 
 
 # --- on a fleet host -----------------------------------------------------------------------------

@@ -47,6 +47,8 @@ class DeployInputs:
     lock: dict
     locks: list[str] = field(default_factory=list)  # what the deploy locks (deploy_locks)
     wheels: dict[str, str] = field(default_factory=dict)  # the venue's wheels -> sha256
+    # (host run, its probe) -> the inputs with the venue's wheels for the host's platform
+    per_host: Callable[[object, Observed], "DeployInputs"] | None = None
 
     @property
     def by(self) -> str:

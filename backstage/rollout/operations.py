@@ -2,7 +2,8 @@
 
 import json
 
-from backstage.artefacts import bundle, requirements, wheelhouse
+from backstage.artefacts import bundle, wheelhouse
+from backstage.artefacts.locks import resolve_pins
 from backstage.commands import gig as gig_cmd
 from backstage.commands import history
 from backstage.commands import lock as lock_cmd
@@ -28,6 +29,7 @@ from backstage.plan.rollback import plan_rollback
 from backstage.plan.stage import plan_stage
 from backstage.plan.steps import Step
 from backstage.render import Renderer
+from backstage.rollout.builders import PlatformWheels, inputs_for_host
 from backstage.rollout.deploy import Rollout, RolloutReport
 from backstage.rollout.hosts import (
     HostRun,
@@ -45,23 +47,31 @@ def setup_stage(production: Production, options: Options) -> dict:
     """Make each selected host a stage; per host, what changed or its error (see
     ``failures``)."""
     renderer = Renderer(production)
-    tag = wheelhouse.workstation_tag()
-
-    def uwsgi_wheels(skip):
-        return wheelhouse.pack(wheelhouse.for_uwsgi(UWSGI_REQUIREMENT), skip)
+    pins = resolve_pins(None, (UWSGI_REQUIREMENT,))
+    wheels = PlatformWheels(production, options)
 
     def on_host(run: HostRun):
         observed = run.probe()
         users = tuple(dict.fromkeys(production.act_user(a) for a in production.acts_on(run.name)))
+
+        def uwsgi_wheels(skip):  # the Emperor's uWSGI, for this host's platform
+            return wheelhouse.pack(list(wheels.resolved(pins, run, observed).wheels), skip)
+
         steps = plan_stage(run.name, run.host.python, run.layout, observed, renderer,
-                           uwsgi_wheels, tag, production.group, users)
+                           uwsgi_wheels, production.group, users)
+        if any(s.payload for s in steps):  # a platform that cannot be served fails here
+            wheels.resolved(pins, run, observed)
         for step in steps:
             run.execute(step)
         if not steps:
             options.reporter.info(f"{run.name}  stage is ready: nothing to change")
         return [s.summary for s in steps]
 
-    return run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
+    try:
+        return run_on_hosts(production, select_hosts(production, options.hosts), options,
+                            on_host)
+    finally:
+        wheels.close()
 
 
 def act_environment(production: Production, act_name: str, layout: Layout) -> str:
@@ -86,35 +96,39 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
     return "".join(f"{key}={reveal(value)}\n" for key, value in values.items())
 
 
-def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
+def deploy_inputs(production: Production, act_name: str, wheels: PlatformWheels) -> DeployInputs:
     """What the workstation prepares once for a deploy, before any host is contacted: the
-    venue's wheels and resolved requirements (see :mod:`backstage.artefacts.requirements`),
-    the release."""
+    venue's requirements resolved into pins (see :mod:`backstage.artefacts.locks`), made into
+    each host platform's wheels once its probe tells the platform; the release."""
     act = require_act(production, act_name)
     venue = production.venues[act.venue]
-    resolved = requirements.resolve(venue.requirements)
-    digest = resolved.digest(venue.python or "")
+    pins = resolve_pins(venue.requirements)
+    python = venue.python or ""
 
-    def venue_wheels(skip):
-        return wheelhouse.pack(list(resolved.wheels), skip,
-                               {f"requirements-{digest}.txt": resolved.text.encode()})
+    def per_host(run, observed):
+        return inputs_for_host(inputs, pins, wheels, act.venue, python, run, observed)
 
     # Every act's secrets file stays out, so the acts of one repository share one tree.
     secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
-    return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
-                        new_lock("deploy-act", act_name), deploy_locks(production, act_name),
-                        resolved.hashes)
+    inputs = DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), "",
+                          lambda skip: b"", new_lock("deploy-act", act_name),
+                          deploy_locks(production, act_name), per_host=per_host)
+    return inputs
 
 
 def deploy_act(production: Production, act_name: str, options: Options, serial=None,
                max_fail=None, rollback: bool = True) -> RolloutReport:
     """Build once on the workstation, then roll the act out over its hosts."""
-    inputs = deploy_inputs(production, act_name)
+    wheels = PlatformWheels(production, options)
+    inputs = deploy_inputs(production, act_name, wheels)
     names = select_hosts(production, options.hosts, act_name)
     rollout = Rollout(production, names, inputs,
                       lambda layout: act_environment(production, act_name, layout),
                       options, serial=serial, max_fail=max_fail, rollback=rollback)
-    return rollout.run()
+    try:
+        return rollout.run()
+    finally:
+        wheels.close()
 
 
 def plan_act(production: Production, act_name: str, options: Options) -> dict[str, object]:
@@ -124,12 +138,13 @@ def plan_act(production: Production, act_name: str, options: Options) -> dict[st
     Read-only: a probe, and at most one more command to read the files the deploy would
     replace. It takes no lock and writes nothing, not even the host helper.
     """
-    inputs = deploy_inputs(production, act_name)
+    wheels = PlatformWheels(production, options)
+    template = deploy_inputs(production, act_name, wheels)
     renderer = Renderer(production)
-    venue = production.acts[act_name].venue
 
     def on_host(run: HostRun):
-        observed = run.probe({venue: inputs.venue_digest}, install=False)
+        observed = run.probe(install=False)
+        inputs = template.per_host(run, observed)
         plan = plan_deploy(production, run.name, run.layout, observed, renderer, inputs,
                            act_environment(production, act_name, run.layout), dry_run=True)
         paths = plan.changes.replaced
@@ -139,7 +154,10 @@ def plan_act(production: Production, act_name: str, options: Options) -> dict[st
         return describe(run.name, act_name, plan, texts, holders[0] if holders else None)
 
     names = select_hosts(production, options.hosts, act_name)
-    return run_on_hosts(production, names, options, on_host)
+    try:
+        return run_on_hosts(production, names, options, on_host)
+    finally:
+        wheels.close()
 
 
 def rollback(production: Production, act_name: str, to: str | None, options: Options) -> dict:
