@@ -5,6 +5,7 @@ and a package with no wheel for the host's platform is compiled on a builder of 
 once, or refused in one line naming the package and the platform."""
 
 import io
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from backstage.plan.observed import Observed
 from backstage.remote import hostside
 from backstage.rollout.builders import PlatformWheels, inputs_for_host
 from backstage.sandbox.testbed import make_wheel
+from tests.deploying import make_stage
 
 DEBIAN_13 = Platform("cp", (3, 13), "cp313", "x86_64", (2, 41))
 DEBIAN_12 = Platform("cp", (3, 11), "cp311", "x86_64", (2, 36))
@@ -258,3 +260,37 @@ def test_the_host_hashes_its_wheels_only_for_a_venue_it_has_not_built(tmp_path, 
     again = inputs_for_host(template, pins, wheels, "shop", "python3", run,
                             observed_with(facts, venues))
     assert calls == [] and again.venue_digest == built.venue_digest
+
+
+# --- on fleet hosts ---------------------------------------------------------------------------
+
+
+BUILT = re.compile(r"^(\S+)\s+built (uWSGI-2\.0\.31-\S+\.whl) for (\S+)$", re.MULTILINE)
+
+
+@pytest.mark.fleet
+def test_uwsgi_is_compiled_once_per_platform_on_the_builder_and_shipped_to_the_others(
+        tmp_path, monkeypatch):
+    """A cold workstation cache: setup-stage of three hosts of one platform compiles the
+    Emperor's uWSGI (an sdist: no wheel exists) once, on the host with the builder role, and
+    ships that wheel to the others; a later setup-stage, or a new host, compiles nothing."""
+    monkeypatch.setenv("BACKSTAGE_CACHE", str(tmp_path / "cache"))
+    stage = make_stage(tmp_path, "plat", {"h1": 'roles = ["web"]', "h2": 'roles = ["web"]',
+                                          "b1": 'roles = ["builder"]'})
+    try:
+        done = stage.cli("setup-stage")
+        built = BUILT.findall(done.stdout + done.stderr)
+        platform = Platform.from_probe(hostside.platform_facts())
+        assert [(host, key) for host, _, key in built] == [("b1", platform.key)], done.stdout
+        wheel = built[0][1]
+        for host in ("h1", "h2", "b1"):
+            assert stage.fleet.run(host, ["ls", "/srv/backstage/plat/wheelhouse"]).stdout \
+                .split() == [wheel]
+        stage.cli("deploy-act", "storefront")
+        for host in ("h1", "h2"):
+            assert stage.page("/", host=host)[0] == 200
+        again = stage.cli("setup-stage")
+        assert not BUILT.findall(again.stdout + again.stderr)
+        assert len(list((tmp_path / "cache" / "platforms").glob("*/built/*"))) == 1
+    finally:
+        stage.fleet.stop()
