@@ -267,7 +267,8 @@ def test_the_host_hashes_its_wheels_only_for_a_venue_it_has_not_built(tmp_path, 
 # --- on fleet hosts ---------------------------------------------------------------------------
 
 
-BUILT = re.compile(r"^(\S+)\s+built (uWSGI-2\.0\.31-\S+\.whl) for (\S+)$", re.MULTILINE)
+BUILT = re.compile(r"^(\S+)\s+built (uwsgi-2\.0\.31-\S+\.whl) for (\S+)$",
+                   re.MULTILINE | re.IGNORECASE)
 
 
 @pytest.mark.fleet
@@ -318,7 +319,8 @@ def test_a_python_311_workstation_deploys_to_debian_12_and_debian_13_hosts_in_on
         done = stage.cli("setup-stage")
         built = sorted((host, key) for host, _, key in BUILT.findall(done.stdout + done.stderr))
         assert [key for _, key in built] == ["cp311-cp311-manylinux_2_36_x86_64",
-                                             "cp313-cp313-manylinux_2_41_x86_64"], done.stdout
+                                             "cp313-cp313-manylinux_2_41_x86_64"], \
+            done.stdout + done.stderr
         assert built[0][0] == "h1" and built[1][0] in ("h2", "h3")
         stage.cli("deploy-act", "storefront")
         for host in ("h1", "h2", "h3"):

@@ -77,12 +77,12 @@ class Pins:
     def for_platform(self, platform: Platform, build: Builder | None) -> requirements.Resolved:
         """The wheels ``platform`` installs, and their lock; ``build`` compiles an sdist on a
         builder of the platform (None: no builder can; a source-only pin is then an error)."""
-        wheels = [w for w in self.direct if platform.accepts(w.name)]
         for wheel in self.direct:
             if not platform.accepts(wheel.name):
                 raise Unservable(f"{wheel.name}: built on this workstation for its own platform, "
                                  f"which {platform} does not accept (only index packages are "
                                  "built on builder hosts)")
+        wheels = list(self.direct)
         found = platform_wheels(self.index, platform, self.options, self.cwd)
         for name, version in self.index:
             wheel = found.get(canonicalize_name(name))
@@ -129,8 +129,9 @@ def platform_wheels(pins, platform: Platform, options, cwd) -> dict[str, Path]:
                 return wheel
         return None
 
-    def no_wheel(name, version):
-        return folder / f".no-wheel-{canonicalize_name(name)}-{version}"
+    def no_wheel(name, version):  # per index options: another index may have one
+        where = hashlib.sha256(repr(options).encode()).hexdigest()[:8]
+        return folder / f".no-wheel-{canonicalize_name(name)}-{version}-{where}"
 
     missing = [(n, v) for n, v in pins if cached(n, v) is None and not no_wheel(n, v).exists()]
     if missing and not download(missing, platform, options, cwd, folder):
