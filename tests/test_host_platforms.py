@@ -243,6 +243,21 @@ def test_a_platform_with_no_builder_fails_in_one_line_naming_package_and_platfor
         "builder host of that platform has a C compiler and Python headers")
 
 
+def test_plan_compiles_nothing_and_says_what_a_deploy_would_compile_where(tmp_path, cache):
+    folder = tmp_path / "index"
+    sdist(folder, "srconly", "1.0")
+    pins = Pins("r", (("srconly", "1.0"),), options=index(folder))
+    production = SimpleNamespace(hosts={"h1": SimpleNamespace(roles=())})
+    run, calls = fake_run("h1")
+    with pytest.raises(BackstageError) as refused:
+        PlatformWheels(production, options=None, compile=False).resolved(
+            pins, run, observed_with(facts_of(DEBIAN_13, compiler=True)))
+    assert str(refused.value) == (
+        f"h1: srconly 1.0 is not compiled for {DEBIAN_13.key} yet: a deploy compiles it on h1 "
+        "(plan compiles nothing)")
+    assert calls == []
+
+
 def test_the_host_hashes_its_wheels_only_for_a_venue_it_has_not_built(tmp_path, cache):
     """A host's wheel of the same name but other content is sent again (the lock pins
     hashes): a second look hashes the host's copies, only when the venue is to be built."""

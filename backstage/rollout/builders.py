@@ -46,8 +46,9 @@ def platform_of(host: str, observed: Observed) -> Platform:
 class PlatformWheels:
     """Per run: one lock per (pins, platform), builds on builders, and who built what."""
 
-    def __init__(self, production: Production, options: Options):
-        self.production, self.options = production, options
+    def __init__(self, production: Production, options: Options, compile: bool = True):
+        """``compile=False`` (``plan``): a package not compiled yet is an error naming it."""
+        self.production, self.options, self.compile = production, options, compile
         self.guard = threading.Lock()
         self.platform_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.done: dict[tuple[str, str], Resolved] = {}
@@ -96,6 +97,9 @@ class PlatformWheels:
             return self.builders[name]
 
     def build(self, run: HostRun, platform: Platform, source: SourceBuild) -> tuple[str, bytes]:
+        if not self.compile:
+            raise Unservable(f"{source.name} {source.version} is not compiled for {platform.key} "
+                             f"yet: a deploy compiles it on {run.name} (plan compiles nothing)")
         command = build_cmd.build_wheel(run.host.python, source.sdist.name, list(source.requires))
         summary = f"compile {source.name} {source.version} for {platform.key}"
         out = run.execute(Step("build", summary, command, source.payload))

@@ -138,7 +138,7 @@ def plan_act(production: Production, act_name: str, options: Options) -> dict[st
     Read-only: a probe, and at most one more command to read the files the deploy would
     replace. It takes no lock and writes nothing, not even the host helper.
     """
-    wheels = PlatformWheels(production, options)
+    wheels = PlatformWheels(production, options, compile=False)
     template = deploy_inputs(production, act_name, wheels)
     renderer = Renderer(production)
 
