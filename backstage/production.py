@@ -27,7 +27,9 @@ from collections.abc import Callable
 from rich.console import Console
 
 from backstage.artefacts import wheelhouse
+from backstage.artefacts.locks import resolve_pins
 from backstage.commands.stage import UWSGI_REQUIREMENT
+from backstage.engine.builders import PlatformWheels, platform_inputs
 from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
@@ -38,7 +40,7 @@ from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.locate import find_inventory
 from backstage.operations import checks, history
-from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
+from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
@@ -244,22 +246,31 @@ class Production:
         """Make hosts ready: directories, act users, uWSGI Emperor, nginx (idempotent); per
         host, the summaries of the steps it took."""
         inventory, renderer = self.inventory, Renderer(self.inventory)
-        tag = wheelhouse.workstation_tag()
-
-        def uwsgi_wheels(skip):
-            return wheelhouse.pack(wheelhouse.for_uwsgi(UWSGI_REQUIREMENT), skip)
+        options = self._options(hosts)
+        pins = resolve_pins(None, (UWSGI_REQUIREMENT,))
+        wheels = PlatformWheels(inventory, options)
 
         def on_host(run: HostRun):
+            observed = run.probe()
             users = tuple(dict.fromkeys(inventory.act_user(a) for a in inventory.acts_on(run.name)))
-            steps = plan_stage(run.name, run.host.python, run.layout, run.probe(), renderer,
-                               uwsgi_wheels, tag, inventory.group, users)
+
+            def uwsgi_wheels(skip):  # the Emperor's uWSGI, for this host's platform
+                return wheelhouse.pack(list(wheels.resolved(pins, run, observed).wheels), skip)
+
+            steps = plan_stage(run.name, run.host.python, run.layout, observed, renderer,
+                               uwsgi_wheels, inventory.group, users)
+            if any(s.payload for s in steps):  # a platform that cannot be served fails here
+                wheels.resolved(pins, run, observed)
             for step in steps:
                 run.execute(step)
             if not steps:
                 self.reporter.info(f"{run.name}  stage is ready: nothing to change")
             return [s.summary for s in steps]
 
-        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
+        try:
+            return HostsReport(self.name, self._on_hosts(options, on_host))
+        finally:
+            wheels.close()
 
     def deploy(self, act: str, *, hosts=None, serial: int | str | None = None,
                max_fail: int | str | None = None, rollback: bool = True,
@@ -272,12 +283,16 @@ class Production:
         limits(serial, max_fail, 1)  # as the rollout will, before anything is built
         if dry_run:
             return self._plan(act, options)
-        inputs = deploy_inputs(self.inventory, act)  # built once, before any host is contacted
+        wheels = PlatformWheels(self.inventory, options)
+        inputs = platform_inputs(self.inventory, act, wheels)  # before any host is contacted
         names = select_hosts(self.inventory, options.hosts, act)
         rollout = Rollout(self.inventory, names, inputs,
                           lambda layout: act_environment(self.inventory, act, layout),
                           options, serial=serial, max_fail=max_fail, rollback=rollback)
-        return rollout.run()
+        try:
+            return rollout.run()
+        finally:
+            wheels.close()
 
     def plan(self, act: str, *, hosts=None) -> PlanReport:
         """What deploying ``act`` would change on each host, with diffs; takes no lock and
@@ -286,11 +301,13 @@ class Production:
         return self._plan(act, self._options(hosts))
 
     def _plan(self, act: str, options: Options) -> PlanReport:
-        inputs = deploy_inputs(self.inventory, act)
-        renderer, venue = Renderer(self.inventory), self.inventory.acts[act].venue
+        wheels = PlatformWheels(self.inventory, options, compile=False)
+        template = platform_inputs(self.inventory, act, wheels)
+        renderer = Renderer(self.inventory)
 
         def on_host(run: HostRun):
-            observed = run.probe({venue: inputs.venue_digest}, install=False)
+            observed = run.probe(install=False)
+            inputs = template.per_host(run, observed)
             plan = plan_deploy(self.inventory, run.name, run.layout, observed, renderer, inputs,
                                act_environment(self.inventory, act, run.layout), dry_run=True)
             paths = plan.changes.replaced
@@ -299,7 +316,10 @@ class Production:
             holders = list(observed.held_locks(inputs.locks).values())
             return describe(run.name, act, plan, texts, holders[0] if holders else None)
 
-        return PlanReport(self.name, self._on_hosts(options, on_host, act), act=act)
+        try:
+            return PlanReport(self.name, self._on_hosts(options, on_host, act), act=act)
+        finally:
+            wheels.close()
 
     def rollback(self, act: str, *, to: str | None = None, hosts=None) -> RollbackReport:
         """Switch ``act`` back to its previous good release, or to release ``to``; per host,

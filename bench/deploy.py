@@ -6,7 +6,8 @@ it (wall time includes the CLI's start):
 * setup-stage on a brand-new host, then the cold deploy of the example act on it (a new fleet
   host every run: new disks, keys and namespaces). The workstation's wheel cache
   (``~/.cache/backstage``: the uWSGI wheel and the act's requirements) stays warm throughout, so
-  neither row includes building wheels, only shipping and installing them;
+  neither row includes making wheels, only shipping and installing them (see
+  ``bench/cold_deploy.py`` for an empty cache);
 * warm redeploy after a one-line template change (requirements unchanged);
 * no-op deploy (same code again);
 * rollback to the previous release (after the old vassal was retired: see the note printed);
@@ -42,8 +43,10 @@ from benchlib import (
     timed,
 )
 
-from backstage.artefacts import requirements
+from backstage.artefacts.locks import resolve_pins
+from backstage.artefacts.platforms import Platform
 from backstage.model.inventory import load_production
+from backstage.remote.hostside import platform_facts
 from tests.support.testbed import make_stage, make_wheel
 
 PREFIX = "bsbench"
@@ -66,8 +69,10 @@ def retired(stage) -> None:
 
 
 def prebuild_wheels(stage) -> None:
-    """Build the venue's wheels into the workstation cache, as the deploy will ask for them."""
-    requirements.resolve(load_production(stage.inventory).venues["storefront"].requirements)
+    """Fetch the venue's wheels for the host's platform (this machine's) into the workstation
+    cache, as the deploy will ask for them."""
+    pins = resolve_pins(load_production(stage.inventory).venues["storefront"].requirements)
+    pins.for_platform(Platform.from_probe(platform_facts()), build=None)
 
 
 def add_act(stage, name: str, port: int) -> None:

@@ -15,7 +15,7 @@ from backstage.artefacts import bundle
 from backstage.commands import lock as lock_cmd
 from backstage.commands.privileges import stage_modes
 from backstage.errors import BackstageError, LockHeld
-from backstage.facts.observed import Observed, venue_marker
+from backstage.facts.observed import Observed
 from backstage.facts.status import read_status, workers_of
 from backstage.model import Layout, load_production
 from backstage.operations import history
@@ -92,7 +92,11 @@ class HostState:
             sha256(env_text)
         data["listings"][layout.releases(ACT)].append(release)
         data["listings"][layout.trees].append(release.rsplit("-", 1)[1])
-        data["files"][venue_marker(layout, "shop", venue_digest)] = "m"
+        for folder in data["venues"].values():
+            folder.update(linked=False, used_by=[])
+        data["venues"][f"shop-{venue_digest}"] = {
+            "complete": True, "completed": "2026-01-01T00:00:00Z", "linked": True,
+            "used_by": [vassal.rsplit("/", 1)[1]]}
         data["links"][layout.current(ACT)] = f"releases/{release}"
         data["texts"][layout.good_list(ACT)] = "".join(
             f"{r}\n" for r in [*self.observed().good_releases(ACT), release])
@@ -272,7 +276,7 @@ def test_rollback_never_goes_to_a_bad_release(production):
 def plan_stage_on(production, state):
     users = (production.act_user(ACT),)
     return plan_stage(HOST, "python3", state.layout, state.observed(), Renderer(production),
-                      lambda skip: b"", "cp311", production.group, users)
+                      lambda skip: b"", production.group, users)
 
 
 def test_a_stage_as_desired_needs_no_step_and_a_bare_host_all_of_them(production):

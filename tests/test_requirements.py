@@ -6,7 +6,6 @@ does not. An editable, VCS or URL requirement that cannot be built here is refus
 naming its file and line, before any host is contacted. On a fleet host:
 tests/fleet/test_requirements.py."""
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 
 from backstage.artefacts import requirements
 from backstage.errors import InventoryError
-from backstage.remote import hostside
 from tests.support.testbed import make_wheel
 
 RESOLVED_LINE = re.compile(r"^[a-z0-9][a-z0-9.-]*==\S+ --hash=sha256:[0-9a-f]{64}$")
@@ -119,19 +117,6 @@ def test_continuations_comments_and_per_requirement_options_read_as_pip_reads_th
     assert [(line.number, line.text) for line, _ in inputs.direct] == [
         (5, "url#fragment-is-not-a-comment")]
     assert inputs.files == [top]
-
-
-def test_the_probe_hashes_a_venues_wheels_only_while_it_is_not_built(tmp_path):
-    """A host's wheel of the same name but other content is sent again (the list pins hashes);
-    the host hashes its copies only when the venue is to be built."""
-    wheel = tmp_path / "alpha-1.0-py3-none-any.whl"
-    wheel.write_bytes(b"wheel")
-    marker = tmp_path / "venue" / ".backstage-complete"
-    spec = {"venue_wheels": {"unless": str(marker), "paths": [str(wheel)]}}
-    assert hostside.probe(spec)["files"] == {str(wheel): hashlib.sha256(b"wheel").hexdigest()}
-    marker.parent.mkdir()
-    marker.touch()
-    assert hostside.probe(spec)["files"] == {}
 
 
 def test_the_workstation_build_key_follows_every_file_read(tmp_path):

@@ -1,9 +1,9 @@
-"""Build wheels once on the workstation and ship them, so hosts never need a package index.
+"""Wheels on the workstation: the cache, ``pip wheel``, and the tar that ships them to a host.
 
-Wheels are built with the workstation's Python and cached under
-``$BACKSTAGE_CACHE`` (default ``~/.cache/backstage``) by the digest of what they were built
-for. Hosts must therefore run the same Python minor version as the workstation; the probe
-checks the ABI tag and says so before anything is installed.
+The cache is ``$BACKSTAGE_CACHE`` (default ``~/.cache/backstage``). :func:`build` builds wheels
+with the workstation's own Python, for what runs here: the venue API (:mod:`backstage.venues`)
+and the editable, VCS and local requirements of a deploy. A deploy's other wheels are picked
+for each host's platform (:mod:`backstage.artefacts.locks`).
 """
 
 import hashlib
@@ -31,9 +31,9 @@ def workstation_tag() -> str:
 
 
 def venue_digest(python: str, requirements: str) -> str:
-    """The key of a venue: which interpreter, which resolved requirements (see
-    :mod:`backstage.artefacts.requirements`)."""
-    text = f"{python}\n{workstation_tag()}\n{requirements}"
+    """The key of a venue: which interpreter, which resolved requirements (each wheel's name,
+    version and hash: the wheels say the platform; see :mod:`backstage.artefacts.locks`)."""
+    text = f"{python}\n{requirements}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -62,10 +62,9 @@ class HostRun:
             accept_new_host_keys=options.accept_new_host_keys,
         )
 
-    def probe(self, venue_digests: dict[str, str] | None = None, install: bool = True,
-              wheels: list[str] = ()) -> Observed:
+    def probe(self, install: bool = True) -> Observed:
         """One look at the host; ``install=False`` for runs that must write nothing there."""
-        spec = probe_spec(self.production, self.name, self.layout, venue_digests or {}, wheels)
+        spec = probe_spec(self.production, self.name, self.layout)
         return Observed(self.layout, self.helper("probe", "probe", spec, install))
 
     def helper(self, name: str, verb: str, spec: dict, install: bool = True) -> dict:

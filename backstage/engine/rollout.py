@@ -112,6 +112,7 @@ class Rollout:
         self.runs: dict[str, HostRun] = {}
         self.plans: dict[str, HostPlan] = {}
         self.observed: dict[str, Observed] = {}
+        self.host_inputs: dict[str, DeployInputs] = {}  # with the host platform's venue
         self.switched: list[str] = []
         self.report = RolloutReport(production.name, inputs.act, inputs.bundle.release,
                                     {n: HostOutcome(n) for n in names})
@@ -159,13 +160,12 @@ class Rollout:
     def _prepare(self, name: str) -> None:
         run = self.runs[name] = HostRun(self.production, name, self.options)
         started = time.monotonic()
-        observed = run.probe({self.production.acts[self.inputs.act].venue:
-                              self.inputs.venue_digest}, wheels=sorted(self.inputs.wheels))
+        observed = run.probe()
+        inputs = self.host_inputs[name] = self.inputs.per_host(run, observed)
         self.report.outcomes[name].durations["probe"] = time.monotonic() - started
         self.observed[name] = observed
         plan = self.plans[name] = plan_deploy(self.production, name, run.layout, observed,
-                                              self.renderer, self.inputs,
-                                              self.env_for(run.layout))
+                                              self.renderer, inputs, self.env_for(run.layout))
         outcome = self.report.outcomes[name]
         outcome.release_before = outcome.release_after = plan.previous
         if plan.noop:

@@ -11,12 +11,11 @@ from backstage.facts.live import LiveState, live_paths, live_state
 from backstage.model import Layout, Production, release_of_link
 
 
-def probe_spec(production: Production, host: str, layout: Layout,
-               venue_digests: dict[str, str], wheels: list[str] = ()) -> dict:
+def probe_spec(production: Production, host: str, layout: Layout) -> dict:
     """Which files, links, listings and pidfiles to look at for this host's acts and gigs.
 
-    ``wheels``: file names of the wheels of the (one) venue in ``venue_digests``, hashed only
-    when that venue is not built yet (see ``plan_deploy``: wheels the host has are not sent).
+    Which venues are built is read from the venues folder: a venue's digest depends on the
+    host's platform, known from this very probe (see ``backstage.rollout.builders``).
     """
     acts = production.acts_on(host)
     gigs = [g for a in acts for g in production.gigs_of(a)]
@@ -27,8 +26,7 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "users": [production.act_user(a) for a in acts] if system else [],
         "owners": list(stage_modes(layout, production.group)) if system else [],
         "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
-                  *(layout.gig_conf(g) for g in gigs),
-                  *(venue_marker(layout, v, d) for v, d in venue_digests.items())],
+                  *(layout.gig_conf(g) for g in gigs)],
         "links": [*(layout.current(a) for a in acts), *(layout.stable_socket(a) for a in acts),
                   *(layout.venue_link(v) for v in venues)],
         "listings": [layout.wheelhouse, layout.vassals, f"{layout.root}/venues", layout.trees,
@@ -44,10 +42,6 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "venues": {"dir": f"{layout.root}/venues", "vassals": layout.vassals,
                    "marker": COMPLETE_MARKER},
     }
-    if wheels:
-        [(venue, digest)] = venue_digests.items()
-        spec["venue_wheels"] = {"unless": venue_marker(layout, venue, digest),
-                                "paths": [f"{layout.wheelhouse}/{w}" for w in wheels]}
     return spec
 
 
@@ -56,10 +50,6 @@ def host_locks(production: Production, host: str) -> list[str]:
     acts = production.acts_on(host)
     databases = sorted({d for a in acts for d in production.acts[a].databases})
     return [*(act_lock(a) for a in acts), *(database_lock(d) for d in databases)]
-
-
-def venue_marker(layout: Layout, venue: str, digest: str) -> str:
-    return f"{layout.venue_dir(venue, digest)}/{COMPLETE_MARKER}"
 
 
 @dataclass
@@ -76,6 +66,16 @@ class Observed:
     @property
     def systemd(self) -> bool:
         return self.data["systemd"]
+
+    @property
+    def platform(self) -> dict | None:
+        """The host's interpreter, architecture, libc and compiler, as
+        :meth:`~backstage.artefacts.platforms.Platform.from_probe` reads them."""
+        return self.data.get("platform")
+
+    def learn_files(self, answer: dict) -> None:
+        """Add the digests of a second look (the helper's ``probe`` of more ``files``)."""
+        self.data["files"].update(answer["files"])
 
     @property
     def uid(self) -> int:
@@ -158,7 +158,7 @@ class Observed:
         return {n for n in self.listing(self.layout.trees) if not n.startswith(".")}
 
     def venue_built(self, venue: str, digest: str) -> bool:
-        return self.has(venue_marker(self.layout, venue, digest))
+        return self.venue_folders.get(f"{venue}-{digest}", {}).get("complete", False)
 
     def release_of_link(self, path: str) -> str | None:
         target = self.link(path)

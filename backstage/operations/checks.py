@@ -24,16 +24,6 @@ def nginx_installed(host: str, observed: Observed) -> None:
         raise BackstageError(f"{host}: nginx is not installed (e.g. 'apt-get install nginx-light')")
 
 
-def python_matches_workstation(host: str, observed: Observed, workstation_tag: str) -> None:
-    python = observed.python
-    if python["tag"] != workstation_tag:
-        raise BackstageError(
-            f"{host}: Python {python['version']} ({python['tag']}, {python['executable']}) "
-            f"cannot use wheels built here for {workstation_tag}: run Backstage with the same "
-            "Python minor version as the hosts, or set the host's 'python'"
-        )
-
-
 def stage_ready(host: str, observed: Observed) -> None:
     if observed.stage_python is None or not observed.has(observed.layout.uwsgi):
         raise BackstageError(f"{host}: no stage for this production yet: run setup-stage first")

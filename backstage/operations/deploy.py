@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from backstage.artefacts import bundle, requirements, wheelhouse
+from backstage.artefacts import bundle
 from backstage.artefacts.bundle import Bundle
 from backstage.commands import gig as gig_cmd
 from backstage.commands import history, lock, privileges
@@ -56,6 +56,8 @@ class DeployInputs:
     lock: dict
     locks: list[str] = field(default_factory=list)  # what the deploy locks (deploy_locks)
     wheels: dict[str, str] = field(default_factory=dict)  # the venue's wheels -> sha256
+    # (host run, its probe) -> the inputs with the venue's wheels for the host's platform
+    per_host: Callable[[object, Observed], "DeployInputs"] | None = None
 
     @property
     def by(self) -> str:
@@ -76,22 +78,14 @@ def require_act(production: Production, act_name: str):
 
 def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
     """What the workstation prepares once for a deploy, before any host is contacted: the
-    venue's wheels and resolved requirements (see :mod:`backstage.artefacts.requirements`),
-    the release."""
+    release (its source tree) and the lock. The venue's wheels depend on each host's platform:
+    ``per_host`` fills them in once a probe told it (see :mod:`backstage.engine.builders`)."""
     act = require_act(production, act_name)
-    venue = production.venues[act.venue]
-    resolved = requirements.resolve(venue.requirements)
-    digest = resolved.digest(venue.python or "")
-
-    def venue_wheels(skip):
-        return wheelhouse.pack(list(resolved.wheels), skip,
-                               {f"requirements-{digest}.txt": resolved.text.encode()})
-
     # Every act's secrets file stays out, so the acts of one repository share one tree.
     secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
-    return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), digest, venue_wheels,
-                        new_lock("deploy-act", act_name), deploy_locks(production, act_name),
-                        resolved.hashes)
+    return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), "",
+                        lambda skip: b"", new_lock("deploy-act", act_name),
+                        deploy_locks(production, act_name))
 
 
 def act_environment(production: Production, act_name: str, layout: Layout) -> str:

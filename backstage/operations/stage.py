@@ -14,7 +14,7 @@ from backstage.util import sha256
 
 
 def plan_stage(host: str, python: str, layout: Layout, observed: Observed, renderer: Renderer,
-               uwsgi_wheels: Callable[[set[str]], bytes], workstation_tag: str,
+               uwsgi_wheels: Callable[[set[str]], bytes],
                group: str = "", users: tuple[str, ...] = ()) -> list[Step]:
     """The steps that bring a host's stage to the desired state; none when it is there.
 
@@ -24,7 +24,6 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
     checks.privileged(host, observed)
     checks.somaxconn(host, observed)
     checks.nginx_installed(host, observed)
-    checks.python_matches_workstation(host, observed, workstation_tag)
     script, changes = Script(), []
 
     missing = [d for d in layout.directories if not observed.exists(d)]

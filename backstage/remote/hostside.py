@@ -13,6 +13,7 @@ import grp
 import hashlib
 import json
 import os
+import platform
 import pwd
 import re
 import shutil
@@ -43,9 +44,10 @@ def probe(spec):
         "uid": os.getuid(),
         "systemd": os.path.isdir("/run/systemd/system"),
         "python": python_identity(sys.executable),
+        "platform": platform_facts(),
         "somaxconn": read_int("/proc/sys/net/core/somaxconn"),
         "nginx": shutil.which("nginx") or first_existing(["/usr/sbin/nginx"]),
-        "files": {path: file_digest(path) for path in spec.get("files", []) + unbuilt_wheels(spec)},
+        "files": {path: file_digest(path) for path in spec.get("files", [])},
         "links": {path: link_target(path) for path in spec.get("links", [])},
         "listings": {path: listing(path) for path in spec.get("listings", [])},
         "pids": {path: live_pid(path) for path in spec.get("pidfiles", [])},
@@ -138,12 +140,6 @@ def socket_state(path):
         conn.close()
 
 
-def unbuilt_wheels(spec):
-    """The wheels of a venue to hash, only when it is not built yet (they are shipped then)."""
-    venue = spec.get("venue_wheels")
-    return venue["paths"] if venue and not os.path.exists(venue["unless"]) else []
-
-
 def python_identity(executable):
     """Version and ABI tag of an interpreter; the running one, or another one if it exists."""
     path = shutil.which(executable) if "/" not in executable else executable
@@ -160,6 +156,25 @@ def python_identity(executable):
 
     out = subprocess.run([path, "-c", IDENTITY], capture_output=True, text=True, check=False)
     return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def platform_facts():
+    """What decides which wheels this host installs (the workstation derives its tags from
+    these, see ``backstage.artefacts.platforms``) and whether it can build one from source: a C
+    compiler and the interpreter's headers."""
+    libc, libc_version = platform.libc_ver()
+    include = sysconfig.get_paths().get("include") or ""
+    return {
+        "implementation": sys.implementation.name,
+        "version": "{}.{}.{}".format(*sys.version_info[:3]),
+        "soabi": sysconfig.get_config_var("SOABI"),
+        "sysplatform": sysconfig.get_platform(),
+        "is64bit": sys.maxsize > 2 ** 32,
+        "libc": libc,
+        "libc_version": libc_version,
+        "compiler": shutil.which("cc") or shutil.which("gcc"),
+        "headers": os.path.exists(os.path.join(include, "Python.h")),
+    }
 
 
 IDENTITY = (

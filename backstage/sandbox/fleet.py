@@ -133,8 +133,8 @@ INIT_SCRIPT = """\
 set -eu
 H={hostdir}
 hostname {name}
-mount -t overlay overlay -o lowerdir=/etc,upperdir="$H/etc.upper",workdir="$H/etc.work" /etc
-mount -t overlay overlay -o lowerdir=/var,upperdir="$H/var.upper",workdir="$H/var.work" /var
+{usr}mount -t overlay overlay -o lowerdir={root}/etc,upperdir="$H/etc.upper",workdir="$H/etc.work" /etc
+mount -t overlay overlay -o lowerdir={root}/var,upperdir="$H/var.upper",workdir="$H/var.work" /var
 mount --bind "$H/srv" /srv
 mount --bind "$H/home" /home
 mount --bind "$H/root" /root
@@ -240,11 +240,17 @@ class Fleet:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
-    def start(self, names: Sequence[str], users: Sequence[str] = ()) -> list[FleetHost]:
+    def start(self, names: Sequence[str], users: Sequence[str] = (),
+              userlands: dict[str, Path] | None = None) -> list[FleetHost]:
         """Start one host per name, each with the given unprivileged users; returns them once
-        every sshd listens. Hosts boot in parallel."""
+        every sshd listens. Hosts boot in parallel.
+
+        ``userlands``: per host, the root filesystem of another Debian release whose ``/usr``
+        (programs and libraries: its Python, glibc, sshd, nginx), ``/etc`` and ``/var`` the host
+        runs instead of the machine's (see :mod:`backstage.sandbox.userland`).
+        """
         _check_names(names, users, self._hosts)
-        hosts = [self._prepare(name, users) for name in names]
+        hosts = [self._prepare(name, users, (userlands or {}).get(name)) for name in names]
         self._write_client_files()
         for host in hosts:
             _add_netns(host.netns)
@@ -362,7 +368,7 @@ class Fleet:
         if errors:
             raise FleetError("could not stop all fleet hosts: " + "; ".join(errors))
 
-    def _prepare(self, name: str, users: Sequence[str]) -> FleetHost:
+    def _prepare(self, name: str, users: Sequence[str], userland: Path | None = None) -> FleetHost:
         """Create the host's directories, host key, sshd_config and init script."""
         hostdir = self.workdir / "hosts" / name
         for sub in ("etc.upper", "etc.work", "var.upper", "var.work", "srv", "home", "root", "ssh"):
@@ -381,6 +387,9 @@ class Fleet:
                 name=name,
                 sshd=SSHD,
                 users=" ".join(users),
+                root=shlex.quote(str(userland)) if userland else "",
+                usr=f"mount --bind -o ro {shlex.quote(str(userland))}/usr /usr\n" if userland
+                else "",
             )
         )
         host = FleetHost(name=name, netns=self.netns_prefix + name, pid=0, workdir=hostdir)

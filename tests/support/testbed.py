@@ -101,15 +101,15 @@ domains = ["{DOMAIN}"]
 def make_stage(work: Path, production: str, hosts: dict[str, str], users=(),
                prefix: str = "bs", databases: str = SQLITE_DATABASES,
                secrets: dict[str, str] | None = None, requirements: tuple[str, ...] = (),
-               shared: Path | None = None) -> Stage:
+               shared: Path | None = None, userlands: dict[str, Path] | None = None) -> Stage:
     """Start a fleet with the given hosts (name -> TOML body) and write the inventory.
 
     ``databases`` replaces the inventory's database tables, ``secrets`` adds to the secrets
-    file, ``requirements`` to the act's requirements, and ``shared`` is the fleet's shared
-    directory (see :class:`Fleet`).
+    file, ``requirements`` to the act's requirements, ``shared`` is the fleet's shared
+    directory and ``userlands`` the hosts running another Debian release (see :class:`Fleet`).
     """
     fleet = Fleet(work / "fleet", prefix=prefix, shared=shared)
-    fleet.start(list(hosts), users=users)
+    fleet.start(list(hosts), users=users, userlands=userlands)
     source = work / "storefront"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("var", "__pycache__"))
     if requirements:
