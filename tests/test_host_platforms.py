@@ -16,9 +16,9 @@ import pytest
 from packaging import tags
 from packaging.utils import parse_wheel_filename
 
-from backstage.artefacts.locks import Pins, Unservable, is_built
+from backstage.artefacts.locks import Pins, Unservable, is_built, resolve_pins
 from backstage.artefacts.platforms import Platform, abi_tag
-from backstage.errors import BackstageError
+from backstage.errors import BackstageError, InventoryError
 from backstage.plan.deploy import DeployInputs
 from backstage.plan.observed import Observed
 from backstage.remote import hostside
@@ -26,6 +26,7 @@ from backstage.rollout.builders import PlatformWheels, inputs_for_host
 from backstage.sandbox.testbed import make_wheel
 from backstage.sandbox.userland import userland
 from tests.deploying import make_stage
+from tests.test_requirements import OFFLINE, project
 
 DEBIAN_13 = Platform("cp", (3, 13), "cp313", "x86_64", (2, 41))
 DEBIAN_12 = Platform("cp", (3, 11), "cp311", "x86_64", (2, 36))
@@ -164,6 +165,30 @@ def test_a_wheel_built_on_the_workstation_for_its_own_platform_is_refused_naming
     pure = tagged(tmp_path / "built", "mylib", "1.0", "py3-none-any")
     shipped = Pins("r", (), direct=(pure,), options=index(tmp_path / "built"))
     assert shipped.for_platform(DEBIAN_13, build=None).wheels == (pure,)
+
+
+def test_pins_follow_includes_constraints_and_options_and_downloads_read_the_same_index(
+        tmp_path, cache):
+    """What a deploy resolves: includes and constraints followed, index options (relative
+    ``--find-links`` made absolute) kept for the per-platform downloads, the pins exact."""
+    top = project(tmp_path, OFFLINE + "-r base.txt\n-c constraints.txt\n",
+                  base_txt="alpha\nbeta\n", constraints_txt="alpha==1.0\n")
+    pins = resolve_pins(top)
+    assert pins.index == (("alpha", "1.0"), ("beta", "0.1"))
+    assert pins.options == ("--no-index", "--find-links", str(tmp_path / "wheels"))
+    lock = pins.for_platform(DEBIAN_13, build=None)
+    assert [line.split(" ")[0] for line in lock.text.splitlines()] == ["alpha==1.0", "beta==0.1"]
+
+
+def test_a_direct_requirement_that_cannot_be_built_is_refused_naming_file_and_line(
+        tmp_path, cache):
+    top = project(tmp_path, OFFLINE + "-r base.txt\n",
+                  base_txt="git+file:///nonexistent/repo.git#egg=nothing\n")
+    with pytest.raises(InventoryError) as refused:
+        resolve_pins(top)
+    assert str(refused.value).startswith(
+        f"{tmp_path / 'base.txt'}: line 1: git+file:///nonexistent/repo.git#egg=nothing: cannot "
+        "be built into a wheel on this workstation: fatal:"), str(refused.value)
 
 
 # --- source-only packages --------------------------------------------------------------------

@@ -304,7 +304,7 @@ def check_loaded(production: Production, baseline: Production) -> None:
             assert posixpath.dirname(path) == layout.nginx_sites
         assert_well_formed(*deploy_scripts(production, host, layout),
                            Script().raw(hostside_if_installed(
-                               layout, "python3", "probe", probe_spec(production, host, layout, {}))))
+                               layout, "python3", "probe", probe_spec(production, host, layout))))
         renderer = renderer_for(production)
         base_layout = Layout.for_host(baseline.name, next(iter(baseline.hosts.values())))
         base_renderer = renderer_for(baseline)
