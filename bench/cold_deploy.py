@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchlib import fresh_fleet, machine, median, per_host, step_times, table, timed
 
-from backstage.sandbox.testbed import make_stage
+from tests.support.testbed import make_stage
 
 PREFIX = "bscold"
 HOST = "h1"

@@ -15,7 +15,7 @@ def probe_spec(production: Production, host: str, layout: Layout) -> dict:
     """Which files, links, listings and pidfiles to look at for this host's acts and gigs.
 
     Which venues are built is read from the venues folder: a venue's digest depends on the
-    host's platform, known from this very probe (see ``backstage.rollout.builders``).
+    host's platform, known from this very probe (see ``backstage.engine.builders``).
     """
     acts = production.acts_on(host)
     gigs = [g for a in acts for g in production.gigs_of(a)]
