@@ -5,7 +5,7 @@ once, all 16 hosts together), then, for each size, ``--runs`` rollouts (default 
 5 minutes on 2 CPUs) of a one-line template change to the first N hosts (``deploy-act storefront --hosts h1,...``). Each
 row: median wall seconds of the ``backstage`` program (CLI start included), remote commands and
 KiB sent per host, and the median seconds of each remote step. Parallelism is Backstage's
-default (``Options.parallel``: 8 hosts at a time); every host runs on this one machine, so the
+default (``Options.parallel``: 32 hosts at a time); every host runs on this one machine, so the
 hosts' own work (Django checks, migrations, collectstatic, starting two workers) competes for
 its CPUs: that, not SSH, is what grows with the fleet here.
 

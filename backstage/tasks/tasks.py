@@ -117,7 +117,7 @@ def setup_stage(p):
     "max-fail": "Hosts (N or N%) that may fail or be unreachable before the rollout stops "
                 "and reverts (default 0).",
     "no-rollback": "When the rollout stops, leave switched hosts on the new release.",
-    "parallel": "Hosts worked on at once while preparing (default 8).",
+    "parallel": "Hosts worked on at once while preparing (default 32).",
     "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
     "dry-run": "Only show what would change, as the plan task does; change nothing.",
 })
