@@ -1,10 +1,13 @@
 """Commands that unpack a release, link its shared state and run Django's management steps."""
 
+import json
+
 from backstage.artefacts.bundle import Upload
 from backstage.commands import history, hostside
 from backstage.commands.privileges import as_user
 from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout, RunAs
+from backstage.remote import standalone
 
 
 def unpack_release(script: Script, layout: Layout, python: str, act: str, release: str,
@@ -102,13 +105,14 @@ def receive_tree(script: Script, layout: Layout, python: str, act: str,
 
 def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,
                     manage: str, pythonpath: tuple[str, ...] = (".",),
-                    run_as: RunAs | None = None) -> str:
+                    run_as: RunAs | None = None, program: str | None = None) -> str:
     """A shell function ``manage ARGS`` running manage.py as the vassal would run the app.
 
     Same working directory (the act's shared directory), same environment (the env file,
     exported line by line without any expansion), same interpreter, same import path, same
     user (``run_as``, system layout), which reads the env file itself. ``manage`` and
-    ``pythonpath`` are relative to the release (the repository's root).
+    ``pythonpath`` are relative to the release (the repository's root). With ``program``
+    (Python text), the function runs ``python -c PROGRAM MANAGE_PY ARGS`` instead.
     """
     exports = " ".join([
         "export",
@@ -119,12 +123,13 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
         q("PYTHONPATH=" + ":".join(layout.in_release(act, release, p) for p in pythonpath)),
         "PYTHONUTF8=1",
     ])
+    python = [venue_dir + "/bin/python", *(["-c", program] if program else [])]
     # Chained with && because callers test its status, which turns off set -e inside it.
     body = (
         f"while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
         f" < {q(layout.env_file(act, release))} &&"
         f" {exports} &&"
-        f" {argv(venue_dir + '/bin/python', layout.in_release(act, release, manage))} \"$@\""
+        f" {argv(*python, layout.in_release(act, release, manage))} \"$@\""
     )
     return f"manage() {{ ( cd {q(layout.shared(act))} && {as_user(run_as, body) if run_as else body}; ) }}"
 
@@ -137,21 +142,21 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, sett
                     venue_dir: str, manage: str, databases: list[str],
                     pythonpath: tuple[str, ...] = (".",), record: dict | None = None,
                     run_as: RunAs | None = None) -> Script:
-    """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``.
+    """``check --deploy``, ``collectstatic``, then ``migrate`` for each logical database, all
+    in one Python process (:mod:`backstage.remote.managesteps`), each announced as its step.
 
-    ``record``: the history entry that says the databases were migrated (written once they are).
+    ``record``: the history entry that says the databases were migrated (written once they are,
+    which is why migrations come last).
     """
     script.raw(manage_function(layout, act, release, settings, venue_dir, manage, pythonpath,
-                               run_as))
-    failed = f"{{ {mark_bad(layout, act, release)}; exit 1; }}"
-    script.step("check")
-    script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR") + f" || {failed}")
-    for database in databases:
-        script.step(f"migrate {database}")
-        script.raw("manage " + argv("migrate", "--noinput", "--database", database)
-                   + f" || {failed}")
+                               run_as, program=standalone("managesteps")))
+    steps = [["check", "check", {"deploy": True, "fail_level": "ERROR"}],
+             ["collectstatic", "collectstatic", {"interactive": False, "clear": True,
+                                                 "verbosity": 0}],
+             *([f"migrate {database}", "migrate", {"interactive": False, "database": database}]
+               for database in databases)]
+    script.raw("manage " + q(json.dumps(steps)) + f" || {{ {mark_bad(layout, act, release)}; "
+               "exit 1; }")
     if databases and record:
         history.append(script, layout, {**record, "databases": databases})
-    script.step("collectstatic")
-    return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0")
-                      + f" || {failed}")
+    return script
