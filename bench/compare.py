@@ -295,6 +295,10 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--hosts", type=int, default=2)
     args = parser.parse_args()
+    missing = [tool for tool in ("ansible-playbook", "pyinfra") if not (BIN / tool).exists()]
+    if missing:
+        sys.exit(f"bench/compare.py: {' and '.join(missing)} missing from {BIN}: install the "
+                 "bench extra (.venv/bin/pip install -e '.[bench]')")
     started = time.monotonic()
     names = [f"h{i}" for i in range(1, args.hosts + 1)]
     with tempfile.TemporaryDirectory(prefix="bs-compare-") as work:
