@@ -170,7 +170,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     if run_as:
         privileges.seal_static(script, layout, act_name, release, run_as)
     plan.prepare.append(Step("release", f"upload release {release} ({upload.describe()}), "
-                             "check, migrate, collectstatic", script.text(),
+                             "check, collectstatic, migrate", script.text(),
                              lambda: env_bytes + upload.data))
 
     script = sess_cmd.start_vassal(Script(), layout, act_name, release, vassal_ini(release))
