@@ -44,11 +44,11 @@ def source_files(source: Path, exclude: frozenset[Path] = frozenset()) -> list[P
     """
     found = []
     for folder, dirs, files in os.walk(source):
-        links = [d for d in dirs if Path(folder, d).is_symlink()]
+        links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
         dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and d not in links)
         names = [f for f in files if not f.endswith(EXCLUDED_SUFFIXES)] + links
-        found += [Path(folder, name) for name in sorted(names)
-                  if Path(folder, name).absolute() not in exclude]
+        paths = [Path(folder, name) for name in sorted(names)]
+        found += [p for p in paths if p.absolute() not in exclude] if exclude else paths
     return found
 
 
@@ -60,7 +60,10 @@ def manifest(source: Path, files: list[Path]) -> dict[str, list]:
     unchanged project stats its files instead of hashing them.
     """
     known = StatCache(source)
-    found = {str(path.relative_to(source)): known.entry(path) for path in files}
+    found = {}
+    for path in files:
+        relative = str(path.relative_to(source))
+        found[relative] = known.entry(path, relative)
     known.save()
     return found
 
@@ -78,18 +81,16 @@ class StatCache:
     def __init__(self, source: Path):
         name = hashlib.sha256(str(source.absolute()).encode()).hexdigest()[:16]
         self.path = cache_dir() / "stats" / f"{name}.json"
-        self.source = source
         try:
             self.old = json.loads(self.path.read_text())
         except (OSError, ValueError):
             self.old = {}
         self.new: dict[str, list] = {}
 
-    def entry(self, path: Path) -> list:
-        st = path.lstat()
+    def entry(self, path: Path, relative: str) -> list:
+        st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
             return [*tree_entry(str(path)), 0]
-        relative = str(path.relative_to(self.source))
         key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode]
         cached = self.old.get(relative)
         entry = cached[4:] if isinstance(cached, list) and cached[:4] == key \
