@@ -10,6 +10,7 @@ back, and the steps each host ran with their seconds.
 import datetime
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ class Run:
     """One timed run of the program: wall seconds, and per host its counts and steps."""
 
     seconds: float
+    cpu: float = 0.0  # CPU seconds of the program and its children (the SSH proxy commands)
     commands: dict[str, int] = field(default_factory=dict)
     kib: dict[str, float] = field(default_factory=dict)
     steps: dict[str, list[str]] = field(default_factory=dict)
@@ -47,10 +49,10 @@ def timed(stage: Stage, *args: str) -> Run:
     """Run ``backstage <args> --verbose`` (must succeed); time it and parse its counts."""
     command = [sys.executable, str(COUNTED_CLI), *args, "--verbose",
                "--inventory", str(stage.inventory)]
-    started = time.monotonic()
+    started, used = time.monotonic(), children_cpu()
     done = subprocess.run(command, cwd=stage.work, text=True, capture_output=True, timeout=900,
                           check=False)
-    run = Run(time.monotonic() - started)
+    run = Run(time.monotonic() - started, children_cpu() - used)
     if done.returncode != 0:
         raise AssertionError(f"backstage {' '.join(args)} exited {done.returncode}:\n"
                              f"{done.stdout}\n{done.stderr}")
@@ -64,6 +66,12 @@ def timed(stage: Stage, *args: str) -> Run:
         raise AssertionError(f"no per-host totals in the output of backstage {args}:\n"
                              f"{done.stderr}")
     return run
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def median(values) -> float:

@@ -9,7 +9,6 @@ from pathlib import Path
 from invoke import Exit, task
 
 from backstage.errors import BackstageError
-from backstage.scaffold import inventory_entry, scaffold_act
 
 
 @task(
@@ -26,6 +25,8 @@ from backstage.scaffold import inventory_entry, scaffold_act
 )
 def new_act(c, name, path=None, secrets=None, domain=None, inventory_dir="inventories"):
     """Scaffold a Django act ready for deploy-act; print the inventory entry to add."""
+    from backstage.scaffold import inventory_entry, scaffold_act  # jinja2: only when used
+
     target = Path(path or name)
     secrets_file = Path(secrets) if secrets else Path("secrets") / f"{name}.env"
     try:

@@ -8,31 +8,12 @@ hosts ``--hosts`` (comma-separated), ``--accept-new-host-keys`` and ``--verbose`
 
 import functools
 import inspect
-import json
 import sys
 
-from fabric import Connection
 from invoke import Collection, Exit, task
-from rich.console import Console
-from rich.table import Table
 
 from backstage.errors import BackstageError, HostsFailed, UsageError
-from backstage.model import load_production, release_of_link
 from backstage.model.locate import find_inventory
-from backstage.production import Production, print_line
-from backstage.reports import (
-    CommandReport,
-    EnvReport,
-    HistoryReport,
-    HostsReport,
-    LogsReport,
-    PlanReport,
-    RollbackReport,
-    RolloutReport,
-    SessReport,
-    StatusReport,
-    failure_kind,
-)
 
 # (parameter, default, help) of the options every task that reaches hosts takes.
 COMMON_OPTIONS = [
@@ -86,150 +67,29 @@ def with_options(body, common) -> inspect.Signature:
 def not_fab_hosts(c, name: str) -> None:
     """``fab -H a,b TASK`` runs the task once per host, each run on all of the task's hosts:
     refused before anything is read or contacted, pointing at the task's own ``--hosts``."""
-    if isinstance(c, Connection):
+    fabric = sys.modules.get("fabric")  # not imported: c cannot be one of its Connections
+    if fabric is not None and isinstance(c, fabric.Connection):
         raise UsageError(f"{name}: fab -H would run the task once per host, each time on every "
                          f"host: name them with the task's option instead ({name} --hosts h1,h2)")
 
 
-def load(inventory=None, hosts=None, accept_new_host_keys=False, verbose=False) -> Production:
-    """The production the command line names, printing progress on stderr."""
+def load(inventory=None, hosts=None, accept_new_host_keys=False, verbose=False):
+    """The :class:`~backstage.production.Production` the command line names, printing progress
+    on stderr (imported here, not at the top: ``backstage --help`` needs none of it)."""
+    from backstage.model import load_production
+    from backstage.production import Production
+
     return Production(load_production(find_inventory(inventory)), hosts=hosts,
                       accept_new_host_keys=accept_new_host_keys, progress=True, verbose=verbose)
 
 
 # --- printing reports ------------------------------------------------------------------------
 
-def print_json(document) -> None:
-    print(json.dumps(document, indent=2, sort_keys=True))
+def show(report, as_json: bool = False) -> None:
+    """Print a report as its task does and exit as its task does (:mod:`.reports`)."""
+    from backstage.tasks.reports import show as show_report
 
-
-@functools.singledispatch
-def show(report: HostsReport, as_json: bool = False) -> None:
-    """Print a report as its task does, then exit as its task does: a HostsFailed (the
-    hosts' errors were printed as they happened) or the report's exit code."""
-    report.check()
-
-
-@show.register
-def _(report: RolloutReport, as_json: bool = False) -> None:
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        print_summary(report)
-    if report.exit_code:
-        raise Exit(code=report.exit_code)
-
-
-@show.register
-def _(report: CommandReport, as_json: bool = False) -> None:
-    report.check()
-    if report.exit_code:
-        raise Exit(code=report.exit_code)
-
-
-@show.register
-def _(report: LogsReport, as_json: bool = False) -> None:
-    if as_json:
-        print_json(report.as_dict())
-    report.check()
-
-
-@show.register
-def _(report: EnvReport, as_json: bool = False) -> None:
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        print(report.text, end="")
-    report.check()
-
-
-@show.register
-def _(report: PlanReport, as_json: bool = False) -> None:
-    print(report.text, end="")
-    report.check()
-
-
-@show.register
-def _(report: RollbackReport, as_json: bool = False) -> None:
-    for host, result in report.done.items():
-        print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
-    report.check()
-
-
-@show.register
-def _(report: SessReport, as_json: bool = False) -> None:
-    for host, release in report.done.items():
-        print(f"{host}: {report.act}@{release} {report.action} done")
-    report.check()
-
-
-@show.register
-def _(report: StatusReport, as_json: bool = False) -> None:
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        print_status(report)
-    report.check()
-
-
-@show.register
-def _(report: HistoryReport, as_json: bool = False) -> None:
-    if as_json:
-        for entry in report.as_dict()["entries"]:
-            print(json.dumps(entry, sort_keys=True))
-    else:
-        table = Table("time", "host", "event", "act", "release", "previous", "by")
-        for e in report.entries:
-            table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
-                          e.get("release") or e.get("gig") or "", e.get("previous") or "",
-                          e.get("by", ""))
-        Console().print(table)
-    report.check()  # the reachable hosts' entries are shown; the exit code says some are missing
-
-
-def print_summary(report: RolloutReport) -> None:
-    """The end-of-rollout table: one row per host, and why the rollout stopped, if it did."""
-    table = Table("host", "result", "before", "after", "seconds", "error",
-                  title=f"{report.act} -> {report.release}")
-    for host, outcome in report.outcomes.items():
-        table.add_row(host, outcome.result, outcome.release_before or "-",
-                      outcome.release_after or "-", f"{sum(outcome.durations.values()):.1f}",
-                      outcome.error or "")
-    console = Console(stderr=True)
-    console.print(table)
-    if report.migrations:
-        console.print(f"migrations: {report.migrations['step']}")
-    if report.stopped:
-        console.print(f"[red]rollout stopped:[/] {report.stopped}")
-    for host, outcome in report.outcomes.items():
-        if outcome.result in ("deployed", "repaired", "unchanged"):
-            print(f"{host}: {report.act} release {outcome.release_after}")
-
-
-def print_status(report: StatusReport) -> None:
-    table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
-    broken = []
-    for host, acts in report.results.items():
-        if isinstance(acts, BackstageError):  # one row; the error itself went to stderr
-            table.add_row(host, "-", "-", failure_kind(acts), "-", "-", "-", "-")
-            continue
-        for act_name, info in acts.items():
-            live = release_of_link(info["current"]) if info["current"] else None
-            if info["broken"]:
-                broken.append(f"{host}: {act_name}: broken: {info['broken']}")
-            for sess in info["sesses"] or [{}]:
-                state = ("running" if sess.get("master") else "stopped") if sess else "absent"
-                if info["broken"] and sess.get("release") == live:
-                    state = "broken"
-                mark = " (live)" if sess.get("release") == live else ""
-                table.add_row(host, act_name, (sess.get("release") or "-") + mark, state,
-                              str(sess.get("master") or "-"),
-                              " ".join(map(str, sess.get("workers", []))) or "-",
-                              f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
-                              sess.get("socket") or "-")
-    Console().print(table)
-    for line in broken:  # whole lines: the table may be cut to the terminal's width
-        print(line)
+    show_report(report, as_json)
 
 
 # --- the tasks ---------------------------------------------------------------------------------
@@ -257,7 +117,7 @@ def setup_stage(p):
     "max-fail": "Hosts (N or N%) that may fail or be unreachable before the rollout stops "
                 "and reverts (default 0).",
     "no-rollback": "When the rollout stops, leave switched hosts on the new release.",
-    "parallel": "Hosts worked on at once while preparing (default 8).",
+    "parallel": "Hosts worked on at once while preparing (default 32).",
     "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
     "dry-run": "Only show what would change, as the plan task does; change nothing.",
 })
@@ -358,6 +218,8 @@ def exec_(p, act, all_hosts=False):
     "json": "Print one JSON document (not with --follow)."}, aliases=["log"])
 def logs(p, act, lines=None, grep=None, follow=False, source="act", json_=False):
     """Show an act's log lines from each of its hosts, prefixed by host; -f follows them."""
+    from backstage.production import print_line
+
     show(p.logs(act, lines=lines, grep=grep, follow=follow, source=source,
                 on_line=None if json_ else print_line), json_)
 

@@ -276,3 +276,70 @@ def test_too_many_removed_paths_mean_a_full_upload(tmp_path):
     before = pack(source)
     shutil.rmtree(crowd)
     assert pack(source).upload_for({before.digest}).base is None
+
+
+def aged(source: Path) -> None:
+    """Every file of the tree last modified an hour ago: past the stat cache's racy window."""
+    for path in source.rglob("*"):
+        if path.is_file():
+            os.utime(path, (path.stat().st_atime, path.stat().st_mtime - 3600))
+
+
+def counting_hashes(monkeypatch) -> list[str]:
+    hashed = []
+    original = bundle_module.tree_entry
+
+    def counting(path):
+        hashed.append(os.path.basename(path))
+        return original(path)
+
+    monkeypatch.setattr(bundle_module, "tree_entry", counting)
+    return hashed
+
+
+def test_an_unchanged_tree_is_not_hashed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKSTAGE_CACHE", str(tmp_path / "cache"))
+    source = make_source(tmp_path)
+    aged(source)
+    first = pack(source)
+    hashed = counting_hashes(monkeypatch)
+    second = pack(source)
+    assert hashed == []
+    assert second.entries == first.entries and second.digest == first.digest
+
+
+@pytest.mark.parametrize("change", ["edited", "replaced-same-size-and-mtime", "chmod"])
+def test_the_stat_cache_notices_a_changed_file(tmp_path, monkeypatch, change):
+    monkeypatch.setenv("BACKSTAGE_CACHE", str(tmp_path / "cache"))
+    source = make_source(tmp_path)
+    aged(source)
+    before = pack(source)
+    settings = source / "shop" / "settings.py"
+    was = settings.stat()
+    if change == "edited":  # same size, a new mtime (the edit's time: within the racy window)
+        settings.write_text("DEBUG = Truee\n")
+    elif change == "replaced-same-size-and-mtime":  # an editor's save: a new file renamed over
+        replacement = settings.with_name("tmp")
+        replacement.write_text("DEBUG = Truee\n")
+        os.utime(replacement, ns=(was.st_atime_ns, was.st_mtime_ns))
+        replacement.replace(settings)
+    else:
+        settings.chmod(0o755)
+    hashed = counting_hashes(monkeypatch)
+    after = pack(source)
+    assert hashed == ["settings.py"]
+    assert after.digest != before.digest
+    assert after.entries["shop/settings.py"] == [
+        *bundle_module.tree_entry(str(settings)), settings.stat().st_size]
+
+
+def test_a_file_modified_just_now_is_hashed_again_next_time(tmp_path, monkeypatch):
+    """Within the clock's granularity a second edit could keep size and mtime: not cached."""
+    monkeypatch.setenv("BACKSTAGE_CACHE", str(tmp_path / "cache"))
+    source = make_source(tmp_path)
+    aged(source)
+    (source / "manage.py").write_text("print('edit')\n")
+    pack(source)
+    hashed = counting_hashes(monkeypatch)
+    pack(source)
+    assert hashed == ["manage.py"]

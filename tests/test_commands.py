@@ -686,10 +686,32 @@ def test_a_delta_on_a_base_changed_on_the_host_fails_and_drops_the_base(tmp_path
     assert os.listdir(layout.releases("storefront")) == [base.release]
 
 
+def fake_django(source: Path) -> Path:
+    """A stand-in for Django, found on the release's import path: what prepare_release's one
+    Python process (backstage/remote/managesteps.py) calls, logged like small_source's
+    manage.py."""
+    fake = source / "django" / "core" / "management"
+    fake.mkdir(parents=True)
+    (source / "django" / "__init__.py").write_text("def setup():\n    pass\n")
+    (source / "django" / "core" / "__init__.py").write_text("")
+    (fake / "base.py").write_text("class CommandError(Exception):\n    pass\n")
+    (fake / "__init__.py").write_text(
+        "import json, os, sys\n"
+        "def get_commands():\n"
+        "    return {'check': 'core', 'collectstatic': 'staticfiles', 'migrate': 'core'}\n"
+        "def call_command(name, **options):\n"
+        "    with open(os.environ['MANAGE_LOG'], 'a') as f:\n"
+        "        f.write(json.dumps({'argv': [name, options], 'path0': sys.path[:1]}) + '\\n')\n"
+        "    if options.get('database') == 'fail-here':\n"
+        "        sys.exit(int(os.environ.get('E_EXIT', '0')))\n"
+    )
+    return source
+
+
 def staged_release(tmp_path: Path):
     """A user-layout host with one release unpacked and a 'venue' whose python is ours."""
     layout = made(user_layout(tmp_path))
-    packed = bundle.pack(small_source(tmp_path))
+    packed = bundle.pack(fake_django(small_source(tmp_path)))
     env = (b"E_PLAIN=1\nE_SPACES=a b  c \nE_DOLLAR=$HOME $(touch CANARY)\n"
            b"E_QUOTES='q' \"d\"\nE_BACKSLASH=a\\b\\n\nE_EQUALS=x=y\nE_LAST=no newline")
     assert unpack(layout, packed, env).returncode == 0
@@ -733,7 +755,7 @@ def test_manage_function_runs_like_the_vassal(tmp_path):
     assert not any(tmp_path.rglob("CANARY"))
 
 
-def test_prepare_release_runs_check_migrate_collectstatic_in_order(tmp_path):
+def test_prepare_release_runs_check_collectstatic_migrate_in_one_process(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
@@ -741,12 +763,17 @@ def test_prepare_release_runs_check_migrate_collectstatic_in_order(tmp_path):
                             "manage.py", ["users", "greetings"])
     result = run(script)
     assert result.returncode == 0, result.stderr
-    assert [c["argv"] for c in read_log(log)] == [
-        ["check", "--deploy", "--fail-level", "ERROR"],
-        ["migrate", "--noinput", "--database", "users"],
-        ["migrate", "--noinput", "--database", "greetings"],
-        ["collectstatic", "--noinput", "--clear", "-v", "0"],
+    calls = read_log(log)
+    assert [c["argv"] for c in calls] == [
+        ["check", {"deploy": True, "fail_level": "ERROR"}],
+        ["collectstatic", {"interactive": False, "clear": True, "verbosity": 0}],
+        ["migrate", {"interactive": False, "database": "users"}],
+        ["migrate", {"interactive": False, "database": "greetings"}],
     ]
+    assert calls[0]["path0"] == [layout.release("storefront", rel)]  # manage.py's folder first
+    assert [line for line in result.stderr.decode().splitlines() if line.startswith("::step ")] \
+        == ["::step check", "::step collectstatic", "::step migrate users",
+            "::step migrate greetings"]
 
 
 def test_prepare_release_failure_names_the_step(tmp_path):
@@ -759,7 +786,8 @@ def test_prepare_release_failure_names_the_step(tmp_path):
     result = run(script)
     assert result.returncode != 0
     assert failed_step(result.stderr.decode()) == "migrate fail-here"
-    assert [c["argv"][-1] for c in read_log(log)] == ["ERROR", "users", "fail-here"]
+    assert [c["argv"][1].get("database") for c in read_log(log)] == [
+        None, None, "users", "fail-here"]
 
 
 def test_prepare_release_failure_marks_the_release_bad(tmp_path):

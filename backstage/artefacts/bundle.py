@@ -13,9 +13,11 @@ plus the list of removed paths; the host applies them to a hard-link copy of tha
 checks the result against the digest before using it.
 """
 
+import hashlib
 import io
 import json
 import os
+import stat
 import tarfile
 import threading
 import time
@@ -42,22 +44,69 @@ def source_files(source: Path, exclude: frozenset[Path] = frozenset()) -> list[P
     """
     found = []
     for folder, dirs, files in os.walk(source):
-        links = [d for d in dirs if Path(folder, d).is_symlink()]
+        links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
         dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS and d not in links)
         names = [f for f in files if not f.endswith(EXCLUDED_SUFFIXES)] + links
-        found += [Path(folder, name) for name in sorted(names)
-                  if Path(folder, name).absolute() not in exclude]
+        paths = [Path(folder, name) for name in sorted(names)]
+        found += [p for p in paths if p.absolute() not in exclude] if exclude else paths
     return found
 
 
 def manifest(source: Path, files: list[Path]) -> dict[str, list]:
-    """Relative path -> [kind, digest or link target, size] for each file of the tree."""
+    """Relative path -> [kind, digest or link target, size] for each file of the tree.
+
+    A file whose size, mtime, inode and mode are those the last manifest of this folder saw
+    keeps the digest it had then (:class:`StatCache`, as git's index does): a re-run over an
+    unchanged project stats its files instead of hashing them.
+    """
+    known = StatCache(source)
     found = {}
     for path in files:
-        entry = tree_entry(str(path))
-        size = 0 if entry[0] == "link" else path.stat().st_size
-        found[str(path.relative_to(source))] = [*entry, size]
+        relative = str(path.relative_to(source))
+        found[relative] = known.entry(path, relative)
+    known.save()
     return found
+
+
+class StatCache:
+    """The digests of a source folder's files by (path, size, mtime, inode, mode), kept in
+    the workstation's cache between runs, one file per source folder.
+
+    A file modified in the last :attr:`RACY_SECONDS` is hashed but not remembered: a second
+    edit within the clock's granularity could leave its size and mtime as they were.
+    """
+
+    RACY_SECONDS = 2
+
+    def __init__(self, source: Path):
+        name = hashlib.sha256(str(source.absolute()).encode()).hexdigest()[:16]
+        self.path = cache_dir() / "stats" / f"{name}.json"
+        try:
+            self.old = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.old = {}
+        self.new: dict[str, list] = {}
+
+    def entry(self, path: Path, relative: str) -> list:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            return [*tree_entry(str(path)), 0]
+        key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode]
+        cached = self.old.get(relative)
+        entry = cached[4:] if isinstance(cached, list) and cached[:4] == key \
+            else tree_entry(str(path))
+        if time.time_ns() - st.st_mtime_ns > self.RACY_SECONDS * 1_000_000_000:
+            self.new[relative] = [*key, *entry]
+        return [*entry, st.st_size]
+
+    def save(self) -> None:
+        """Write the cache aside, then rename it (concurrent runs each leave a whole file)."""
+        if self.new == self.old:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        aside = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        aside.write_text(json.dumps(self.new))
+        aside.replace(self.path)
 
 
 def release_id(digest: str, now: float | None = None) -> str:

@@ -1,10 +1,13 @@
 """Commands that unpack a release, link its shared state and run Django's management steps."""
 
+import json
+
 from backstage.artefacts.bundle import Upload
 from backstage.commands import history, hostside
 from backstage.commands.privileges import as_user
 from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout, RunAs
+from backstage.remote import standalone
 
 
 def unpack_release(script: Script, layout: Layout, python: str, act: str, release: str,
@@ -102,16 +105,18 @@ def receive_tree(script: Script, layout: Layout, python: str, act: str,
 
 def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,
                     manage: str, pythonpath: tuple[str, ...] = (".",),
-                    run_as: RunAs | None = None) -> str:
+                    run_as: RunAs | None = None, program: str | None = None) -> str:
     """A shell function ``manage ARGS`` running manage.py as the vassal would run the app.
 
     Same working directory (the act's shared directory), same environment (the env file,
     exported line by line without any expansion), same interpreter, same import path, same
     user (``run_as``, system layout), which reads the env file itself. ``manage`` and
-    ``pythonpath`` are relative to the release (the repository's root).
+    ``pythonpath`` are relative to the release (the repository's root). With ``program``
+    (Python text), the function runs ``python -c PROGRAM MANAGE_PY ARGS`` instead.
     """
-    program = argv(venue_dir + "/bin/python", layout.in_release(act, release, manage))
-    return act_function("manage", layout, act, release, settings, pythonpath, run_as, program)
+    python = [venue_dir + "/bin/python", *(["-c", program] if program else [])]
+    command = argv(*python, layout.in_release(act, release, manage))
+    return act_function("manage", layout, act, release, settings, pythonpath, run_as, command)
 
 
 def act_function(name: str, layout: Layout, act: str, release: str, settings: str,
@@ -145,21 +150,24 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, sett
                     venue_dir: str, manage: str, databases: list[str],
                     pythonpath: tuple[str, ...] = (".",), record: dict | None = None,
                     run_as: RunAs | None = None) -> Script:
-    """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``.
+    """``check --deploy``, ``collectstatic``, then ``migrate`` for each logical database, all
+    in one Python process (:mod:`backstage.remote.managesteps`), each announced as its step.
 
-    ``record``: the history entry that says the databases were migrated (written once they are).
+    ``record``: the history entry that says the databases were migrated (written once they are,
+    which is why migrations come last).
     """
     script.raw(manage_function(layout, act, release, settings, venue_dir, manage, pythonpath,
-                               run_as))
-    failed = f"{{ {mark_bad(layout, act, release)}; exit 1; }}"
-    script.step("check")
-    script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR") + f" || {failed}")
-    migrate_lines(script, databases, f" || {failed}")
+                               run_as, program=standalone("managesteps")))
+    steps = [["check", "check", {"deploy": True, "fail_level": "ERROR"}],
+             ["collectstatic", "collectstatic", {"interactive": False, "clear": True,
+                                                 "verbosity": 0}],
+             *([f"migrate {database}", "migrate", {"interactive": False, "database": database}]
+               for database in databases)]
+    script.raw("manage " + q(json.dumps(steps)) + f" || {{ {mark_bad(layout, act, release)}; "
+               "exit 1; }")
     if databases and record:
         history.append(script, layout, {**record, "databases": databases})
-    script.step("collectstatic")
-    return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0")
-                      + f" || {failed}")
+    return script
 
 
 def migrate_lines(script: Script, databases: list[str], on_failure: str = "") -> Script:

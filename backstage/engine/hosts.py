@@ -32,7 +32,7 @@ class Options:
     whose secrets to redact from what hosts answer."""
 
     hosts: list[str] | None = None
-    parallel: int = 8
+    parallel: int = 32  # hosts at once; their SSH handshakes are bounded apart (transport.ssh)
     accept_new_host_keys: bool = False
     reporter: Reporter = field(default_factory=Reporter)
     redact: Redactor = field(default_factory=Redactor)

@@ -4,17 +4,15 @@ Nothing here touches the network or any host; the only I/O is reading the invent
 and checking that the local files it names exist.
 """
 
-from backstage.model.inventory import (
-    Act,
-    Database,
-    Gig,
-    Health,
-    Host,
-    Production,
-    Venue,
-    load_production,
-)
-from backstage.model.layout import Layout, RunAs, release_of_link
+import importlib
+
+# Where each name lives: imported on first use (PEP 562), so that a light module of this
+# layer (``backstage.model.locate``, ``names``) does not load pydantic and the inventory.
+_HOMES = {
+    **dict.fromkeys(["Act", "Database", "Gig", "Health", "Host", "Production", "Venue",
+                     "load_production"], "backstage.model.inventory"),
+    **dict.fromkeys(["Layout", "RunAs", "release_of_link"], "backstage.model.layout"),
+}
 
 __all__ = [
     "Act",
@@ -29,3 +27,9 @@ __all__ = [
     "load_production",
     "release_of_link",
 ]
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'backstage.model' has no attribute {name!r}")

@@ -288,7 +288,7 @@ class HostDeploy:
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
         return Step("release", f"upload release {release} ({upload.describe()}), "
-                    "check, migrate, collectstatic", script.text(),
+                    "check, collectstatic, migrate", script.text(),
                     lambda: env_bytes + upload.data)
 
     def start(self, gigs: dict[str, str]) -> Step:

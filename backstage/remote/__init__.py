@@ -20,6 +20,12 @@ def _source(name: str) -> str:
 
 
 @cache
+def standalone(name: str) -> str:
+    """The text of a host-side program that uses nothing of the core (``managesteps``)."""
+    return _source(name)
+
+
+@cache
 def program(name: str) -> str:
     """The text of the host-side program ``name`` with ``core.py`` joined in."""
     text = _source(name)

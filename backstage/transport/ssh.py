@@ -38,6 +38,13 @@ from backstage.transport.known_hosts import (
 
 CHUNK = 256 * 1024
 EOF_GRACE = 5.0
+# SSH handshakes (connect, key exchange, authentication) in progress at once, in this process.
+# sshd's MaxStartups (default 10:30:100) starts dropping new connections when 10 are still
+# unauthenticated; every host of a large rollout may go through one sshd (a bastion), so no
+# more than 8 are ever pending, leaving room for the user's own sessions. A handshake takes a
+# round trip or three, so this bounds the rate of new connections, not the number open.
+MAX_HANDSHAKES = 8
+HANDSHAKES = threading.BoundedSemaphore(MAX_HANDSHAKES)
 
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
@@ -149,9 +156,11 @@ class SSHTransport(Transport):
         return Path(first or "~/.ssh/known_hosts").expanduser()
 
     def open(self) -> None:
-        """Connect now, turning every way of failing into one clear HostUnreachable."""
+        """Connect now (at most :data:`MAX_HANDSHAKES` at once), turning every way of failing
+        into one clear HostUnreachable."""
         try:
-            self.connection.open()
+            with HANDSHAKES:
+                self.connection.open()
         except HostKeyRefused as exc:
             raise HostUnreachable(f"{self.name}: cannot connect: {exc}") from None
         except paramiko.BadHostKeyException as exc:

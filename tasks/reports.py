@@ -1,0 +1,162 @@
+"""How each task prints its report (rich tables, JSON), and the exit code it ends with.
+
+Kept apart from the task definitions so that the ``backstage`` program starts without
+importing rich or the deploy stack: :func:`backstage.tasks.tasks.show` imports this module
+only once a task has a report to print.
+"""
+
+import functools
+import json
+
+from invoke import Exit
+from rich.console import Console
+from rich.table import Table
+
+from backstage.errors import BackstageError
+from backstage.model import release_of_link
+from backstage.reports import (
+    CommandReport,
+    EnvReport,
+    HistoryReport,
+    HostsReport,
+    LogsReport,
+    PlanReport,
+    RollbackReport,
+    RolloutReport,
+    SessReport,
+    StatusReport,
+    failure_kind,
+)
+
+
+def print_json(document) -> None:
+    print(json.dumps(document, indent=2, sort_keys=True))
+
+
+@functools.singledispatch
+def show(report: HostsReport, as_json: bool = False) -> None:
+    """Print a report as its task does, then exit as its task does: a HostsFailed (the
+    hosts' errors were printed as they happened) or the report's exit code."""
+    report.check()
+
+
+@show.register
+def _(report: RolloutReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_summary(report)
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
+@show.register
+def _(report: CommandReport, as_json: bool = False) -> None:
+    report.check()
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
+
+
+@show.register
+def _(report: LogsReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    report.check()
+
+
+@show.register
+def _(report: EnvReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print(report.text, end="")
+    report.check()
+
+
+@show.register
+def _(report: PlanReport, as_json: bool = False) -> None:
+    print(report.text, end="")
+    report.check()
+
+
+@show.register
+def _(report: RollbackReport, as_json: bool = False) -> None:
+    for host, result in report.done.items():
+        print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
+    report.check()
+
+
+@show.register
+def _(report: SessReport, as_json: bool = False) -> None:
+    for host, release in report.done.items():
+        print(f"{host}: {report.act}@{release} {report.action} done")
+    report.check()
+
+
+@show.register
+def _(report: StatusReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_status(report)
+    report.check()
+
+
+@show.register
+def _(report: HistoryReport, as_json: bool = False) -> None:
+    if as_json:
+        for entry in report.as_dict()["entries"]:
+            print(json.dumps(entry, sort_keys=True))
+    else:
+        table = Table("time", "host", "event", "act", "release", "previous", "by")
+        for e in report.entries:
+            table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
+                          e.get("release") or e.get("gig") or "", e.get("previous") or "",
+                          e.get("by", ""))
+        Console().print(table)
+    report.check()  # the reachable hosts' entries are shown; the exit code says some are missing
+
+
+def print_summary(report: RolloutReport) -> None:
+    """The end-of-rollout table: one row per host, and why the rollout stopped, if it did."""
+    table = Table("host", "result", "before", "after", "seconds", "error",
+                  title=f"{report.act} -> {report.release}")
+    for host, outcome in report.outcomes.items():
+        table.add_row(host, outcome.result, outcome.release_before or "-",
+                      outcome.release_after or "-", f"{sum(outcome.durations.values()):.1f}",
+                      outcome.error or "")
+    console = Console(stderr=True)
+    console.print(table)
+    if report.migrations:
+        console.print(f"migrations: {report.migrations['step']}")
+    if report.stopped:
+        console.print(f"[red]rollout stopped:[/] {report.stopped}")
+    for host, outcome in report.outcomes.items():
+        if outcome.result in ("deployed", "repaired", "unchanged"):
+            print(f"{host}: {report.act} release {outcome.release_after}")
+
+
+def print_status(report: StatusReport) -> None:
+    table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
+    broken = []
+    for host, acts in report.results.items():
+        if isinstance(acts, BackstageError):  # one row; the error itself went to stderr
+            table.add_row(host, "-", "-", failure_kind(acts), "-", "-", "-", "-")
+            continue
+        for act_name, info in acts.items():
+            live = release_of_link(info["current"]) if info["current"] else None
+            if info["broken"]:
+                broken.append(f"{host}: {act_name}: broken: {info['broken']}")
+            for sess in info["sesses"] or [{}]:
+                state = ("running" if sess.get("master") else "stopped") if sess else "absent"
+                if info["broken"] and sess.get("release") == live:
+                    state = "broken"
+                mark = " (live)" if sess.get("release") == live else ""
+                table.add_row(host, act_name, (sess.get("release") or "-") + mark, state,
+                              str(sess.get("master") or "-"),
+                              " ".join(map(str, sess.get("workers", []))) or "-",
+                              f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
+                              sess.get("socket") or "-")
+    Console().print(table)
+    for line in broken:  # whole lines: the table may be cut to the terminal's width
+        print(line)
