@@ -11,7 +11,10 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from backstage.remote import standalone
+from tests.deploying import deployed
 from tests.test_example_act import EXAMPLE, act_env
 
 MOOD = """
@@ -76,3 +79,17 @@ def test_a_migration_unapplied_by_hand_is_applied_by_the_next_deploy(tmp_path):
 
     assert prepare(source, env)[-1] == "migrate greetings"  # the code did not change; the db did
     assert applied(env, tmp_path) == ["0001_initial", "0002_mood"]
+
+
+@pytest.mark.fleet
+def test_a_deploy_says_which_migrations_it_skipped(tmp_path):
+    """On a fleet host: the second deploy (a template change) migrates nothing, and says so
+    in its step list."""
+    with deployed(tmp_path, "skips") as stage:
+        path = stage.source / "greetings" / "templates" / "greetings" / "home.html"
+        path.write_text(path.read_text().replace("<h1>", "<h1>Again "))
+        done = stage.cli("deploy-act", "storefront")
+        assert "h1  migrate users: skipped (unchanged)" in done.stderr
+        assert "h1  migrate greetings: skipped (unchanged)" in done.stderr
+        status, body = stage.page("/")
+        assert status == 200 and "<h1>Again " in body
