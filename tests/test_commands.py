@@ -705,6 +705,20 @@ def fake_django(source: Path) -> Path:
         "    if options.get('database') == 'fail-here':\n"
         "        sys.exit(int(os.environ.get('E_EXIT', '0')))\n"
     )
+    # Every database has a migration to apply (the skip is tested with real Django, in
+    # tests/test_managesteps.py).
+    migrations = source / "django" / "db" / "migrations"
+    migrations.mkdir(parents=True)
+    (source / "django" / "db" / "__init__.py").write_text(
+        "class Connections(dict):\n    def __missing__(self, name):\n        return name\n"
+        "connections = Connections()\n")
+    (migrations / "__init__.py").write_text("")
+    (migrations / "executor.py").write_text(
+        "class Graph:\n    def leaf_nodes(self):\n        return []\n"
+        "class Loader:\n    graph = Graph()\n"
+        "class MigrationExecutor:\n    loader = Loader()\n"
+        "    def __init__(self, connection):\n        pass\n"
+        "    def migration_plan(self, targets):\n        return ['one to apply']\n")
     return source
 
 

@@ -80,6 +80,12 @@ def failed_step(stderr: str) -> str | None:
     return steps[-1] if steps else None
 
 
+def skipped_steps(stderr: str) -> list[str]:
+    """The steps a script announced as skipped (``<step>: skipped (<why>)``), in order."""
+    return [line[len(STEP_MARKER):] for line in stderr.splitlines()
+            if line.startswith(STEP_MARKER) and ": skipped (" in line]
+
+
 def step_output(stderr: str) -> str:
     """What a script wrote to stderr after the last step it announced: the failed step's own
     output, without what the steps before it said (``check --deploy``'s warnings, say)."""

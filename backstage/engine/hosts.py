@@ -13,7 +13,7 @@ from backstage.commands import (
     install_hostside,
     lock,
 )
-from backstage.commands.shell import Script, become, failed_step, step_output
+from backstage.commands.shell import Script, become, failed_step, skipped_steps, step_output
 from backstage.engine.report import Reporter
 from backstage.errors import BackstageError, ConnectionLost, LockHeld, StepFailed
 from backstage.facts.observed import Observed, probe_spec
@@ -127,6 +127,8 @@ class HostRun:
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
             raise StepFailed(self.name, failed_step(result.stderr) or step.name,
                              self.options.redact(detail))
+        for skipped in skipped_steps(result.stderr):  # "migrate users: skipped (unchanged)"
+            self.options.reporter.info(f"{self.name}  {skipped}")
         return result.stdout
 
     def run_command(self, name: str, command: str) -> str:
