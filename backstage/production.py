@@ -274,10 +274,11 @@ class Production:
 
     # --- the tasks -----------------------------------------------------------------------------
 
-    def setup_stage(self, *, hosts=None) -> HostsReport:
-        """Make hosts ready: directories, act users, uWSGI Emperor, nginx (idempotent); per
-        host, the summaries of the steps it took."""
-        results = operations.setup_stage(self.inventory, self._options(hosts))
+    def setup_stage(self, *, hosts=None, dry_run: bool = False) -> HostsReport:
+        """Make hosts ready: packages, directories, act users, uWSGI Emperor, nginx
+        (idempotent); per host, the summaries of the steps it took (``dry_run``: would take,
+        changing nothing)."""
+        results = operations.setup_stage(self.inventory, self._options(hosts), dry_run)
         return HostsReport(self.name, results)
 
     def deploy(self, act: str, *, hosts=None, serial: int | str | None = None,

@@ -8,6 +8,7 @@ from backstage.commands.privileges import stage_modes
 from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
 from backstage.model import Layout, Production, release_of_link
+from backstage.model.provision import SYSCTL_FILE, HostFacts
 from backstage.plan.live import LiveState, live_paths, live_state
 
 
@@ -43,6 +44,7 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "live": {a: live_paths(layout, a) for a in acts},
         "venues": {"dir": f"{layout.root}/venues", "vassals": layout.vassals,
                    "marker": COMPLETE_MARKER},
+        "sysctl_file": SYSCTL_FILE if system else "",
     }
     if wheels:
         [(venue, digest)] = venue_digests.items()
@@ -80,6 +82,12 @@ class Observed:
     @property
     def services(self) -> Services:
         return Services(nginx=self.data["nginx"] or "nginx", systemd=self.systemd)
+
+    def host_facts(self) -> HostFacts:
+        """What the host has of the packages and settings a stage needs."""
+        found = self.data["provision"]
+        return HostFacts(nginx=bool(self.data["nginx"]), somaxconn=self.data["somaxconn"],
+                         systemd=self.systemd, **found)
 
     def digest(self, path: str) -> str | None:
         return self.data["files"].get(path)

@@ -41,9 +41,9 @@ from backstage.rollout.hosts import (
 from backstage.util import utc_now
 
 
-def setup_stage(production: Production, options: Options) -> dict:
-    """Make each selected host a stage; per host, what changed or its error (see
-    ``failures``)."""
+def setup_stage(production: Production, options: Options, dry_run: bool = False) -> dict:
+    """Make each selected host a stage; per host, what changed (or, ``dry_run``, would change,
+    writing nothing) or its error (see ``failures``)."""
     renderer = Renderer(production)
     tag = wheelhouse.workstation_tag()
 
@@ -51,12 +51,15 @@ def setup_stage(production: Production, options: Options) -> dict:
         return wheelhouse.pack(wheelhouse.for_uwsgi(UWSGI_REQUIREMENT), skip)
 
     def on_host(run: HostRun):
-        observed = run.probe()
+        observed = run.probe(install=not dry_run)
         users = tuple(dict.fromkeys(production.act_user(a) for a in production.acts_on(run.name)))
         steps = plan_stage(run.name, run.host.python, run.layout, observed, renderer,
                            uwsgi_wheels, tag, production.group, users)
         for step in steps:
-            run.execute(step)
+            if dry_run:
+                options.reporter.info(f"{run.name}  would {step.summary}")
+            else:
+                run.execute(step)
         if not steps:
             options.reporter.info(f"{run.name}  stage is ready: nothing to change")
         return [s.summary for s in steps]
