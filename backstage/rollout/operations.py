@@ -7,7 +7,7 @@ from backstage.commands import gig as gig_cmd
 from backstage.commands import history
 from backstage.commands import lock as lock_cmd
 from backstage.commands import sess as sess_cmd
-from backstage.commands.shell import Script, argv
+from backstage.commands.shell import Script
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.errors import BackstageError, HostsFailed, UsageError, known_hint
 from backstage.model import Layout, Production
@@ -245,8 +245,7 @@ def history_lines(production: Production, limit: int,
     """The last ``limit`` history entries across the hosts that could be read, newest first,
     and the hosts that could not."""
     def on_host(run: HostRun):
-        text = run.run_command("history", argv("tail", "-n", str(limit), run.layout.history)
-                               + " 2>/dev/null || true")
+        text = run.run_command("history", history.read(run.layout, limit))
         return [history_entry(line) for line in text.splitlines() if line.strip()]
 
     results = run_on_hosts(production, select_hosts(production, options.hosts), options, on_host)
