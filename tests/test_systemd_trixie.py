@@ -21,7 +21,7 @@ from backstage.plan.observed import Observed
 from backstage.render import LISTEN_BACKLOG
 from backstage.sandbox.fleet import fleet_available
 from backstage.sandbox.images import Image
-from backstage.sandbox.machines import SystemdFleet
+from backstage.sandbox.machines import SystemdFleet, machines_available
 from tests.fleet_fixtures import RUN_PREFIX
 
 pytestmark = pytest.mark.fleet
@@ -31,7 +31,7 @@ LAYOUT = Layout("fresh", "system", "/srv/backstage", 80)
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    reason = fleet_available()
+    reason = fleet_available() or machines_available()
     if reason:
         pytest.skip(reason)
     fleet = SystemdFleet(tmp_path_factory.mktemp("sd13") / "fleet", Image("trixie"),

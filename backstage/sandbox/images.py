@@ -26,6 +26,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,3 +158,19 @@ def _run(argv: list[str], what: str, cwd: Path | None = None) -> str:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise ImageError(f"{what} failed (exit {done.returncode}):\n{tail}")
     return done.stdout
+
+
+def main() -> int:
+    """``python -m backstage.sandbox.images``: build every release's image, or find it cached."""
+    for release in RELEASE_PYTHON:
+        try:
+            image = Image(release).ensure()
+        except ImageError as exc:
+            print(f"backstage.sandbox.images: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{release}: {image.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backstage.sandbox.fleet import (
+    HOST_PATH,
     NETNS_DIR,
     SSHD_CONFIG,
     Fleet,
@@ -76,6 +77,14 @@ exec systemd-nspawn --quiet --register=no --keep-unit --boot --console=read-only
   --bind-ro={apt}:{apt_mount}
 """
 STOP_TIMEOUT = 30
+
+
+def machines_available() -> str | None:
+    """None if systemd hosts can run here (besides what any fleet needs), else why not."""
+    for tool in ("systemd-nspawn", "debootstrap", "dpkg-scanpackages", "chroot"):
+        if shutil.which(tool, path=HOST_PATH) is None:
+            return f"systemd fleet hosts need {tool!r} (scripts/setup-machine test installs it)"
+    return None
 
 
 class SystemdFleet(Fleet):
