@@ -105,9 +105,12 @@ def test_setup_stage_again_changes_nothing(stage):
     assert on_host(stage, snapshot).stdout == before
 
 
-def test_the_emperor_logs_to_the_journal(stage):
+def test_the_emperor_logs_to_the_journal_and_nginx_reloads_through_systemd(stage):
     log = on_host(stage, f"journalctl -u {UNIT} --no-pager -o cat").stdout
-    assert "Emperor" in log or "emperor" in log, log[-2000:]
+    assert "*** starting uWSGI Emperor ***" in log, log[-2000:]
+    # The deploy booked the gig: nginx was reloaded by systemd (ExecReload), not by a signal.
+    nginx = on_host(stage, "journalctl -u nginx --no-pager -o cat").stdout
+    assert re.search(r"^Reload(ing|ed) nginx", nginx, re.MULTILINE), nginx
 
 
 def test_a_rebooted_host_serves_the_live_release_without_backstage(stage):
