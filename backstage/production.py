@@ -242,16 +242,17 @@ class Production:
 
     # --- the tasks -----------------------------------------------------------------------------
 
-    def setup_stage(self, *, hosts=None) -> HostsReport:
-        """Make hosts ready: directories, act users, uWSGI Emperor, nginx (idempotent); per
-        host, the summaries of the steps it took."""
+    def setup_stage(self, *, hosts=None, dry_run: bool = False) -> HostsReport:
+        """Make hosts ready: packages, directories, act users, uWSGI Emperor, nginx
+        (idempotent); per host, the summaries of the steps it took (``dry_run``: would take,
+        changing nothing, not even the host helper)."""
         inventory, renderer = self.inventory, Renderer(self.inventory)
         options = self._options(hosts)
         pins = resolve_pins(None, (UWSGI_REQUIREMENT,))
         wheels = PlatformWheels(inventory, options)
 
         def on_host(run: HostRun):
-            observed = run.probe()
+            observed = run.probe(install=not dry_run)
             users = tuple(dict.fromkeys(inventory.act_user(a) for a in inventory.acts_on(run.name)))
 
             def uwsgi_wheels(skip):  # the Emperor's uWSGI, for this host's platform
@@ -259,10 +260,13 @@ class Production:
 
             steps = plan_stage(run.name, run.host.python, run.layout, observed, renderer,
                                uwsgi_wheels, inventory.group, users)
-            if any(s.payload for s in steps):  # a platform that cannot be served fails here
+            if any(s.payload for s in steps) and not dry_run:  # an unservable platform fails
                 wheels.resolved(pins, run, observed)
             for step in steps:
-                run.execute(step)
+                if dry_run:
+                    self.reporter.info(f"{run.name}  would {step.summary}")
+                else:
+                    run.execute(step)
             if not steps:
                 self.reporter.info(f"{run.name}  stage is ready: nothing to change")
             return [s.summary for s in steps]

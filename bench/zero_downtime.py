@@ -6,7 +6,9 @@ deploy whose code fails to import, a deploy whose health check answers 500, and 
 Prints, per scenario: the command's exit code and wall time, requests served, socket errors and
 non-2xx responses. Also prints how fast a concurrent second deploy is refused.
 
-Run as root: ``.venv/bin/python bench/zero_downtime.py`` (about a minute).
+Run as root: ``.venv/bin/python bench/zero_downtime.py`` (about a minute). With ``--systemd``
+the host is a fresh Debian 12 systemd host (see ``backstage/sandbox/machines.py``) that
+``setup-stage`` provisions from its local apt repository first.
 """
 
 import subprocess
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from benchlib import edit
 
+from backstage.sandbox.images import Image
 from tests.support.testbed import Load, make_stage
 
 CONNECTIONS = 100
@@ -55,9 +58,13 @@ def concurrent_refusal(stage) -> float:
 
 
 def main():
+    systemd = sys.argv[1:] == ["--systemd"]
     with tempfile.TemporaryDirectory(prefix="bs-bench-") as work:
-        stage = make_stage(Path(work), "bench", {"h1": 'roles = ["web"]'}, prefix="bsbench")
+        stage = make_stage(Path(work), "bench", {"h1": 'roles = ["web"]'}, prefix="bsbench",
+                           image=Image("bookworm") if systemd else None)
         try:
+            if systemd:
+                stage.fleet.add_apt_source("h1")
             stage.cli("setup-stage")
             stage.cli("deploy-act", "storefront")
             rows = [
@@ -80,7 +87,8 @@ def main():
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-    print(f"\nload: {CONNECTIONS} concurrent connections from inside the host, GET / via nginx")
+    host = "a fresh Debian 12 systemd host" if systemd else "a namespace host"
+    print(f"\nload: {CONNECTIONS} concurrent connections from inside {host}, GET / via nginx")
     print(f"concurrent second deploy refused after {refusal:.2f}s (CLI start included)")
 
 

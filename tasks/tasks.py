@@ -104,10 +104,11 @@ def check(p):
     print(p.summary())
 
 
-@backstage_task
-def setup_stage(p):
-    """Make hosts ready: directories, uWSGI Emperor, nginx (idempotent)."""
-    show(p.setup_stage())
+@backstage_task(help={"dry-run": "Only say what would change (packages to install, too); "
+                                  "change nothing."})
+def setup_stage(p, dry_run=False):
+    """Make hosts ready: packages, directories, uWSGI Emperor, nginx (idempotent)."""
+    show(p.setup_stage(dry_run=dry_run))
 
 
 @backstage_task(help={

@@ -554,6 +554,20 @@ def test_history_append_writes_one_json_line_per_record(tmp_path):
     assert not (tmp_path / "CANARY").exists()
 
 
+def test_history_is_read_by_a_bash_script_which_the_sudo_rule_allows(tmp_path):
+    layout = made(user_layout(tmp_path))
+    command = history.read(layout, 2)
+    # become = "sudo" prefixes "sudo -n --": the README's rule allows bash, never tail.
+    assert command.startswith("bash -c ")
+    assert sh(command, b"").stdout == b""  # no history yet: nothing, and no error
+    history.append(script := Script(), layout, {"event": "a"})
+    for event in ("b", "c"):
+        history.append(script, layout, {"event": event})
+    assert run(script, cwd=tmp_path).returncode == 0
+    read = [json.loads(line)["event"] for line in sh(command, b"").stdout.splitlines()]
+    assert read == ["b", "c"]
+
+
 # --- releases ---------------------------------------------------------------------------------
 
 def small_source(root: Path) -> Path:

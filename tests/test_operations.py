@@ -74,6 +74,8 @@ class HostState:
             "processes": {"emperor": [11]},
             "globs": {f"{layout.vassals}/*.ini": {}, f"{layout.env_dir(ACT)}/env-*": {}},
             "live": {}, "venues": {},
+            "provision": {"python": "3.11", "venv": True,
+                          "sysctl_text": "net.core.somaxconn = 4096\n"},
         }
 
     def observed(self) -> Observed:
@@ -288,17 +290,21 @@ def test_a_stage_as_desired_needs_no_step_and_a_bare_host_all_of_them(production
 
     bare = HostState(production)
     bare.data.update(exists={}, accounts={}, processes={"emperor": []}, pythons={},
-                     files={}, pids={layout.nginx_pidfile: None})
+                     files={}, pids={layout.nginx_pidfile: None}, nginx=None,
+                     provision={"python": "3.11", "venv": False, "sysctl_text": None})
     [step] = plan_stage_on(production, bare)
-    for change in ("create", "act users", "virtualenv", "Emperor's configuration",
-                   "start the Emperor", "start nginx"):
+    for change in ("nginx", "python3-venv", "create", "act users", "virtualenv",
+                   "Emperor's configuration", "start the Emperor", "start nginx"):
         assert change in step.summary
 
 
-def test_a_stage_without_nginx_is_refused_with_what_to_install(production):
+def test_a_stage_without_nginx_nor_a_package_source_is_refused_with_what_to_install(
+        production):
     state = HostState(production)
     state.data["nginx"] = None
-    with pytest.raises(BackstageError, match="nginx is not installed"):
+    state.data["provision"]["sources"] = False
+    with pytest.raises(BackstageError, match="nginx not installed and the host has no apt "
+                                             "package source: install them"):
         plan_stage_on(production, state)
 
 

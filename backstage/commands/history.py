@@ -2,7 +2,7 @@
 
 import json
 
-from backstage.commands.shell import Script, q
+from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout
 
 # How many entries a host's history keeps (a deploy's cleanup trims it; README, "What
@@ -27,6 +27,9 @@ def trim(script: Script, layout: Layout, keep: int = HISTORY_LIMIT) -> Script:
                       f"tail -n {int(keep)} {path} > {tmp} && mv -f {tmp} {path}; fi")
 
 
-def tail(layout: Layout, limit: int) -> str:
-    """The last ``limit`` entries (nothing, not an error, on a host without history yet)."""
-    return f"tail -n {int(limit)} {q(layout.history)} 2>/dev/null || true"
+def read(layout: Layout, limit: int) -> str:
+    """The last ``limit`` entries (nothing when there is no history yet), as a bash script: a
+    host with become = "sudo" runs it as ``sudo -n -- bash``, which the README's sudo rule
+    allows (``sudo -n -- tail`` would be refused, and the history shown empty)."""
+    return Script().raw(f"{argv('tail', '-n', int(limit), layout.history)} 2>/dev/null "
+                        "|| true").text()

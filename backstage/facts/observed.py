@@ -9,6 +9,7 @@ from backstage.commands.stage import Services
 from backstage.commands.venue import COMPLETE_MARKER
 from backstage.facts.live import LiveState, live_paths, live_state
 from backstage.model import Layout, Production, release_of_link
+from backstage.model.provision import SYSCTL_FILE, HostFacts
 
 
 def probe_spec(production: Production, host: str, layout: Layout) -> dict:
@@ -41,6 +42,7 @@ def probe_spec(production: Production, host: str, layout: Layout) -> dict:
         "live": {a: live_paths(layout, a) for a in acts},
         "venues": {"dir": f"{layout.root}/venues", "vassals": layout.vassals,
                    "marker": COMPLETE_MARKER},
+        "sysctl_file": SYSCTL_FILE if system else "",
     }
     return spec
 
@@ -98,6 +100,12 @@ class Observed:
     @property
     def services(self) -> Services:
         return Services(nginx=self.nginx or "nginx", systemd=self.systemd)
+
+    def host_facts(self) -> HostFacts:
+        """What the host has of the packages and settings a stage needs."""
+        found = self.data["provision"]
+        return HostFacts(nginx=bool(self.nginx), somaxconn=self.somaxconn,
+                         systemd=self.systemd, **found)
 
     def digest(self, path: str) -> str | None:
         return self.data["files"].get(path)

@@ -5,7 +5,8 @@ import socket
 
 from backstage.errors import BackstageError, LockHeld
 from backstage.facts.observed import Observed
-from backstage.model import RunAs
+from backstage.model import RunAs, provision
+from backstage.model.provision import Provisioning
 from backstage.render import LISTEN_BACKLOG
 
 
@@ -22,6 +23,15 @@ def somaxconn(host: str, observed: Observed) -> None:
 def nginx_installed(host: str, observed: Observed) -> None:
     if not observed.nginx:
         raise BackstageError(f"{host}: nginx is not installed (e.g. 'apt-get install nginx-light')")
+
+
+def provisioning(host: str, observed: Observed) -> Provisioning:
+    """What setup-stage installs and writes on a host of the system layout (see
+    :mod:`backstage.model.provision`); a host lacking packages and a source to get them fails."""
+    try:
+        return provision.decide(host, observed.host_facts(), LISTEN_BACKLOG)
+    except provision.ProvisionError as exc:
+        raise BackstageError(str(exc)) from None
 
 
 def stage_ready(host: str, observed: Observed) -> None:

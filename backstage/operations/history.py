@@ -9,7 +9,7 @@ from backstage.operations.steps import Step
 
 def plan_history(layout: Layout, limit: int) -> Step:
     """Read a host's last ``limit`` entries (its stdout is what :func:`entries` reads)."""
-    return Step("history", "", history.tail(layout, limit))
+    return Step("history", "", history.read(layout, limit))
 
 
 def entries(text: str) -> list[dict]:

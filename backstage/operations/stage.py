@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from backstage.commands import privileges
 from backstage.commands import stage as cmd
+from backstage.commands.provision import provision
 from backstage.commands.shell import Script
 from backstage.facts.observed import Observed
 from backstage.model import Layout
@@ -22,9 +23,14 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
     production's ``group``.
     """
     checks.privileged(host, observed)
-    checks.somaxconn(host, observed)
-    checks.nginx_installed(host, observed)
+    provisioning = checks.provisioning(host, observed) if layout.kind == "system" else None
+    if provisioning is None:
+        checks.somaxconn(host, observed)
+        checks.nginx_installed(host, observed)
     script, changes = Script(), []
+    if provisioning:
+        provision(script, provisioning)
+        changes += provisioning.changes()
 
     missing = [d for d in layout.directories if not observed.exists(d)]
     if missing:

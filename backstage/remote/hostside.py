@@ -11,6 +11,7 @@ protocol to a vassal's own socket (``health``); it prints one JSON document.
 import glob
 import grp
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -63,7 +64,44 @@ def probe(spec):
         },
         "live": {act: live(paths) for act, paths in spec.get("live", {}).items()},
         "venues": venues(spec["venues"]) if "venues" in spec else {},
+        "provision": provision_facts(spec.get("sysctl_file", "")),
     }
+
+
+def provision_facts(sysctl_file):
+    """What a fresh host has of what a stage needs (see backstage.model.provision.HostFacts):
+    the packages, whether apt has a source, the sysctl file Backstage writes."""
+    include = sysconfig.get_paths()["include"]
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    soname = sysconfig.get_config_var("INSTSONAME") or ""
+    python3 = shutil.which("python3")
+    return {
+        "python": "{}.{}".format(*sys.version_info[:2]),
+        "default_python": bool(python3) and os.path.realpath(python3) == os.path.realpath(
+            sys.executable),
+        "venv": importlib.util.find_spec("ensurepip") is not None,
+        "compiler": bool(shutil.which("gcc") or shutil.which("cc")),
+        "headers": os.path.exists(os.path.join(include, "Python.h")),
+        "libpython": not soname.endswith(".so.1.0") or os.path.exists(os.path.join(libdir, soname)),
+        "libxml2": bool(glob.glob(os.path.join(libdir, "libxml2.so.2*"))
+                        or glob.glob("/usr/lib/*/libxml2.so.2*")),
+        "apt": bool(shutil.which("apt-get")),
+        "sources": apt_sources(),
+        "sysctl_text": read_text(sysctl_file) if sysctl_file else None,
+        "nginx_enabled": os.path.exists(
+            "/etc/systemd/system/multi-user.target.wants/nginx.service"),
+    }
+
+
+def apt_sources():
+    """Whether apt has a package source: a ``deb`` line or a deb822 stanza of ``Types: deb``."""
+    for path in ["/etc/apt/sources.list", *glob.glob("/etc/apt/sources.list.d/*.list"),
+                 *glob.glob("/etc/apt/sources.list.d/*.sources")]:
+        for line in (read_text(path) or "").splitlines():
+            words = line.split()
+            if words[:1] == ["deb"] or (words[:1] == ["Types:"] and "deb" in words[1:]):
+                return True
+    return False
 
 
 def venues(spec):

@@ -542,16 +542,20 @@ def _delete_netns(netns: str) -> None:
 
 def _child_pid(ppid: int) -> int:
     """The first child of ppid, 0 if none yet (this kernel has no /proc/<pid>/task/*/children)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
+    for pid, stat in _proc_files("stat"):
         if int(stat.rpartition(")")[2].split()[1]) == ppid:
-            return int(entry.name)
+            return pid
     return 0
+
+
+def _proc_files(name: str):
+    """(pid, text of /proc/<pid>/<name>) for each process that is still there when read."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), Path(entry.path, name).read_text()
+            except OSError:
+                continue
 
 
 def _runs_in(pid: int, netns: str) -> bool:

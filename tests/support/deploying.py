@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from backstage.sandbox.fleet import fleet_available
+from backstage.sandbox.machines import machines_available
 from tests.support.fleet_fixtures import RUN_PREFIX
 from tests.support.testbed import (  # noqa: F401  (re-exported for the tests)
     DOMAIN,
@@ -22,7 +23,7 @@ from tests.support.testbed import make_stage as _make_stage
 
 def make_stage(work: Path, production: str, hosts: dict[str, str], users=(), **options) -> Stage:
     """A testbed stage for this test run, or a skip with the reason fleets cannot run here."""
-    reason = fleet_available()
+    reason = fleet_available() or (machines_available() if options.get("image") else None)
     if reason:
         pytest.skip(reason)
     return _make_stage(work, production, hosts, users, prefix=RUN_PREFIX, **options)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backstage.sandbox.fleet import Fleet
+from backstage.sandbox.images import Image
+from backstage.sandbox.machines import SystemdFleet
 
 REPO = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = REPO / "examples" / "storefront"
@@ -101,15 +103,22 @@ domains = ["{DOMAIN}"]
 def make_stage(work: Path, production: str, hosts: dict[str, str], users=(),
                prefix: str = "bs", databases: str = SQLITE_DATABASES,
                secrets: dict[str, str] | None = None, requirements: tuple[str, ...] = (),
-               shared: Path | None = None, userlands: dict[str, Path] | None = None) -> Stage:
+               shared: Path | None = None, userlands: dict[str, Path] | None = None,
+               image: Image | None = None) -> Stage:
     """Start a fleet with the given hosts (name -> TOML body) and write the inventory.
 
     ``databases`` replaces the inventory's database tables, ``secrets`` adds to the secrets
     file, ``requirements`` to the act's requirements, ``shared`` is the fleet's shared
     directory and ``userlands`` the hosts running another Debian release (see :class:`Fleet`).
+    With an ``image``, hosts are systemd hosts booted from it (see
+    :mod:`backstage.sandbox.machines`).
     """
-    fleet = Fleet(work / "fleet", prefix=prefix, shared=shared)
-    fleet.start(list(hosts), users=users, userlands=userlands)
+    if image:
+        fleet = SystemdFleet(work / "fleet", image, prefix=prefix, shared=shared)
+        fleet.start(list(hosts), users=users)
+    else:
+        fleet = Fleet(work / "fleet", prefix=prefix, shared=shared)
+        fleet.start(list(hosts), users=users, userlands=userlands)
     source = work / "storefront"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("var", "__pycache__"))
     if requirements:
