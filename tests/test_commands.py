@@ -543,7 +543,8 @@ def small_source(root: Path) -> Path:
         "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(),\n"
         "        'path0': sys.path[:3], 'env': {k: v for k, v in os.environ.items()\n"
         "        if k.startswith(('E_', 'DJANGO_', 'BACKSTAGE_', 'PYTHONPATH'))}}) + '\\n')\n"
-        "sys.exit(int(os.environ.get('E_EXIT', '0')) if 'fail-here' in sys.argv else 0)\n"
+        "failing = 'fail-here' in sys.argv or sys.argv[1:2] == [os.environ.get('E_FAIL')]\n"
+        "sys.exit(int(os.environ.get('E_EXIT', '0')) if failing else 0)\n"
     )
     (source / "pkg" / "__init__.py").write_text("")
     return source
@@ -676,6 +677,14 @@ def staged_release(tmp_path: Path):
     return layout, packed.release, venue_dir
 
 
+def manage_of(layout: Layout, rel: str, venue_dir: str) -> release.Manage:
+    """How the example act's manage.py runs in a release, without its settings overlay."""
+    return release.Manage(venue_dir, "manage.py", {
+        "DJANGO_SETTINGS_MODULE": "storefront.settings", "BACKSTAGE_ACT": "storefront",
+        "BACKSTAGE_RELEASE": rel, "BACKSTAGE_STATIC_ROOT": layout.static("storefront", rel)},
+        [layout.release("storefront", rel)], layout.release("storefront", rel))
+
+
 def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -684,14 +693,14 @@ def test_manage_function_runs_like_the_vassal(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    script.raw(release.manage_function(layout, "storefront", rel, "storefront.settings",
-                                       venue_dir, "manage.py"))
+    script.raw(release.manage_function(layout, "storefront", rel,
+                                       manage_of(layout, rel, venue_dir)))
     script.raw("manage " + argv("arg one", "$(touch CANARY)", "--flag"))
     result = run(script, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (call,) = read_log(log)
     assert call["argv"] == ["arg one", "$(touch CANARY)", "--flag"]
-    assert call["cwd"] == layout.shared("storefront")
+    assert call["cwd"] == layout.release("storefront", rel)
     assert call["env"] == {
         "E_PLAIN": "1",
         "E_SPACES": "a b  c ",
@@ -710,40 +719,64 @@ def test_manage_function_runs_like_the_vassal(tmp_path):
     assert not any(tmp_path.rglob("CANARY"))
 
 
-def test_prepare_release_runs_check_migrate_collectstatic_in_order(tmp_path):
+def test_prepare_release_runs_check_collectstatic_then_migrate_under_the_acts_aliases(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", ["users", "greetings"])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users", "greetings": "default"})
     result = run(script)
     assert result.returncode == 0, result.stderr
     assert [c["argv"] for c in read_log(log)] == [
         ["check", "--deploy", "--fail-level", "ERROR"],
+        ["shell", "-c", release.COLLECTSTATIC],
         ["migrate", "--noinput", "--database", "users"],
-        ["migrate", "--noinput", "--database", "greetings"],
-        ["collectstatic", "--noinput", "--clear", "-v", "0"],
+        ["migrate", "--noinput", "--database", "default"],
     ]
+
+
+def test_a_release_failing_collectstatic_has_not_migrated(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users"})
+    Path(layout.env_file("storefront", rel)).write_text("E_EXIT=1\nE_FAIL=shell\n")
+    result = run(script)
+    assert result.returncode != 0
+    assert failed_step(result.stderr.decode()) == "collectstatic"
+    assert [c["argv"][0] for c in read_log(log)] == ["check", "shell"]  # no migrate
+
+
+def test_an_act_without_static_files_skips_collectstatic(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users"}, static=False)
+    assert run(script).returncode == 0
+    assert [c["argv"][0] for c in read_log(log)] == ["check", "migrate"]
 
 
 def test_prepare_release_failure_names_the_step(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", ["users", "fail-here"])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users", "fail-here": "fail-here"})
     Path(layout.env_file("storefront", rel)).write_text("E_EXIT=4\n")
     result = run(script)
     assert result.returncode != 0
     assert failed_step(result.stderr.decode()) == "migrate fail-here"
-    assert [c["argv"][-1] for c in read_log(log)] == ["ERROR", "users", "fail-here"]
+    assert [c["argv"][-1] for c in read_log(log)] == ["ERROR", release.COLLECTSTATIC, "users",
+                                                      "fail-here"]
 
 
 def test_prepare_release_failure_marks_the_release_bad(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     script = Script().raw(f"export MANAGE_LOG={q(tmp_path / 'log')}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", ["fail-here"])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"fail-here": "fail-here"})
     script.run("touch", str(tmp_path / "not-reached"))
     Path(layout.env_file("storefront", rel)).write_text("E_EXIT=4\n")
     assert run(script).returncode != 0
@@ -755,8 +788,8 @@ def test_manage_does_not_run_without_its_env_file(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", [])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {})
     Path(layout.env_file("storefront", rel)).unlink()
     result = run(script)
     assert result.returncode != 0
@@ -766,8 +799,8 @@ def test_manage_does_not_run_without_its_env_file(tmp_path):
 def test_prepare_release_success_does_not_mark_bad(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     script = Script().raw(f"export MANAGE_LOG={q(tmp_path / 'log')}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", [])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {})
     assert run(script).returncode == 0
     assert not Path(layout.bad_list("storefront")).exists()
 

@@ -219,10 +219,13 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
         release_cmd.unpack_release(script, layout, python, act_name, RELEASE, 123, upload)
         privileges.own_act_state(script, layout, python, act_name, RELEASE, run_as,
                                  production.group,
-                                 [f"{layout.data}/{d}.sqlite3" for d in act.databases])
-        release_cmd.prepare_release(script, layout, act_name, RELEASE, act.settings, venue_dir,
-                                    act.manage_path, list(act.databases), act.import_path,
-                                    run_as=run_as)
+                                 [f"{layout.data}/{d}.sqlite3" for d in act.logical_databases])
+        release_cmd.write_settings_overlay(script, layout, act_name, RELEASE,
+                                           renderer.settings_overlay())
+        release_cmd.prepare_release(script, layout, act_name, RELEASE,
+                                    release_cmd.Manage.of(production, act_name, layout, RELEASE,
+                                                          venue_dir),
+                                    act.database_aliases, run_as=run_as)
         scripts.append(script)
         script = Script()
         sess_cmd.start_vassal(script, layout, act_name, RELEASE,
@@ -575,18 +578,19 @@ def hostile_env_stage(tmp_path_factory):
         stage.fleet.stop()
 
 
-SEEN_ENV = '''
+# The act's own folder (its working directory is the release's project root, root's).
+SHARED = "/srv/backstage/hostile/acts/storefront/shared/"
+SEEN_ENV = f'''
 import sys as _sys
 _who = "manage" if _sys.argv and _sys.argv[0].endswith("manage.py") else "vassal"
-with open(f"seen-env-{_who}.json", "w") as _f:  # the bytes, whatever the locale
-    json.dump({k.decode(): v.decode("utf-8", "replace") for k, v in os.environb.items()
-               if k.startswith(b"INJ_")}, _f)
+with open(f"{SHARED}seen-env-{{_who}}.json", "w") as _f:  # the bytes, whatever the locale
+    json.dump({{k.decode(): v.decode("utf-8", "replace") for k, v in os.environb.items()
+               if k.startswith(b"INJ_")}}, _f)
 '''
 
 
 def seen_env(stage, who: str) -> dict:
-    path = "/srv/backstage/hostile/acts/storefront/shared/"
-    return json.loads(stage.fleet.run("h1", ["cat", f"{path}seen-env-{who}.json"]).stdout)
+    return json.loads(stage.fleet.run("h1", ["cat", f"{SHARED}seen-env-{who}.json"]).stdout)
 
 
 @pytest.mark.fleet

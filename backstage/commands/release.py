@@ -1,10 +1,12 @@
 """Commands that unpack a release, link its shared state and run Django's management steps."""
 
+from dataclasses import dataclass
+
 from backstage.artefacts.bundle import Upload
 from backstage.commands import history, hostside
 from backstage.commands.privileges import as_user
 from backstage.commands.shell import Script, argv, q
-from backstage.model import Layout, RunAs
+from backstage.model import Layout, Production, RunAs, django
 
 
 def unpack_release(script: Script, layout: Layout, python: str, act: str, release: str,
@@ -100,23 +102,38 @@ def receive_tree(script: Script, layout: Layout, python: str, act: str,
                       f"{argv('rm', '-rf', '--', incoming)}; else {move}; fi; fi")
 
 
-def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,
-                    manage: str, pythonpath: tuple[str, ...] = (".",),
+@dataclass(frozen=True)
+class Manage:
+    """How ``manage.py`` of a release runs: as the vassal runs the app (see
+    :mod:`backstage.model.django`), with the venue's interpreter."""
+
+    venue_dir: str
+    manage: str  # relative to the release (the repository's root)
+    environment: dict[str, str]
+    import_path: list[str]
+    cwd: str
+
+    @classmethod
+    def of(cls, production: Production, act: str, layout: Layout, release: str,
+           venue_dir: str) -> "Manage":
+        return cls(venue_dir, production.acts[act].manage_path,
+                   django.process_environment(production, act, layout, release),
+                   django.import_path(production, act, layout, release),
+                   django.working_directory(production, act, layout, release))
+
+
+def manage_function(layout: Layout, act: str, release: str, manage: Manage,
                     run_as: RunAs | None = None) -> str:
     """A shell function ``manage ARGS`` running manage.py as the vassal would run the app.
 
-    Same working directory (the act's shared directory), same environment (the env file,
-    exported line by line without any expansion), same interpreter, same import path, same
-    user (``run_as``, system layout), which reads the env file itself. ``manage`` and
-    ``pythonpath`` are relative to the release (the repository's root).
+    Same working directory, same environment (the env file, exported line by line without any
+    expansion, then Backstage's variables), same interpreter, same import path, same user
+    (``run_as``, system layout), which reads the env file itself.
     """
     exports = " ".join([
         "export",
-        q(f"DJANGO_SETTINGS_MODULE={settings}"),
-        q(f"BACKSTAGE_ACT={act}"),
-        q(f"BACKSTAGE_RELEASE={release}"),
-        q(f"BACKSTAGE_STATIC_ROOT={layout.static(act, release)}"),
-        q("PYTHONPATH=" + ":".join(layout.in_release(act, release, p) for p in pythonpath)),
+        *(q(f"{key}={value}") for key, value in manage.environment.items()),
+        q("PYTHONPATH=" + ":".join(manage.import_path)),
         "PYTHONUTF8=1",
     ])
     # Chained with && because callers test its status, which turns off set -e inside it.
@@ -124,34 +141,57 @@ def manage_function(layout: Layout, act: str, release: str, settings: str, venue
         f"while IFS= read -r line || [ -n \"$line\" ]; do [ -z \"$line\" ] || export \"$line\"; done"
         f" < {q(layout.env_file(act, release))} &&"
         f" {exports} &&"
-        f" {argv(venue_dir + '/bin/python', layout.in_release(act, release, manage))} \"$@\""
+        f" {argv(manage.venue_dir + '/bin/python', layout.in_release(act, release, manage.manage))} \"$@\""
     )
-    return f"manage() {{ ( cd {q(layout.shared(act))} && {as_user(run_as, body) if run_as else body}; ) }}"
+    return f"manage() {{ ( cd {q(manage.cwd)} && {as_user(run_as, body) if run_as else body}; ) }}"
+
+
+def write_settings_overlay(script: Script, layout: Layout, act: str, release: str,
+                           text: str) -> Script:
+    """Put Backstage's settings module in the release (root's, like the rest of it)."""
+    script.mkdirs([layout.overlay_dir(act, release)])
+    return script.write_file(f"{layout.overlay_dir(act, release)}/{django.OVERLAY_MODULE}.py",
+                             text)
 
 
 def mark_bad(layout: Layout, act: str, release: str) -> str:
     return f"printf '%s\\n' {q(release)} >> {q(layout.bad_list(act))}"
 
 
-def prepare_release(script: Script, layout: Layout, act: str, release: str, settings: str,
-                    venue_dir: str, manage: str, databases: list[str],
-                    pythonpath: tuple[str, ...] = (".",), record: dict | None = None,
-                    run_as: RunAs | None = None) -> Script:
-    """``check --deploy``, ``migrate`` for each logical database, then ``collectstatic``.
+# Asked of Django in the process that collects (one start of Django, not two): an act without
+# django.contrib.staticfiles has no collectstatic command, and nothing to collect.
+COLLECTSTATIC = ("from django.apps import apps\n"
+                 "from django.core.management import call_command\n"
+                 "if apps.is_installed('django.contrib.staticfiles'):\n"
+                 "    call_command('collectstatic', interactive=False, clear=True, verbosity=0)\n")
+
+
+def prepare_release(script: Script, layout: Layout, act: str, release: str, manage: Manage,
+                    databases: dict[str, str], record: dict | None = None,
+                    run_as: RunAs | None = None, static: bool = True) -> Script:
+    """``check --deploy``, ``collectstatic`` (``static``: where the act has
+    ``django.contrib.staticfiles``), then ``migrate`` each logical database (``databases``:
+    logical name -> the act's Django alias for it). Migrations come last, so a release that
+    fails before them has changed no database.
 
     ``record``: the history entry that says the databases were migrated (written once they are).
     """
-    script.raw(manage_function(layout, act, release, settings, venue_dir, manage, pythonpath,
-                               run_as))
+    script.raw(manage_function(layout, act, release, manage, run_as))
     failed = f"{{ {mark_bad(layout, act, release)}; exit 1; }}"
     script.step("check")
     script.raw("manage " + argv("check", "--deploy", "--fail-level", "ERROR") + f" || {failed}")
-    for database in databases:
-        script.step(f"migrate {database}")
-        script.raw("manage " + argv("migrate", "--noinput", "--database", database)
-                   + f" || {failed}")
+    if static:
+        script.step("collectstatic")
+        script.raw("manage " + argv("shell", "-c", COLLECTSTATIC) + f" || {failed}")
+    migrate(script, databases, f" || {failed}")
     if databases and record:
-        history.append(script, layout, {**record, "databases": databases})
-    script.step("collectstatic")
-    return script.raw("manage " + argv("collectstatic", "--noinput", "--clear", "-v", "0")
-                      + f" || {failed}")
+        history.append(script, layout, {**record, "databases": list(databases)})
+    return script
+
+
+def migrate(script: Script, databases: dict[str, str], on_failure: str = "") -> Script:
+    """``migrate`` each logical database (name -> the act's Django alias for it)."""
+    for database, alias in databases.items():
+        script.step(f"migrate {database}")
+        script.raw("manage " + argv("migrate", "--noinput", "--database", alias) + on_failure)
+    return script

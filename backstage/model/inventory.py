@@ -79,6 +79,7 @@ class Health(Section):
 
 
 RelativeDir = Annotated[str, AfterValidator(names.relative_dir)]
+DatabaseAlias = Annotated[str, AfterValidator(names.database_alias)]
 
 
 class Act(Section):
@@ -88,6 +89,12 @@ class Act(Section):
     monorepo. Inside it, ``source_root`` is the service's folder, first on the import path,
     where ``manage`` is found; ``pythonpath`` adds folders of the repository after it (shared
     apps, say). ``settings`` and ``wsgi`` are modules on that path.
+
+    ``databases`` names the production's logical databases the act uses, each under the
+    Django alias of its name (a list), or maps the project's own aliases to them (a table:
+    ``{ default = "main" }``). With ``settings_overlay`` (the default) Backstage runs the act
+    with a settings module of its own that imports ``settings`` and then sets what the
+    deployment owns (see :mod:`backstage.model.django`).
     """
 
     venue: Name
@@ -104,7 +111,9 @@ class Act(Section):
     secrets: Path | None = None
     http_port: Port | None = None
     roles: tuple[Name, ...] = ()
-    databases: tuple[Name, ...] = ()
+    databases: tuple[Name, ...] | dict[DatabaseAlias, Name] = ()
+    settings_overlay: Annotated[bool, Strict()] = True
+    static: Annotated[bool, Strict()] = True  # false: no collectstatic
     health: Health = Health()
     keep_releases: Int = Field(5, ge=2, le=100)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
@@ -115,6 +124,22 @@ class Act(Section):
     def import_path(self) -> tuple[str, ...]:
         """Folders of the release on the act's import path, relative to the release."""
         return tuple(dict.fromkeys([self.source_root, *self.pythonpath]))
+
+    @property
+    def logical_databases(self) -> tuple[str, ...]:
+        """The logical databases the act uses, each once, in the inventory's order."""
+        return tuple(dict.fromkeys(self.database_aliases.values()))
+
+    @property
+    def database_aliases(self) -> dict[str, str]:
+        """Django alias -> logical database."""
+        if isinstance(self.databases, dict):
+            return dict(self.databases)
+        return {name: name for name in self.databases}
+
+    def database_alias(self, logical: str) -> str:
+        """The alias ``migrate --database`` names for a logical database (its first)."""
+        return next(a for a, d in self.database_aliases.items() if d == logical)
 
     @property
     def log_max_bytes(self) -> int:
@@ -413,7 +438,7 @@ def _check_references(production, fail):
         for role in act.roles:
             if role not in roles:
                 fail(f"acts.{name}.roles", f"no host has the role {role!r}")
-        for database in act.databases:
+        for database in act.logical_databases:
             if database not in production.databases:
                 fail(f"acts.{name}.databases", _unknown("database", database, production.databases))
             secret = production.databases[database].password_secret
@@ -422,7 +447,7 @@ def _check_references(production, fail):
                      f"{secret} is not in the secrets file of act {name!r}")
     for name, database in production.databases.items():
         owner = database.migrate_with
-        if owner and name not in (production.acts.get(owner).databases
+        if owner and name not in (production.acts.get(owner).logical_databases
                                   if owner in production.acts else ()):
             fail(f"databases.{name}.migrate_with", f"act {owner!r} does not use database {name!r}")
     _check_local_migrations(production, fail)
@@ -441,7 +466,7 @@ def _check_local_migrations(production, fail):
         covered = set(production.hosts_of(owner))
         for act_name, act in production.acts.items():
             missing = [h for h in production.hosts_of(act_name) if h not in covered]
-            if name in act.databases and missing:
+            if name in act.logical_databases and missing:
                 fail(f"databases.{name}.migrate_with", f"act {owner!r} does not play on host "
                      f"{missing[0]!r}, where act {act_name!r} uses this sqlite database")
 
@@ -548,7 +573,7 @@ def _check_sqlite_users(production, host, fail):
     acts = production.acts_on(host)
     for name, database in production.databases.items():
         users = sorted({production.act_user(a) for a in acts
-                        if name in production.acts[a].databases})
+                        if name in production.acts[a].logical_databases})
         if not database.shared and len(users) > 1:
             fail(f"databases.{name}", f"a sqlite file is written by one user, but on host "
                  f"{host!r} the acts using it run as {', '.join(users)}: give them the same "

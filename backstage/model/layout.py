@@ -14,6 +14,8 @@ from backstage.model.inventory import Host, default_http_port
 
 # The folder of a release that collectstatic fills; never part of an upload (bundle.py).
 STATIC_DIR = ".backstage-static"
+# The folder of a release that holds Backstage's settings module (model/django.py); root's.
+OVERLAY_DIR = ".backstage-settings"
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,10 @@ class Layout:
         """Where ``collectstatic`` writes: a folder of the release no repository has (a
         top-level ``static/`` is often a source folder of ``STATICFILES_DIRS``)."""
         return join(self.release(act, release_id), STATIC_DIR)
+
+    def overlay_dir(self, act: str, release_id: str) -> str:
+        """The folder of Backstage's settings module in a release (on the import path)."""
+        return join(self.release(act, release_id), OVERLAY_DIR)
 
     def current_static(self, act: str) -> str:
         return join(self.current(act), STATIC_DIR)

@@ -19,7 +19,8 @@ from backstage.commands import history, lock, privileges
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands import venue as venue_cmd
-from backstage.commands.shell import Script, argv
+from backstage.commands.release import Manage
+from backstage.commands.shell import Script
 from backstage.model import Layout, Production, RunAs
 from backstage.plan import checks
 from backstage.plan.changes import Changes, FileChange
@@ -62,7 +63,8 @@ def health_spec(production: Production, act_name: str) -> dict:
     gigs = production.gigs_of(act_name)
     host = act.health.host or (production.gigs[gigs[0]].domains[0] if gigs else "localhost")
     return {"host": host, "path": act.health.path, "status": act.health.status,
-            "timeout": act.health.timeout, "retries": act.health.retries}
+            "timeout": act.health.timeout, "retries": act.health.retries,
+            "https": any(production.gigs[g].tls for g in gigs)}
 
 
 def gig_files(production: Production, act: str, layout: Layout, renderer: Renderer,
@@ -156,21 +158,25 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     env_bytes = env_text.encode()
     upload = inputs.bundle.upload_for(observed.trees)
     release_cmd.unpack_release(script, layout, python, act_name, release, len(env_bytes), upload)
+    if act.settings_overlay:
+        release_cmd.write_settings_overlay(script, layout, act_name, release,
+                                           renderer.settings_overlay())
     if run_as:
         sqlite_files = [production.databases[d].sqlite_path(d, layout.data)
-                        for d in act.databases if not production.databases[d].shared]
+                        for d in act.logical_databases if not production.databases[d].shared]
         privileges.own_act_state(script, layout, python, act_name, release, run_as,
                                  production.group, sqlite_files)
         privileges.open_static(script, layout, act_name, release, run_as)
     release_cmd.prepare_release(
-        script, layout, act_name, release, act.settings, venue_dir, act.manage_path,
-        migrated_here(production, act_name, shared=False), act.import_path,
+        script, layout, act_name, release, Manage.of(production, act_name, layout, release,
+                                                     venue_dir),
+        migrated_here(production, act_name, shared=False),
         {"time": inputs.time, "event": "migrate", "act": act_name, "release": release,
-         "by": inputs.by}, run_as)
+         "by": inputs.by}, run_as, act.static)
     if run_as:
         privileges.seal_static(script, layout, act_name, release, run_as)
     plan.prepare.append(Step("release", f"upload release {release} ({upload.describe()}), "
-                             "check, migrate, collectstatic", script.text(),
+                             "check, collectstatic, migrate", script.text(),
                              lambda: env_bytes + upload.data))
 
     script = sess_cmd.start_vassal(Script(), layout, act_name, release, vassal_ini(release))
@@ -266,12 +272,13 @@ def cleanup(script: Script, production: Production, host: str, observed: Observe
     return history.trim(script, layout)
 
 
-def migrated_here(production: Production, act_name: str, shared: bool) -> list[str]:
-    """The act's logical databases its deploys migrate: shared ones (once per deploy) or
-    host-local ones (on each host), all but those another act migrates (``migrate_with``)."""
-    databases = production.databases
-    return [d for d in production.acts[act_name].databases
-            if databases[d].shared == shared and databases[d].migrate_with in (None, act_name)]
+def migrated_here(production: Production, act_name: str, shared: bool) -> dict[str, str]:
+    """The act's logical databases its deploys migrate, each with the act's Django alias for
+    it: shared ones (once per deploy) or host-local ones (on each host), all but those
+    another act migrates (``migrate_with``)."""
+    databases, act = production.databases, production.acts[act_name]
+    return {d: act.database_alias(d) for d in act.logical_databases
+            if databases[d].shared == shared and databases[d].migrate_with in (None, act_name)}
 
 
 def deploy_locks(production: Production, act_name: str) -> list[str]:
@@ -281,7 +288,7 @@ def deploy_locks(production: Production, act_name: str) -> list[str]:
         shared = production.databases[database].shared
         return [a for a in production.acts if database in migrated_here(production, a, shared)]
 
-    databases = [d for d in production.acts[act_name].databases if len(migrators(d)) > 1
+    databases = [d for d in production.acts[act_name].logical_databases if len(migrators(d)) > 1
                  and act_name in migrators(d)]
     return sorted([lock.act_lock(act_name), *(lock.database_lock(d) for d in databases)])
 
@@ -341,17 +348,16 @@ def revert_step(production: Production, host: str, layout: Layout, act: str, rel
 def plan_migrations(production: Production, host: str, layout: Layout, inputs: DeployInputs,
                     venue_dir: str, run_as: RunAs | None = None) -> Step | None:
     """Migrate the act's shared databases once, on one host, with the new release's code."""
-    act = production.acts[inputs.act]
     shared = migrated_here(production, inputs.act, shared=True)
     if not shared:
         return None
     release = inputs.bundle.release
     script = Script()
-    script.raw(release_cmd.manage_function(layout, inputs.act, release, act.settings, venue_dir,
-                                           act.manage_path, act.import_path, run_as))
-    for database in shared:
-        script.step(f"migrate {database}")
-        script.raw("manage " + argv("migrate", "--noinput", "--database", database))
+    script.raw(release_cmd.manage_function(
+        layout, inputs.act, release, Manage.of(production, inputs.act, layout, release,
+                                               venue_dir), run_as))
+    release_cmd.migrate(script, shared)
     history.append(script, layout, {"time": inputs.time, "event": "migrate", "act": inputs.act,
-                                    "release": release, "databases": shared, "by": inputs.by})
+                                    "release": release, "databases": list(shared),
+                                    "by": inputs.by})
     return Step("migrate", f"migrate {', '.join(shared)} once, on {host}", script.text())

@@ -54,7 +54,7 @@ def probe_spec(production: Production, host: str, layout: Layout,
 def host_locks(production: Production, host: str) -> list[str]:
     """The locks of a host's acts and of the databases they use."""
     acts = production.acts_on(host)
-    databases = sorted({d for a in acts for d in production.acts[a].databases})
+    databases = sorted({d for a in acts for d in production.acts[a].logical_databases})
     return [*(act_lock(a) for a in acts), *(database_lock(d) for d in databases)]
 
 

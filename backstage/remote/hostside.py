@@ -252,8 +252,11 @@ def processes(args):
     return sorted(found)
 
 
-def uwsgi_request(sock_path, host, path, timeout):
-    """One GET over the uwsgi protocol; returns (status, first bytes of the body)."""
+def uwsgi_request(sock_path, host, path, timeout, https=False):
+    """One GET over the uwsgi protocol; returns (status, first bytes of the body).
+
+    ``https``: as nginx passes a request of a TLS gig (a project that redirects to HTTPS
+    answers it, not with its redirect)."""
     query = ""
     if "?" in path:
         path, query = path.split("?", 1)
@@ -264,6 +267,9 @@ def uwsgi_request(sock_path, host, path, timeout):
         "REMOTE_ADDR": "127.0.0.1", "REQUEST_SCHEME": "http",
         "HTTP_USER_AGENT": "backstage-health-check",
     }
+    if https:
+        env.update(REQUEST_SCHEME="https", HTTPS="on", SERVER_PORT="443",
+                   HTTP_X_FORWARDED_PROTO="https")
     body = b"".join(
         struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
         for k, v in ((k.encode(), v.encode()) for k, v in env.items())
@@ -317,7 +323,8 @@ def health(spec):
             time.sleep(spec.get("interval", 0.5))
         try:
             if "socket" in spec:
-                status, body = uwsgi_request(spec["socket"], spec["host"], spec["path"], spec["timeout"])
+                status, body = uwsgi_request(spec["socket"], spec["host"], spec["path"],
+                                             spec["timeout"], spec.get("https", False))
             else:
                 status, body = http_request(spec["port"], spec["host"], spec["path"],
                                             spec["timeout"], spec.get("tls", False))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 
-from backstage.model import Layout, Production, RunAs
+from backstage.model import Layout, Production, RunAs, django
 
 LISTEN_BACKLOG = 1024
 HARAKIRI_SECONDS = 60
@@ -57,11 +57,13 @@ class Renderer:
             venue=venue_dir,
             shared=layout.shared(act_name),
             release_dir=layout.release(act_name, release),
-            pythonpath=[layout.in_release(act_name, release, folder) for folder in act.import_path],
+            chdir=django.working_directory(self.production, act_name, layout, release),
+            pythonpath=django.import_path(self.production, act_name, layout, release),
+            environment=django.process_environment(self.production, act_name, layout, release),
             wsgi=act.wsgi_callable,
             wsgi_module=act.wsgi_callable.split(":")[0],
             wsgi_attribute=act.wsgi_callable.split(":")[1],
-            settings=act.settings,
+            settings=django.settings_module(self.production, act_name),
             static_root=layout.static(act_name, release),
             env_file=layout.env_file(act_name, release),
             processes=act.processes,
@@ -74,6 +76,11 @@ class Renderer:
             stats=layout.stats_socket(act_name, release),
             log=layout.act_log(act_name),
         )
+
+    def settings_overlay(self) -> str:
+        """Backstage's settings module (see :mod:`backstage.model.django`); the same text for
+        every act, which a project may override like any template."""
+        return self._render("backstage_settings.py")
 
     def gig(self, layout: Layout, gig_name: str) -> str:
         gig = self.production.gigs[gig_name]

@@ -11,6 +11,7 @@ from backstage.commands.shell import Script, argv
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.errors import BackstageError, HostsFailed, UsageError, known_hint
 from backstage.model import Layout, Production
+from backstage.model.django import deployment_environment
 from backstage.model.secrets import reveal
 from backstage.plan import checks
 from backstage.plan.deploy import (
@@ -67,23 +68,15 @@ def setup_stage(production: Production, options: Options) -> dict:
 def act_environment(production: Production, act_name: str, layout: Layout) -> str:
     """The env file of an act on a host: its env, its secrets, and Backstage's variables.
     The one place secret values are taken out of their :class:`Secret` wrapping."""
-    act = production.acts[act_name]
-    domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
-    health_host = health_spec(production, act_name)["host"]
-    allowed = list(dict.fromkeys([*domains, health_host, "localhost", "127.0.0.1"]))
     secrets = production.secrets_of(act_name)
-    databases = {name: production.databases[name].django(name, layout.data, secrets)
-                 for name in act.databases}
-    values = {
-        **act.env,
-        **secrets,
-        "BACKSTAGE_PRODUCTION": production.name,
-        "BACKSTAGE_ALLOWED_HOSTS": ",".join(allowed),
-        "BACKSTAGE_DATABASES": json.dumps(databases, sort_keys=True, default=reveal),
-        "BACKSTAGE_DATA_DIR": layout.data,
-        "BACKSTAGE_MEDIA_ROOT": layout.media(act_name),
-    }
-    return "".join(f"{key}={reveal(value)}\n" for key, value in values.items())
+    values = {**production.acts[act_name].env, **secrets,
+              **deployment_environment(production, act_name, layout, secrets)}
+    return "".join(f"{key}={encode(value)}\n" for key, value in values.items())
+
+
+def encode(value) -> str:
+    return json.dumps(value, sort_keys=True, default=reveal) if isinstance(value, dict) \
+        else reveal(value)
 
 
 def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
