@@ -79,13 +79,18 @@ def test_vassal_system_layout(project):
     root = "/srv/backstage/shop"
     assert ini_one(pairs, "socket") == f"{root}/run/storefront/{RELEASE}.sock"
     assert ini_one(pairs, "virtualenv") == VENUE_DIR
-    assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
-    assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
+    # The project's root in the release, as Django projects expect it.
+    assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/releases/{RELEASE}"
+    # The project first, then Backstage's settings module.
+    assert [v for k, v in pairs if k == "pythonpath"] == [
+        f"{root}/acts/storefront/releases/{RELEASE}",
+        f"{root}/acts/storefront/releases/{RELEASE}/.backstage-settings"]
     assert ini_one(pairs, "stats") == f"{root}/run/storefront.stats/{RELEASE}"
     assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
 
     envs = [v for k, v in pairs if k == "env"]
-    assert "DJANGO_SETTINGS_MODULE=storefront.settings" in envs
+    assert "DJANGO_SETTINGS_MODULE=backstage_settings" in envs
+    assert "BACKSTAGE_SETTINGS=storefront.settings" in envs
     assert f"BACKSTAGE_RELEASE={RELEASE}" in envs
     assert f"BACKSTAGE_STATIC_ROOT={root}/acts/storefront/releases/{RELEASE}/.backstage-static" in envs
     # Python reads the release's env file (uWSGI's config logic would expand $(...) and
@@ -129,8 +134,9 @@ def test_vassal_user_layout_paths_under_root(project, tmp_path):
     production = load(project, data)
     layout = Layout.for_host(production.name, production.hosts["web1"])
     pairs = ini_pairs(Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR))
-    for key in ("socket", "chdir", "pythonpath", "stats", "logto"):
+    for key in ("socket", "chdir", "stats", "logto"):
         assert ini_one(pairs, key).startswith(f"{root}/shop/"), key
+    assert all(v.startswith(f"{root}/shop/") for k, v in pairs if k == "pythonpath")
 
 
 # --- the gig ------------------------------------------------------------------------------------
