@@ -42,7 +42,7 @@ name = "django"
 version = "5.2.17"
 groups = ["main"]
 markers = {main = "python_version >= '3.10'"}
-files = [{file = "django-5.2.17-py3-none-any.whl", hash = "sha256:%s"}]
+files = [{file = "django-5.2.17-py3-none-any.whl", hash = "sha256:HASH"}]
 
 [[package]]
 name = "mypy"
@@ -56,7 +56,7 @@ version = "23.1.0"
 groups = ["main"]
 optional = true
 files = []
-""" % DJANGO_HASH
+""".replace("HASH", DJANGO_HASH)
 
 POETRY_1 = """
 [[package]]
