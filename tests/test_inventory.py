@@ -130,7 +130,7 @@ def test_valid_inventory_loads_with_defaults(project, monkeypatch):
     assert host.user is None and host.port is None and host.root is None
     act = production.acts["storefront"]
     assert act.wsgi is None
-    assert act.wsgi_callable == "storefront.wsgi:application"
+    assert act.wsgi_callable is None  # Django's WSGI_APPLICATION
     assert act.source == (project / "app").resolve()
     assert act.source.is_absolute()
     assert production.venues["shop"].requirements == (project / "app" / "requirements.txt").resolve()
@@ -179,20 +179,6 @@ def test_explicit_production_name_and_wsgi_are_kept(project):
     production = load_production(write_inventory(project, data))
     assert production.name == "other"
     assert production.acts["storefront"].wsgi_callable == "storefront.asgi_or_wsgi:app"
-
-
-@pytest.mark.parametrize(
-    ("settings_module", "callable_"),
-    [
-        ("storefront.settings", "storefront.wsgi:application"),
-        ("config.settings.prod", "config.settings.wsgi:application"),
-        ("settings", "wsgi:application"),
-    ],
-)
-def test_wsgi_callable_derives_from_settings(project, settings_module, callable_):
-    data = base_inventory()
-    data["acts"]["storefront"]["settings"] = settings_module
-    assert load_production(write_inventory(project, data)).acts["storefront"].wsgi_callable == callable_
 
 
 def test_forty_character_names_are_fine(project):
@@ -808,4 +794,4 @@ def test_a_service_in_a_monorepo(project):
     assert act.source == repo.resolve()
     assert act.manage_path == "services/shop/manage.py"
     assert act.import_path == ("services/shop", "libs")
-    assert act.wsgi_callable == "shop.wsgi:application"
+    assert act.wsgi_callable is None  # Django's WSGI_APPLICATION

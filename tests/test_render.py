@@ -99,7 +99,15 @@ def test_vassal_system_layout(project):
     assert "for-readline" not in keys and "module" not in keys
     code = ini_one(pairs, "eval")
     assert f'open("{root}/acts/storefront/env/env-{RELEASE}", encoding="utf-8")' in code
-    assert code.endswith('getattr(importlib.import_module("storefront.wsgi"), "application")')
+    assert '.read().split("\\n")' in code
+    # No wsgi in the inventory: the callable Django's WSGI_APPLICATION names.
+    assert code.endswith("from django.core.servers.basehttp import "
+                         "get_internal_wsgi_application; application = "
+                         "get_internal_wsgi_application()")
+    data["acts"]["storefront"]["wsgi"] = "storefront.wsgi:application"
+    text = Renderer(load(project, data)).vassal(layout, "storefront", RELEASE, VENUE_DIR)
+    assert ini_one(ini_pairs(text), "eval").endswith(
+        'getattr(importlib.import_module("storefront.wsgi"), "application")')
 
     assert "http-socket" not in keys and "reuse-port" not in keys
     for key in ("chown-socket", "uid", "gid", "umask"):
@@ -278,7 +286,9 @@ def test_project_template_overrides_by_name(project):
     templates.mkdir()
     (templates / "vassal.ini.j2").write_text(
         "[uwsgi]\n; custom for {{ production }}\nmodule = {{ wsgi }}\nsocket = {{ socket }}\n")
-    production = load(project, base_inventory())
+    data = base_inventory()
+    data["acts"]["storefront"]["wsgi"] = "storefront.wsgi:application"
+    production = load(project, data)
     layout = Layout.for_host(production.name, production.hosts["web1"])
     renderer = Renderer(production)
     text = renderer.vassal(layout, "storefront", RELEASE, VENUE_DIR)

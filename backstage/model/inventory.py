@@ -151,10 +151,10 @@ class Act(Section):
         return self.manage if self.source_root == "." else f"{self.source_root}/{self.manage}"
 
     @property
-    def wsgi_callable(self) -> str:
-        """The WSGI callable, by default ``application`` in the settings' sibling ``wsgi``."""
-        package = self.settings.rpartition(".")[0]
-        return self.wsgi or f"{package + '.' if package else ''}wsgi:application"
+    def wsgi_callable(self) -> str | None:
+        """The WSGI callable; None: what Django's ``WSGI_APPLICATION`` setting names (Django's
+        default handler when it names none), as ``runserver`` finds it."""
+        return self.wsgi
 
 
 class Database(Section):

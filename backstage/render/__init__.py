@@ -61,8 +61,6 @@ class Renderer:
             pythonpath=django.import_path(self.production, act_name, layout, release),
             environment=django.process_environment(self.production, act_name, layout, release),
             wsgi=act.wsgi_callable,
-            wsgi_module=act.wsgi_callable.split(":")[0],
-            wsgi_attribute=act.wsgi_callable.split(":")[1],
             settings=django.settings_module(self.production, act_name),
             static_root=layout.static(act_name, release),
             env_file=layout.env_file(act_name, release),
