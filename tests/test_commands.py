@@ -380,6 +380,34 @@ def test_hostside_health_wrong_status_fails(tmp_path):
     assert len(vassal.requests) == 2  # every retry was made
 
 
+@pytest.mark.parametrize("answer, ok", [(404, True), (301, True), (500, False), (503, False)])
+def test_hostside_health_without_a_path_takes_any_answer_below_500(tmp_path, answer, ok):
+    vassal = FakeVassal(tmp_path / "v.sock", status=answer)
+    try:
+        result = sh(hostside_inline(PY, "health", {"socket": vassal.path, **HEALTH,
+                                                   "path": "/", "status": None}))
+    finally:
+        vassal.close()
+    assert (result.returncode == 0) == ok
+    if not ok:
+        assert f"/ answered {answer} (expected below 500)".encode() in result.stdout + result.stderr
+
+
+def test_hostside_health_of_a_tls_gigs_act_is_sent_as_https(tmp_path):
+    """A project that redirects to HTTPS (SECURE_SSL_REDIRECT) answers it, as nginx passes a
+    request of a TLS gig."""
+    vassal = FakeVassal(tmp_path / "v.sock")
+    try:
+        result = sh(hostside_inline(PY, "health", {"socket": vassal.path, **HEALTH,
+                                                   "https": True}))
+    finally:
+        vassal.close()
+    assert result.returncode == 0, result.stderr
+    env = vassal.requests[0]
+    assert (env["HTTPS"], env["HTTP_X_FORWARDED_PROTO"], env["REQUEST_SCHEME"]) == (
+        "on", "https", "https")
+
+
 # --- sesses ---------------------------------------------------------------------------------
 
 R0, R1, R2 = "20231231T000000Z-00000000", "20240101T000000Z-11111111", "20240102T000000Z-22222222"

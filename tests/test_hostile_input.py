@@ -231,8 +231,8 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
         sess_cmd.start_vassal(script, layout, act_name, RELEASE,
                               renderer.vassal(layout, act_name, RELEASE, venue_dir, run_as))
         sess_cmd.health_check(script, layout, python, act_name, RELEASE,
-                              {"host": act.health.host or "localhost", "path": act.health.path,
-                               "status": act.health.status, "timeout": act.health.timeout,
+                              {"host": act.health.host or "localhost", "path": act.health.path or "/",
+                               "status": act.health.expected, "timeout": act.health.timeout,
                                "retries": act.health.retries})
         sess_cmd.switch(script, layout, act_name, RELEASE)
         sess_cmd.retire(script, layout, act_name, ["20250101T000000000Z-aaaaaaaa"])

@@ -138,7 +138,7 @@ def test_valid_inventory_loads_with_defaults(project, monkeypatch):
     assert act.log_max_size == "50m" and act.log_max_bytes == 50 * 1024 * 1024
     assert act.manage == "manage.py"
     assert act.env == {"GREETING": "hello"}
-    assert act.health.path == "/" and act.health.status == 200
+    assert act.health.path is None and act.health.expected is None  # "/" below 500
     gig = production.gigs["shop"]
     assert gig.port is None and gig.static == "/static/" and gig.media == "/media/"
     assert gig.client_max_body_size == "10m"

@@ -69,13 +69,21 @@ class Venue(Section):
 
 
 class Health(Section):
-    """How a new release is checked through its own socket before it gets traffic."""
+    """How a new release is checked through its own socket before it gets traffic.
 
-    path: str = Field("/", pattern=r"^/[A-Za-z0-9_./?=&%-]*$")
+    With no ``path``, ``/`` answering anything below 500 will do (a service whose ``/`` is a
+    404 still proves it runs); with a ``path``, its ``status`` (200 unless given)."""
+
+    path: str | None = Field(None, pattern=r"^/[A-Za-z0-9_./?=&%-]*$")
     host: Domain | None = None
-    status: Int = Field(200, ge=100, le=599)
+    status: Int | None = Field(None, ge=100, le=599)
     timeout: float = Field(5.0, gt=0, le=300)
     retries: Int = Field(20, ge=1, le=600)
+
+    @property
+    def expected(self) -> int | None:
+        """The status a check wants; None: any below 500."""
+        return self.status or (200 if self.path else None)
 
 
 RelativeDir = Annotated[str, AfterValidator(names.relative_dir)]

@@ -62,7 +62,7 @@ def health_spec(production: Production, act_name: str) -> dict:
     act = production.acts[act_name]
     gigs = production.gigs_of(act_name)
     host = act.health.host or (production.gigs[gigs[0]].domains[0] if gigs else "localhost")
-    return {"host": host, "path": act.health.path, "status": act.health.status,
+    return {"host": host, "path": act.health.path or "/", "status": act.health.expected,
             "timeout": act.health.timeout, "retries": act.health.retries,
             "https": any(production.gigs[g].tls for g in gigs)}
 

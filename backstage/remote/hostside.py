@@ -334,9 +334,11 @@ def health(spec):
         except OSError as exc:
             last = f"{where}: {exc.strerror or exc}"
             continue
-        if status == spec["status"]:
+        expected = spec["status"]
+        if status == expected or (expected is None and 100 <= status < 500):
             return {"ok": True, "status": status, "attempts": attempt + 1}
-        last = f"{where}{spec['path']} answered {status} (expected {spec['status']}): {body}"
+        wanted = "below 500" if expected is None else expected
+        last = f"{where}{spec['path']} answered {status} (expected {wanted}): {body}"
     return {"ok": False, "error": last}
 
 
