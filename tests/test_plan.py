@@ -93,7 +93,7 @@ def test_plan_text_lists_changes_with_diffs_and_never_env_content():
     gig = LAYOUT.gig_conf("shop")
     plan = HostPlan(R[2], R[1], switch=[Step("switch", "switch storefront", "true")],
                     changes=Changes(venue="/v/storefront-abc", env=True, retired=[R[1]],
-                                    deleted=[R[0]],
+                                    deleted=[R[0]], settings="storefront.settings overlaid: X",
                                     files=[FileChange(vassal_new, "a\nb2\n", vassal_old),
                                            FileChange(gig, "server {}\n")]))
     text = describe("web1", "storefront", plan, {vassal_old: "a\nb1\n"},
@@ -102,6 +102,7 @@ def test_plan_text_lists_changes_with_diffs_and_never_env_content():
                            f"  release  new {R[2]} (live: {R[1]})\n"
                            "  venue    build /v/storefront-abc\n"
                            "  env file changed (content not shown)\n"
+                           "  settings storefront.settings overlaid: X\n"
                            f"  write    {vassal_new}\n"
                            f"  write    {gig} (new)\n"
                            f"  retire   storefront@{R[1]}\n"

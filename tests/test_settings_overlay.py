@@ -12,7 +12,12 @@ import pytest
 
 from backstage.commands.release import Manage
 from backstage.model import Layout, load_production
-from backstage.model.django import OVERLAY_MODULE, OVERRIDDEN, deployment_environment
+from backstage.model.django import (
+    OVERLAY_MODULE,
+    OVERRIDDEN,
+    deployment_environment,
+    overlay_summary,
+)
 from backstage.model.secrets import reveal
 from backstage.render import Renderer
 
@@ -138,3 +143,12 @@ def test_without_the_overlay_the_act_runs_its_own_settings(tmp_path):
                        api="settings_overlay = false")
     assert seen["ALLOWED_HOSTS"] == ["api.tickets.local"]
     assert seen["DATABASES"]["default"]["NAME"].endswith(f"{RELEASE}/services/api/catalog.sqlite3")
+
+
+def test_plan_names_what_the_overlay_sets(tmp_path):
+    prod = production(tmp_path)
+    assert overlay_summary(prod, "web") == (
+        "web.settings.production overlaid: DATABASES (default: visits), ALLOWED_HOSTS, "
+        "CSRF_TRUSTED_ORIGINS, STATIC_ROOT, STATIC_URL, MEDIA_ROOT, MEDIA_URL, SECRET_KEY, "
+        "SECURE_PROXY_SSL_HEADER, LOGGING (README: the settings overlay)")
+    assert overlay_summary(production(tmp_path, api="settings_overlay = false"), "api") is None

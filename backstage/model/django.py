@@ -34,6 +34,18 @@ OVERRIDDEN = ("DATABASES", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "STATIC_ROOT
               "MEDIA_ROOT", "MEDIA_URL", "SECRET_KEY", "SECURE_PROXY_SSL_HEADER", "LOGGING")
 
 
+def overlay_summary(production: Production, act_name: str) -> str | None:
+    """What the overlay sets over the act's settings, in one line (``plan`` prints it); None
+    without the overlay."""
+    act = production.acts[act_name]
+    if not act.settings_overlay:
+        return None
+    aliases = ", ".join(f"{alias}: {logical}" for alias, logical in act.database_aliases.items())
+    names = [f"DATABASES ({aliases})" if aliases else "DATABASES (sqlite files into data/)",
+             *OVERRIDDEN[1:]]
+    return f"{act.settings} overlaid: {', '.join(names)} (README: the settings overlay)"
+
+
 def settings_module(production: Production, act_name: str) -> str:
     """``DJANGO_SETTINGS_MODULE`` of the act's processes."""
     act = production.acts[act_name]

@@ -21,7 +21,7 @@ from backstage.commands import sess as sess_cmd
 from backstage.commands import venue as venue_cmd
 from backstage.commands.release import Manage
 from backstage.commands.shell import Script
-from backstage.model import Layout, Production, RunAs
+from backstage.model import Layout, Production, RunAs, django
 from backstage.plan import checks
 from backstage.plan.changes import Changes, FileChange
 from backstage.plan.live import LiveState
@@ -139,6 +139,7 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     changes = plan.changes
     changes.repair = live.reasons
     changes.env = observed.env_digest(act_name, current) != sha256(env_text)
+    changes.settings = django.overlay_summary(production, act_name)
     live_vassal = layout.vassal(act_name, current) if observed.vassal_digest(act_name, current) \
         else None
     changes.files = [FileChange(layout.vassal(act_name, release), vassal_ini(release), live_vassal),

@@ -20,6 +20,7 @@ def describe(host: str, act: str, plan: HostPlan, texts: dict[str, str | None],
         rows += [("release", f"new {plan.release} (live: {plan.previous or 'none'})"),
                  ("venue", f"build {changes.venue}" if changes.venue else "reuse the built venue"),
                  ("env file", "changed (content not shown)" if changes.env else "unchanged")]
+        rows += [("settings", changes.settings)] if changes.settings else []
     rows += [("write", f.path + (" (new)" if not f.replaces else "")) for f in changes.files]
     rows += [("retire", f"{act}@{r}") for r in changes.retired]
     rows += [("delete", f"release {r}") for r in changes.deleted]
