@@ -27,6 +27,7 @@ from rich.console import Console
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable, UsageError
 from backstage.model import Production as Inventory
 from backstage.model import load_production
+from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
 from backstage.rollout import operations
 from backstage.rollout.deploy import RolloutReport, limits
@@ -259,8 +260,10 @@ class Production:
         return f"Production({self.name!r}, path={str(self.path)!r})"
 
     def summary(self) -> str:
-        """What ``check`` prints: the file is valid, and what it declares."""
+        """What ``check`` prints: the file is valid (its acts' modules in their trees), and
+        what it declares."""
         inv = self.inventory
+        check_modules(inv)
         return (f"{inv.path}: production {inv.name!r} is valid: {len(inv.hosts)} hosts, "
                 f"{len(inv.venues)} venues, {len(inv.acts)} acts, {len(inv.gigs)} gigs")
 

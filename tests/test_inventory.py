@@ -86,6 +86,8 @@ def make_project(root: Path) -> Path:
     app = root / "app"
     app.mkdir(parents=True, exist_ok=True)
     (app / "manage.py").write_text("print('manage')\n")
+    (app / "storefront").mkdir()  # the settings module 'check' looks for
+    (app / "storefront" / "settings.py").write_text("")
     (app / "sub").mkdir()  # a folder without manage.py
     (app / "outside").symlink_to(root)  # a link out of the source
     (app / "requirements.txt").write_text("Django>=5\n")
@@ -665,6 +667,21 @@ def test_cli_check_bad_inventory_is_one_line_exit_2(cli):
     assert code == 2
     assert err == f"backstage: error: {cli.paths['bad']}: hosts.web1.bogus: unknown key\n"
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(("key", "value", "reason"), [
+    ("settings", "storefront.prod", "acts.storefront.settings: no module storefront.prod in "),
+    ("wsgi", "storefront.wsgi:application", "acts.storefront.wsgi: no module storefront.wsgi in "),
+])
+def test_cli_check_refuses_a_module_not_in_the_tree_in_one_line(project, key, value, reason):
+    data = base_inventory()
+    data["acts"]["storefront"][key] = value
+    path = write_inventory(project, data)
+    done = subprocess.run([str(BACKSTAGE), "check", "--inventory", str(path)], cwd=project,
+                          text=True, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"backstage: error: {path}: {reason}"), done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
 def test_cli_check_valid_inventory(cli):

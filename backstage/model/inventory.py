@@ -424,6 +424,23 @@ def _check_files(production, fail):
             fail(f"ssh.{key}", f"no such file: {value}")
 
 
+def check_modules(production: Production) -> None:
+    """Each act's ``settings`` and ``wsgi`` modules are in its source tree, on its import path
+    (what ``check`` adds to loading: a module of an installed package is not found here)."""
+    fail = _Failer(production.path)
+    for name, act in production.acts.items():
+        modules = [("settings", act.settings)]
+        if act.wsgi:
+            modules.append(("wsgi", act.wsgi.split(":")[0]))
+        for key, module in modules:
+            folders = [act.source / folder for folder in act.import_path]
+            relative = Path(*module.split("."))
+            if not any((f / relative).with_suffix(".py").is_file() or (f / relative).is_dir()
+                       for f in folders):
+                fail(f"acts.{name}.{key}", f"no module {module} in "
+                     f"{', '.join(str(f) for f in folders)}")
+
+
 def _check_inside(source: Path, relative: str, kind: str, key: str, fail) -> None:
     """A folder or file of an act's repository: it exists and, links followed, stays inside."""
     path = source / relative
