@@ -812,3 +812,55 @@ def test_a_service_in_a_monorepo(project):
     assert act.manage_path == "services/shop/manage.py"
     assert act.import_path == ("services/shop", "libs")
     assert act.wsgi_callable is None  # Django's WSGI_APPLICATION
+
+
+# --- [defaults.acts] ----------------------------------------------------------------------------
+
+def with_defaults(defaults: dict, **acts) -> dict:
+    data = base_inventory()
+    data["defaults"] = {"acts": defaults}
+    data["acts"] = acts
+    data["gigs"] = {}
+    return data
+
+
+def test_acts_inherit_the_defaults_and_their_own_keys_win(project):
+    data = with_defaults(
+        {"venue": "shop", "source": "../app", "settings": "storefront.settings",
+         "env": {"A": "1", "B": "2"}, "health": {"timeout": 9.0},
+         "processes": 3},
+        web={"env": {"B": "web"}, "health": {"path": "/ping"}},
+        api={"processes": 5, "settings_overlay": False})
+    production = load_production(write_inventory(project, data))
+    web, api = production.acts["web"], production.acts["api"]
+    assert web.venue == api.venue == "shop"
+    assert web.source == api.source == (project / "app").resolve()  # relative to the inventory
+    assert web.env == {"A": "1", "B": "web"} and api.env == {"A": "1", "B": "2"}
+    assert (web.health.path, web.health.timeout) == ("/ping", 9.0)
+    assert (web.processes, api.processes) == (3, 5)
+    assert web.settings_overlay and not api.settings_overlay
+
+
+@pytest.mark.parametrize(("defaults", "key", "reason"), [
+    ({"bogus": 1}, "defaults.acts.bogus", "unknown key"),
+    ({"procesess": 1}, "defaults.acts.procesess", "did you mean 'processes'"),
+    ({"processes": 0}, "defaults.acts.processes", "greater than or equal to 1"),
+])
+def test_a_bad_default_is_named_where_it_is_written(project, defaults, key, reason):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings",
+                          **defaults}, web={})
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key == key and reason in str(exc), str(exc)
+
+
+def test_only_act_defaults_are_known(project):
+    data = base_inventory()
+    data["defaults"] = {"hosts": {"python": "python3"}}
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key == "defaults" and "only a [defaults.acts] table" in str(exc)
+
+
+def test_an_acts_own_bad_value_is_named_under_the_act(project):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings",
+                          "processes": 2}, web={"processes": 0})
+    assert expect_error(write_inventory(project, data)).key == "acts.web.processes"

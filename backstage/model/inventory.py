@@ -307,18 +307,53 @@ def load_production(path: str | Path) -> Production:
     data.setdefault("production", path.stem)
     if "path" in data:
         raise InventoryError(path, "path", "unknown key")
+    defaults = _act_defaults(path, data.pop("defaults", {}))
+    own = data.get("acts")
+    if isinstance(own, dict):
+        data["acts"] = {name: _inherit(defaults, act) for name, act in own.items()}
     try:
         production = Production.model_validate({**data, "path": path})
     except ValidationError as exc:
-        raise _first_error(path, exc) from None
+        raise _first_error(path, exc, own, defaults) from None
     production = _resolve_local_paths(production)
     check_production(production)
     return production
 
 
-def _first_error(path: Path, exc: ValidationError) -> InventoryError:
+def _act_defaults(path: Path, defaults) -> dict:
+    """``[defaults.acts]``: keys every act has unless it sets them itself."""
+    if not isinstance(defaults, dict) or set(defaults) - {"acts"}:
+        raise InventoryError(path, "defaults", "only a [defaults.acts] table is known here")
+    acts = defaults.get("acts", {})
+    if not isinstance(acts, dict):
+        raise InventoryError(path, "defaults.acts", "must be a table")
+    for key in acts:
+        if key not in Act.model_fields:
+            raise InventoryError(path, f"defaults.acts.{key}", "unknown key"
+                                 + did_you_mean(key, list(Act.model_fields)))
+    return acts
+
+
+def _inherit(defaults: dict, act):
+    """An act's table over the defaults; ``env`` and ``health`` tables merge key by key."""
+    if not isinstance(act, dict):
+        return act
+    merged = {**defaults, **act}
+    for key in ("env", "health"):
+        if isinstance(defaults.get(key), dict) and isinstance(act.get(key), dict):
+            merged[key] = {**defaults[key], **act[key]}
+    return merged
+
+
+def _first_error(path: Path, exc: ValidationError, acts=None,
+                 defaults: dict | None = None) -> InventoryError:
+    """The first error, named by its dotted key (``defaults.acts.<key>`` when an act's bad
+    value came from the defaults)."""
     error = exc.errors()[0]
     loc = [p for p in error["loc"] if not _PYDANTIC_TAG.fullmatch(str(p))]
+    if defaults and len(loc) >= 3 and loc[0] == "acts" and loc[2] in defaults \
+            and loc[2] not in ((acts or {}).get(loc[1]) or {}):
+        loc = ["defaults", "acts", *loc[2:]]
     key = ".".join(_key_part(p) for p in loc)
     reason = {
         "extra_forbidden": "unknown key" + did_you_mean(str(loc[-1]), _keys_at(loc[:-1])),
