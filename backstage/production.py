@@ -297,6 +297,18 @@ class Production:
         return operations.deploy_act(self.inventory, act, options, serial=serial,
                                      max_fail=max_fail, rollback=rollback)
 
+    def acts_to_deploy(self, acts: str | list[str] | None = None, every: bool = False
+                       ) -> list[str]:
+        """The acts a deploy of several rolls out, in order: ``acts`` (a list, or names
+        separated by commas) or ``every`` act, each after the acts it ``needs``."""
+        if isinstance(acts, str):
+            acts = [a.strip() for a in acts.split(",") if a.strip()]
+        if bool(acts) == every:
+            raise UsageError("name the acts to deploy, or --all (not both)")
+        for act in acts or []:
+            operations.require_act(self.inventory, act)
+        return self.inventory.deploy_order(list(self.inventory.acts) if every else acts)
+
     def plan(self, act: str, *, hosts=None) -> PlanReport:
         """What deploying ``act`` would change on each host; takes no lock, writes nothing."""
         return self._plan(act, self._options(hosts))

@@ -864,3 +864,28 @@ def test_an_acts_own_bad_value_is_named_under_the_act(project):
     data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings",
                           "processes": 2}, web={"processes": 0})
     assert expect_error(write_inventory(project, data)).key == "acts.web.processes"
+
+
+# --- needs ----------------------------------------------------------------------------------
+
+def test_a_deploy_of_several_acts_switches_the_needed_ones_first(project):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings"},
+                         front={"needs": ["users", "welcome"]}, users={},
+                         welcome={"needs": ["users"]}, other={})
+    production = load_production(write_inventory(project, data))
+    assert production.deploy_order(list(production.acts)) == ["users", "welcome", "front",
+                                                              "other"]
+    # Only the acts named are deployed: a need outside them orders nothing.
+    assert production.deploy_order(["front", "welcome"]) == ["welcome", "front"]
+
+
+@pytest.mark.parametrize(("acts", "key", "reason"), [
+    ({"a": {"needs": ["b"]}, "b": {"needs": ["a"]}}, "acts.a.needs", "a cycle: a -> b -> a"),
+    ({"a": {"needs": ["a"]}}, "acts.a.needs", "a cycle: a -> a"),
+    ({"a": {"needs": ["c"]}, "b": {}}, "acts.a.needs", "unknown act 'c'"),
+])
+def test_a_bad_need_is_one_line(project, acts, key, reason):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings"},
+                         **acts)
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key == key and reason in str(exc), str(exc)

@@ -49,6 +49,7 @@ source_root = "services/web"
 settings = "web.settings.production"
 databases = {{ default = "visits" }}
 secrets = "{secrets}"
+needs = ["api"]
 
 [acts.api]
 venue = "tickets"
@@ -95,8 +96,7 @@ def tickets(tmp_path_factory):
         inventory.write_text(inventory_text(fleet, repo, secrets))
         stage = Stage(fleet, work, repo, inventory)
         stage.cli("setup-stage")
-        stage.cli("deploy-act", "api")
-        stage.cli("deploy-act", "web")
+        stage.cli("deploy-act", "--all")
         assert tree_digest(repo) == before == tree_digest(TICKETS)  # no file of it changed
         yield stage
     finally:
@@ -150,6 +150,13 @@ def test_migrations_ran_once_each_into_the_productions_data(tickets):
     # Nothing in a release: the project's relative 'db.sqlite3' never came into being.
     found = stage.fleet.run("h1", ["find", f"{ROOT}/acts", "-name", "*.sqlite3"]).stdout
     assert found == ""
+
+
+def test_deploy_all_switched_the_backend_before_the_site_that_needs_it(tickets):
+    history = [json.loads(line) for line in
+               tickets.cli("history", "--json", "--limit", "100").stdout.splitlines()]
+    deploys = sorted((e["time"], e["act"]) for e in history if e["event"] == "deploy")
+    assert [act for _, act in deploys] == ["api", "web"]
 
 
 def test_only_the_locks_runtime_packages_reach_the_host(tickets):

@@ -122,6 +122,7 @@ class Act(Section):
     databases: tuple[Name, ...] | dict[DatabaseAlias, Name] = ()
     settings_overlay: Annotated[bool, Strict()] = True
     static: Annotated[bool, Strict()] = True  # false: no collectstatic
+    needs: tuple[Name, ...] = ()  # acts a deploy of several switches before this one
     health: Health = Health()
     keep_releases: Int = Field(5, ge=2, le=100)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
@@ -260,6 +261,23 @@ class Production(Section):
 
     def acts_on(self, host: str) -> list[str]:
         return [a for a in self.acts if host in self.hosts_of(a)]
+
+    def deploy_order(self, acts: list[str]) -> list[str]:
+        """``acts`` ordered so that each comes after the acts it ``needs`` (those among
+        ``acts``), otherwise in the inventory's order; the inventory has no cycle."""
+        chosen = [a for a in self.acts if a in acts]
+        ordered: list[str] = []
+
+        def visit(act: str) -> None:
+            if act not in ordered:
+                for needed in self.acts[act].needs:
+                    if needed in chosen:
+                        visit(needed)
+                ordered.append(act)
+
+        for act in chosen:
+            visit(act)
+        return ordered
 
     def gigs_of(self, act: str) -> list[str]:
         return [g for g, gig in self.gigs.items() if gig.act == act]
@@ -422,6 +440,7 @@ def check_production(production: Production) -> None:
     fail = _Failer(production.path)
     _check_files(production, fail)
     _check_references(production, fail)
+    _check_needs(production, fail)
     _check_domains(production, fail)
     _check_ports(production, fail)
     _check_tls(production, fail)
@@ -514,6 +533,28 @@ def _check_references(production, fail):
     for name, gig in production.gigs.items():
         if gig.act not in production.acts:
             fail(f"gigs.{name}.act", _unknown("act", gig.act, production.acts))
+
+
+def _check_needs(production, fail):
+    """``needs`` names acts of the production, and no act needs itself through others."""
+    for name, act in production.acts.items():
+        for needed in act.needs:
+            if needed not in production.acts:
+                fail(f"acts.{name}.needs", _unknown("act", needed, production.acts))
+
+    def cycle(path: list[str]) -> list[str] | None:
+        for needed in production.acts[path[-1]].needs:
+            if needed in path:
+                return [*path[path.index(needed):], needed]
+            found = cycle([*path, needed])
+            if found:
+                return found
+        return None
+
+    for name in production.acts:
+        found = cycle([name])
+        if found:
+            fail(f"acts.{found[0]}.needs", f"a cycle: {' -> '.join(found)}")
 
 
 def _check_local_migrations(production, fail):

@@ -77,9 +77,19 @@ def help_first(argv: list[str]) -> list[str]:
     return argv
 
 
+def all_acts(argv: list[str]) -> list[str]:
+    """``deploy-act --all`` -> ``deploy-act '' --all``: Invoke insists on a value for a
+    positional argument, and ``--all`` stands in for the act's."""
+    if "deploy-act" in argv and "--all" in argv[argv.index("deploy-act"):]:
+        at = argv.index("deploy-act") + 1
+        if argv[at].startswith("-"):  # no act named (else: both, which the task refuses)
+            return [*argv[:at], "", *argv[at:]]
+    return argv
+
+
 def main():
     try:
-        program.run(help_first(sys.argv))
+        program.run(all_acts(help_first(sys.argv)))
     except BrokenPipeError:  # whoever read stdout stopped (`| head`): not an error to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs say
         sys.exit(1)

@@ -223,8 +223,10 @@ def setup_stage(p):
     show(p.setup_stage())
 
 
-@backstage_task(help={
-    **ACT,
+@backstage_task(positional=["act"], help={
+    "act": "Name of the act; several, separated by commas, deploy one after another, each "
+           "after the acts it needs.",
+    "all": "Deploy every act of the production, each after the acts it needs.",
     "serial": "Switch N hosts (or N%) at a time, each batch checked before the next "
               "(default: all at once).",
     "max-fail": "Hosts (N or N%) that may fail or be unreachable before the rollout stops "
@@ -234,11 +236,12 @@ def setup_stage(p):
     "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
     "dry-run": "Only show what would change, as the plan task does; change nothing.",
 })
-def deploy_act(p, act, serial=None, max_fail=None, no_rollback=False, parallel=None,
-               json_=False, dry_run=False):
+def deploy_act(p, act=None, all_=False, serial=None, max_fail=None, no_rollback=False,
+               parallel=None, json_=False, dry_run=False):
     """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
-    show(p.deploy(act, serial=serial, max_fail=max_fail, rollback=not no_rollback,
-                  parallel=parallel, dry_run=dry_run), json_)
+    for name in p.acts_to_deploy(act, all_):  # a failed one stops the rest (show exits)
+        show(p.deploy(name, serial=serial, max_fail=max_fail, rollback=not no_rollback,
+                      parallel=parallel, dry_run=dry_run), json_)
 
 
 @backstage_task(help=ACT)
