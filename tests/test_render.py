@@ -356,3 +356,19 @@ def test_nginx_test_refuses_a_broken_gig(project, tmp_path):
     result = nginx_test(layout)
     assert result.returncode != 0
     assert gig.name in result.stderr
+
+
+def test_a_changed_settings_overlay_changes_the_vassal(project):
+    """A deploy whose code, env and vassal are unchanged changes nothing: the overlay's
+    digest in the vassal makes a changed overlay (a project's own, or Backstage's next
+    version) a new release."""
+    production = load(project, base_inventory())
+    layout = Layout.for_host(production.name, production.hosts["web1"])
+    before = Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR)
+    assert "; Settings: Backstage's overlay " in before and " over storefront.settings." in before
+    (project / "templates").mkdir()
+    (project / "templates" / "backstage_settings.py").write_text("from x import *\n")
+    after = Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR)
+    assert after != before
+    assert before.replace(before.split("overlay ")[1][:12], after.split("overlay ")[1][:12]) \
+        == after

@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from backstage.model import Layout, Production, RunAs, django
+from backstage.util import sha256
 
 LISTEN_BACKLOG = 1024
 HARAKIRI_SECONDS = 60
@@ -60,6 +61,8 @@ class Renderer:
             chdir=django.working_directory(self.production, act_name, layout, release),
             pythonpath=django.import_path(self.production, act_name, layout, release),
             environment=django.process_environment(self.production, act_name, layout, release),
+            # In the vassal, so that a changed overlay makes a new release like any change.
+            overlay=sha256(self.settings_overlay())[:12] if act.settings_overlay else None,
             wsgi=act.wsgi_callable,
             settings=django.settings_module(self.production, act_name),
             static_root=layout.static(act_name, release),
