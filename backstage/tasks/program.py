@@ -77,19 +77,32 @@ def help_first(argv: list[str]) -> list[str]:
     return argv
 
 
-def all_acts(argv: list[str]) -> list[str]:
-    """``deploy-act --all`` -> ``deploy-act '' --all``: Invoke insists on a value for a
-    positional argument, and ``--all`` stands in for the act's."""
-    if "deploy-act" in argv and "--all" in argv[argv.index("deploy-act"):]:
-        at = argv.index("deploy-act") + 1
-        if argv[at].startswith("-"):  # no act named (else: both, which the task refuses)
-            return [*argv[:at], "", *argv[at:]]
-    return argv
+# Tasks whose act is positional but may be left out; Invoke insists on a value for each
+# positional argument, so an empty one stands in ("": all acts, or --all's).
+OPTIONAL_ACT = {"deploy-act", "status", "unlock"}
+
+
+def optional_acts(argv: list[str]) -> list[str]:
+    """``status`` -> ``status ''``, ``deploy-act --all`` -> ``deploy-act '' --all``: an
+    empty act where the words after the task name none (options and their values aside)."""
+    tasks = [i for i, w in enumerate(argv) if w in OPTIONAL_ACT]
+    if not tasks:
+        return argv
+    at = tasks[0] + 1
+    takes_value = {f"--{name}" for a in ns.tasks[argv[tasks[0]]].get_arguments()
+                   if a.kind is not bool for name in a.names}
+    words = iter(argv[at:])
+    for word in words:
+        if not word.startswith("-") or word.startswith("--act"):
+            return argv  # the act is named
+        if word in takes_value:
+            next(words, None)
+    return [*argv[:at], "", *argv[at:]]
 
 
 def main():
     try:
-        program.run(all_acts(help_first(sys.argv)))
+        program.run(optional_acts(help_first(sys.argv)))
     except BrokenPipeError:  # whoever read stdout stopped (`| head`): not an error to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs say
         sys.exit(1)
