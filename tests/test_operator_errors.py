@@ -69,7 +69,7 @@ NEGATIVE_RUNS = [
     ("missing-argument", ["rollback"], r"rollback: missing .*'act'"),
     ("no-act", ["deploy-act"], r"name the acts to deploy, or --all"),
     ("act-and-all", ["deploy-act", "storefront", "--all"], r"name the acts to deploy, or --all"),
-    ("all-and-act", ["deploy-act", "--all", "storefront"], r"unexpected argument 'storefront'"),
+    ("all-and-act", ["deploy-act", "--all", "storefront"], r"name the acts to deploy, or --all"),
     ("unknown-of-several", ["deploy-act", "storefront,nope"], r"unknown act 'nope'"),
     ("extra-argument", ["deploy-act", "storefront", "extra"], r"unexpected argument 'extra'"),
     ("unknown-option", ["status", "--jsn"], r"status: unknown option '--jsn'.*'--json'"),

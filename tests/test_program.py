@@ -6,14 +6,17 @@ from backstage.tasks.program import optional_acts
 
 
 @pytest.mark.parametrize(("words", "read"), [
-    # The act is positional, as the README shows it ("status storefront")...
-    (["status", "storefront"], ["status", "storefront"]),
-    (["status", "--json", "storefront"], ["status", "--json", "storefront"]),
+    # The act is the first word, as the README shows it ("status storefront")...
+    (["status", "storefront"], ["status", "--act", "storefront"]),
+    (["status", "--json", "storefront"], ["status", "--json", "--act", "storefront"]),
+    (["status", "--hosts", "web1", "web"], ["status", "--hosts", "web1", "--act", "web"]),
     (["status", "--act", "storefront"], ["status", "--act", "storefront"]),
-    # ...and may be left out, option values aside: an empty one stands in (all acts).
-    (["status"], ["status", ""]),
-    (["status", "--hosts", "web1", "--json"], ["status", "", "--hosts", "web1", "--json"]),
-    (["unlock", "--inventory", "shop"], ["unlock", "", "--inventory", "shop"]),
+    (["unlock", "web"], ["unlock", "--act", "web"]),
+    # ...or left out, option values aside.
+    (["status"], ["status"]),
+    (["status", "--hosts", "web1", "--json"], ["status", "--hosts", "web1", "--json"]),
+    (["unlock", "--inventory", "shop"], ["unlock", "--inventory", "shop"]),
+    # deploy-act's is positional: an empty one stands in for --all's.
     (["deploy-act", "--all", "--serial", "2"], ["deploy-act", "", "--all", "--serial", "2"]),
     (["deploy-act", "web,api", "--all"], ["deploy-act", "web,api", "--all"]),
     (["rollback"], ["rollback"]),  # its act is required: Invoke says it is missing

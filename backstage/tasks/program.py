@@ -77,27 +77,34 @@ def help_first(argv: list[str]) -> list[str]:
     return argv
 
 
-# Tasks whose act is positional but may be left out; Invoke insists on a value for each
-# positional argument, so an empty one stands in ("": all acts, or --all's).
-OPTIONAL_ACT = {"deploy-act", "status", "unlock"}
+# Tasks whose act may be left out. ``status`` and ``unlock`` take it with ``--act`` (so that
+# ``fab status`` needs none); this program also takes it as their first word. ``deploy-act``'s
+# is positional (Invoke insists on a value for it): an empty one stands in for ``--all``'s.
+ACT_OPTION = {"status", "unlock"}
+ACT_OR_ALL = "deploy-act"
 
 
 def optional_acts(argv: list[str]) -> list[str]:
-    """``status`` -> ``status ''``, ``deploy-act --all`` -> ``deploy-act '' --all``: an
-    empty act where the words after the task name none (options and their values aside)."""
-    tasks = [i for i, w in enumerate(argv) if w in OPTIONAL_ACT]
+    """``status storefront`` -> ``status --act storefront``; ``deploy-act --all`` ->
+    ``deploy-act '' --all``. An act is the first word after the task name that is neither an
+    option nor an option's value."""
+    tasks = [i for i, w in enumerate(argv) if w in ACT_OPTION or w == ACT_OR_ALL]
     if not tasks:
         return argv
-    at = tasks[0] + 1
-    takes_value = {f"--{name}" for a in ns.tasks[argv[tasks[0]]].get_arguments()
+    task, start = argv[tasks[0]], tasks[0] + 1
+    takes_value = {f"--{name}" for a in ns.tasks[task].get_arguments()
                    if a.kind is not bool for name in a.names}
-    words = iter(argv[at:])
-    for word in words:
-        if not word.startswith("-") or word.startswith("--act"):
-            return argv  # the act is named
-        if word in takes_value:
-            next(words, None)
-    return [*argv[:at], "", *argv[at:]]
+    at = start
+    while at < len(argv):
+        word = argv[at]
+        if word.startswith("--act"):
+            return argv  # named with its option
+        if not word.startswith("-"):
+            if task == ACT_OR_ALL:
+                return argv
+            return [*argv[:at], "--act", *argv[at:]]
+        at += 2 if word in takes_value else 1
+    return [*argv[:start], "", *argv[start:]] if task == ACT_OR_ALL else argv
 
 
 def main():

@@ -263,11 +263,11 @@ stop = _sess_task("stop", "Stop an act on its hosts; its gigs answer 502 until s
 restart = _sess_task("restart", "Reload an act's workers gracefully (new pids, same release).")
 
 
-@backstage_task(positional=["act"], help={"act": "Only this act (default: all).",
-                                          "json": "Print JSON."})
+@backstage_task(help={"act": "Only this act (default: all); also its first word.",
+                      "json": "Print JSON."})
 def status(p, act=None, json_=False):
     """Show each act's state per host: release, pids, socket, port, uptime."""
-    show(p.status(act or None), json_)
+    show(p.status(act), json_)
 
 
 @backstage_task(help={**ACT, "to": "Release id to go back to (default: the previous good one)."})
@@ -284,12 +284,12 @@ def lock(p, message, act=None):
     show(p.lock(message, act=act))
 
 
-@backstage_task(positional=["act"],
-                help={"act": "Clear only this act's lock and the database locks its holder "
-                             "took (default: every lock of the production)."})
+@backstage_task(help={"act": "Clear only this act's lock and the database locks its holder "
+                             "took (default: every lock of the production); also its first "
+                             "word."})
 def unlock(p, act=None):
     """Clear locks (e.g. left by a killed deploy), recording whose they were."""
-    show(p.unlock(act=act or None))
+    show(p.unlock(act=act))
 
 
 @backstage_task(help={"limit": "How many entries (default 20).", "json": "Print JSON lines."})
