@@ -42,9 +42,11 @@ config = "{fleet.ssh_config}"
 [venues.tickets]
 requirements = "{repo}/pyproject.toml"
 
-[acts.web]
+[defaults.acts]
 venue = "tickets"
 source = "{repo}"
+
+[acts.web]
 source_root = "services/web"
 settings = "web.settings.production"
 databases = {{ default = "visits" }}
@@ -52,8 +54,6 @@ secrets = "{secrets}"
 needs = ["api"]
 
 [acts.api]
-venue = "tickets"
-source = "{repo}"
 source_root = "services/api"
 settings = "api.settings"
 databases = {{ default = "catalog" }}
@@ -119,6 +119,15 @@ def test_the_site_serves_its_templates_and_static_files_through_nginx_over_https
     assert status == 200 and "darkred" in css
     status, where = https(tickets, "/where/")
     assert json.loads(where) == {"database": f"{ROOT}/data/visits.sqlite3", "secure": True}
+
+
+def test_an_unknown_host_gets_404_never_the_welcome_page(tickets):
+    status, body = tickets.fleet.http("h1", "/", host_header="unknown.example.test")
+    assert status == 404 and "Welcome to nginx" not in body, body
+    tls = tickets.fleet.run("h1", [
+        "curl", "-sS", "--noproxy", "*", "--max-time", "10", "-k", "--resolve",
+        "unknown.example.test:443:127.0.0.1", "https://unknown.example.test/"], check=False)
+    assert tls.returncode == 35, (tls.returncode, tls.stderr)  # handshake refused
 
 
 def test_plain_http_only_redirects(tickets):

@@ -275,6 +275,17 @@ class Layout:
     def nginx_pidfile(self) -> str:
         return self._at("run", "nginx.pid") if self.kind == "user" else "/run/nginx.pid"
 
+    @property
+    def default_server_conf(self) -> str:
+        """The server that answers requests for no gig's domain: first of the sites (so the
+        first server of each port, nginx's default for it)."""
+        return join(self.nginx_sites, f"00-backstage-{self.production}-default.conf")
+
+    @property
+    def distribution_default_site(self) -> str | None:
+        """Debian's "Welcome to nginx!" site, which ``setup-stage`` disables (system layout)."""
+        return "/etc/nginx/sites-enabled/default" if self.kind == "system" else None
+
     def gig_conf(self, gig: str) -> str:
         return join(self.nginx_sites, f"backstage-{self.production}-{gig}.conf")
 

@@ -288,8 +288,9 @@ def uwsgi_request(sock_path, host, path, timeout, https=False):
 def http_request(port, host, path, timeout, tls=False):
     """One GET through the host's nginx on loopback; returns (status, first bytes of the body).
 
-    With ``tls`` the certificate is not verified: this checks the act behind nginx, on
-    127.0.0.1, not the certificate (which is made for the gig's domains).
+    With ``tls`` the handshake names ``host`` (SNI: nginx refuses a name no gig books) and the
+    certificate is not verified: this checks the act behind nginx, on 127.0.0.1, not the
+    certificate (which is made for the gig's domains).
     """
     import http.client
 
@@ -299,7 +300,13 @@ def http_request(port, host, path, timeout, tls=False):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+
+        class Named(http.client.HTTPSConnection):
+            def connect(self):
+                http.client.HTTPConnection.connect(self)
+                self.sock = context.wrap_socket(self.sock, server_hostname=host)
+
+        conn = Named("127.0.0.1", port, timeout=timeout)
     else:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:

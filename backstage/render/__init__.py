@@ -106,6 +106,15 @@ class Renderer:
             hsts_max_age=gig.hsts_max_age,
         )
 
+    def default_server(self, layout: Layout, host: str) -> str:
+        """The server of each port the host's gigs listen on that answers a Host header no
+        gig books: 404 over HTTP, a refused handshake over HTTPS."""
+        gigs = [self.production.gigs[g] for a in self.production.acts_on(host)
+                for g in self.production.gigs_of(a)]
+        ports = sorted({layout.http_port, *(g.port for g in gigs if g.port)})
+        return self._render("default_server.conf.j2", ports=ports,
+                            tls_ports=sorted({g.tls_port for g in gigs if g.tls}))
+
     def emperor_ini(self, layout: Layout, daemonize: bool) -> str:
         return self._render(
             "emperor.ini.j2",
