@@ -24,3 +24,15 @@ from backstage.tasks.program import optional_acts
 ])
 def test_an_optional_act_may_be_left_out(words, read):
     assert optional_acts(["backstage", *words]) == ["backstage", *read]
+
+
+def test_the_summary_of_a_deploy_that_changed_nothing_names_the_live_release():
+    from backstage.rollout.deploy import HostOutcome, RolloutReport
+    from backstage.tasks.tasks import summary_title
+
+    live, new = "20261129T000000000Z-0123abcd", "20261129T010000000Z-0123abcd"
+    unchanged = {h: HostOutcome(h, "unchanged", live, live) for h in ("h1", "h2")}
+    assert summary_title(RolloutReport("p", "web", new, unchanged)) == \
+        f"web: unchanged, {live} is live"
+    deployed = {**unchanged, "h2": HostOutcome("h2", "deployed", live, new)}
+    assert summary_title(RolloutReport("p", "web", new, deployed)) == f"web -> {new}"

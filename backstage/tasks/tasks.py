@@ -163,7 +163,7 @@ def _(report: HistoryReport, as_json: bool = False) -> None:
 def print_summary(report: RolloutReport) -> None:
     """The end-of-rollout table: one row per host, and why the rollout stopped, if it did."""
     table = Table("host", "result", "before", "after", "seconds", "error",
-                  title=f"{report.act} -> {report.release}")
+                  title=summary_title(report))
     for host, outcome in report.outcomes.items():
         table.add_row(host, outcome.result, outcome.release_before or "-",
                       outcome.release_after or "-", f"{sum(outcome.durations.values()):.1f}",
@@ -177,6 +177,17 @@ def print_summary(report: RolloutReport) -> None:
     for host, outcome in report.outcomes.items():
         if outcome.result in ("deployed", "repaired", "unchanged"):
             print(f"{host}: {report.act} release {outcome.release_after}")
+
+
+def summary_title(report: RolloutReport) -> str:
+    """``act -> release``; when no host changed, the live release (the new id was never
+    made on any host)."""
+    outcomes = list(report.outcomes.values())
+    live = {o.release_after for o in outcomes}
+    if outcomes and all(o.result == "unchanged" for o in outcomes):
+        return f"{report.act}: unchanged, " + (
+            f"{live.pop()} is live" if len(live) == 1 else "the releases below are live")
+    return f"{report.act} -> {report.release}"
 
 
 def print_status(report: StatusReport) -> None:
