@@ -36,3 +36,25 @@ def test_the_summary_of_a_deploy_that_changed_nothing_names_the_live_release():
         f"web: unchanged, {live} is live"
     deployed = {**unchanged, "h2": HostOutcome("h2", "deployed", live, new)}
     assert summary_title(RolloutReport("p", "web", new, deployed)) == f"web -> {new}"
+
+
+def test_a_table_at_80_columns_in_a_pipe_cuts_no_release_id():
+    """Rich ends a value too long for its column with "…" (ids were cut to "20261129…"):
+    here it wraps."""
+    import io
+
+    from rich.console import Console
+
+    from backstage.tasks.tasks import id_table
+
+    release, previous = "20261129T101500123Z-9f2c4e1a", "20261128T091500123Z-8e2c4e1a"
+    table = id_table("time", "host", "event", "act", "release", "previous", "by")
+    table.add_row("2026-11-29T10:15:00.123456+00:00", "web1.example.com", "deploy", "storefront",
+                  release, previous, "ada@workstation.example.com")
+    out = io.StringIO()
+    Console(file=out, width=80).print(table)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in out.getvalue()
+    rows = [line.split("│") for line in lines if line.startswith("│")]
+    assert "".join(row[5].strip() for row in rows) == release
+    assert "".join(row[6].strip() for row in rows) == previous
