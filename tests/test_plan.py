@@ -113,6 +113,20 @@ def test_plan_text_lists_changes_with_diffs_and_never_env_content():
     assert text.endswith(f"--- /dev/null\n+++ {gig}\n@@ -0,0 +1 @@\n+server {{}}\n")
 
 
+def test_plan_text_hides_a_diff_of_release_ids_only():
+    vassal_old, vassal_new = LAYOUT.vassal("storefront", R[1]), LAYOUT.vassal("storefront", R[2])
+    text_of = "socket = run/{0}.sock\nprocname = storefront@{0}\nprocesses = {1}\n".format
+    plan = HostPlan(R[2], R[1], switch=[Step("switch", "switch storefront", "true")],
+                    changes=Changes(files=[FileChange(vassal_new, text_of(R[2], 2), vassal_old)]))
+    text = describe("web1", "storefront", plan, {vassal_old: text_of(R[1], 2)})
+    assert f"  write    {vassal_new} (only the release id changes)\n" in text
+    assert "---" not in text and "@@" not in text
+    # Another change shows, and only it.
+    text = describe("web1", "storefront", plan, {vassal_old: text_of(R[1], 4)})
+    assert text.endswith("@@ -1,3 +1,3 @@\n " + f"socket = run/{R[2]}.sock\n procname = "
+                         f"storefront@{R[2]}\n-processes = 4\n+processes = 2\n")
+
+
 def test_diff_marks_a_missing_final_newline():
     diff = unified_diff("x", FileChange("/p", "y", "/p"))
     assert diff == "--- /p\n+++ /p\n@@ -1 +1 @@\n-x\n\\ No newline at end of file\n+y\n" \
