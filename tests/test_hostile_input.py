@@ -220,8 +220,8 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
         privileges.own_act_state(script, layout, python, act_name, RELEASE, run_as,
                                  production.group,
                                  [f"{layout.data}/{d}.sqlite3" for d in act.logical_databases])
-        release_cmd.write_settings_overlay(script, layout, act_name, RELEASE,
-                                           renderer.settings_overlay())
+        release_cmd.write_settings_modules(script, layout, act_name, RELEASE,
+                                           renderer.settings_modules(act_name))
         release_cmd.prepare_release(script, layout, act_name, RELEASE,
                                     release_cmd.Manage.of(production, act_name, layout, RELEASE,
                                                           venue_dir),

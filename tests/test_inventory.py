@@ -240,8 +240,10 @@ ERRORS = [
     ("unknown-health", _set("acts", "storefront", "health", {"bogus": 1}),
      "acts.storefront.health.bogus", "unknown key"),
     ("unknown-gig", _set("gigs", "shop", "bogus", 1), "gigs.shop.bogus", "unknown key"),
-    ("missing-required", _delete("acts", "storefront", "settings"), "acts.storefront.settings",
+    ("missing-required", _delete("acts", "storefront", "venue"), "acts.storefront.venue",
      "required key is missing"),
+    ("missing-settings", _delete("acts", "storefront", "settings"), "acts.storefront",
+     "give 'settings' (a module of the source) or 'settings_file'"),
     # dangling references
     ("act-venue", _set("acts", "storefront", "venue", "nope"), "acts.storefront.venue",
      "unknown venue 'nope' (known: shop)"),

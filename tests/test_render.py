@@ -365,10 +365,11 @@ def test_a_changed_settings_overlay_changes_the_vassal(project):
     production = load(project, base_inventory())
     layout = Layout.for_host(production.name, production.hosts["web1"])
     before = Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR)
-    assert "; Settings: Backstage's overlay " in before and " over storefront.settings." in before
+    assert "; Settings modules beside the code: " in before
+    assert " (backstage_settings)." in before
     (project / "templates").mkdir()
     (project / "templates" / "backstage_settings.py").write_text("from x import *\n")
     after = Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR)
     assert after != before
-    assert before.replace(before.split("overlay ")[1][:12], after.split("overlay ")[1][:12]) \
-        == after
+    digest = before.split("the code: ")[1][:12]
+    assert before.replace(digest, after.split("the code: ")[1][:12]) == after

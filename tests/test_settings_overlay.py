@@ -13,7 +13,6 @@ import pytest
 from backstage.commands.release import Manage
 from backstage.model import Layout, load_production
 from backstage.model.django import (
-    OVERLAY_MODULE,
     OVERRIDDEN,
     deployment_environment,
     overlay_summary,
@@ -50,7 +49,7 @@ secrets = "secrets.env"
 venue = "tickets"
 source = "{TICKETS}"
 source_root = "services/api"
-settings = "api.settings"
+{'' if 'settings_file' in api else 'settings = "api.settings"'}
 {api}
 [databases.visits]
 [databases.catalog]
@@ -78,7 +77,8 @@ def settings_of(tmp_path: Path, act: str, names=OVERRIDDEN, **inventory) -> dict
         shutil.copytree(TICKETS, release)
         overlay = Path(layout.overlay_dir(act, RELEASE))
         overlay.mkdir()
-        (overlay / f"{OVERLAY_MODULE}.py").write_text(Renderer(prod).settings_overlay())
+        for module, text in Renderer(prod).settings_modules(act).items():
+            (overlay / f"{module}.py").write_text(text)
     manage = Manage.of(prod, act, layout, RELEASE, sys.prefix)
     env = {k: v if isinstance(v, str) else json.dumps(v, default=str)
            for k, v in deployment_environment(prod, act, layout,
@@ -152,3 +152,19 @@ def test_plan_names_what_the_overlay_sets(tmp_path):
         "CSRF_TRUSTED_ORIGINS, STATIC_ROOT, STATIC_URL, MEDIA_ROOT, MEDIA_URL, SECRET_KEY, "
         "SECURE_PROXY_SSL_HEADER, LOGGING (README: the settings overlay)")
     assert overlay_summary(production(tmp_path, api="settings_overlay = false"), "api") is None
+
+
+@pytest.mark.parametrize("overlay", [True, False])
+def test_a_settings_file_kept_outside_the_repository_ships_with_the_release(tmp_path, overlay):
+    """The cleanest way to adapt a project one does not own: a settings module of one's own
+    over the project's, outside its repository."""
+    (tmp_path / "adapt.py").write_text("from api.settings import *  # noqa\n"
+                                       "TIME_ZONE = 'Europe/Paris'\n")
+    inventory = 'databases = { default = "catalog" }\nsettings_file = "adapt.py"\n'
+    if not overlay:
+        inventory += "settings_overlay = false\n"
+    seen = settings_of(tmp_path, "api", ("TIME_ZONE", "ALLOWED_HOSTS", "INSTALLED_APPS"),
+                       api=inventory)
+    assert seen["TIME_ZONE"] == "Europe/Paris" and "catalog" in seen["INSTALLED_APPS"]
+    assert seen["ALLOWED_HOSTS"][0] == ("api.tickets.example.test" if overlay
+                                        else "api.tickets.local")

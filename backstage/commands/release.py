@@ -146,12 +146,15 @@ def manage_function(layout: Layout, act: str, release: str, manage: Manage,
     return f"manage() {{ ( cd {q(manage.cwd)} && {as_user(run_as, body) if run_as else body}; ) }}"
 
 
-def write_settings_overlay(script: Script, layout: Layout, act: str, release: str,
-                           text: str) -> Script:
-    """Put Backstage's settings module in the release (root's, like the rest of it)."""
-    script.mkdirs([layout.overlay_dir(act, release)])
-    return script.write_file(f"{layout.overlay_dir(act, release)}/{django.OVERLAY_MODULE}.py",
-                             text)
+def write_settings_modules(script: Script, layout: Layout, act: str, release: str,
+                           modules: dict[str, str]) -> Script:
+    """Put the settings modules kept beside the code (Backstage's overlay, the act's
+    ``settings_file``) in the release (root's, like the rest of it)."""
+    if modules:
+        script.mkdirs([layout.overlay_dir(act, release)])
+    for module, text in modules.items():
+        script.write_file(f"{layout.overlay_dir(act, release)}/{module}.py", text)
+    return script
 
 
 def mark_bad(layout: Layout, act: str, release: str) -> str:

@@ -43,13 +43,14 @@ def overlay_summary(production: Production, act_name: str) -> str | None:
     aliases = ", ".join(f"{alias}: {logical}" for alias, logical in act.database_aliases.items())
     names = [f"DATABASES ({aliases})" if aliases else "DATABASES (sqlite files into data/)",
              *OVERRIDDEN[1:]]
-    return f"{act.settings} overlaid: {', '.join(names)} (README: the settings overlay)"
+    own = act.settings or str(act.settings_file)
+    return f"{own} overlaid: {', '.join(names)} (README: the settings overlay)"
 
 
 def settings_module(production: Production, act_name: str) -> str:
     """``DJANGO_SETTINGS_MODULE`` of the act's processes."""
     act = production.acts[act_name]
-    return OVERLAY_MODULE if act.settings_overlay else act.settings
+    return OVERLAY_MODULE if act.settings_overlay else act.settings_module
 
 
 def process_environment(production: Production, act_name: str, layout: Layout,
@@ -62,7 +63,7 @@ def process_environment(production: Production, act_name: str, layout: Layout,
            "BACKSTAGE_RELEASE": release,
            "BACKSTAGE_STATIC_ROOT": layout.static(act_name, release)}
     if act.settings_overlay:
-        env["BACKSTAGE_SETTINGS"] = act.settings
+        env["BACKSTAGE_SETTINGS"] = act.settings_module
     return env
 
 
@@ -72,7 +73,7 @@ def import_path(production: Production, act_name: str, layout: Layout,
     the project's modules)."""
     act = production.acts[act_name]
     folders = [layout.in_release(act_name, release, folder) for folder in act.import_path]
-    if act.settings_overlay:
+    if act.settings_overlay or act.settings_file:
         folders.append(layout.overlay_dir(act_name, release))
     return folders
 

@@ -13,7 +13,15 @@ import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from backstage.errors import InventoryError, did_you_mean, known_hint
 from backstage.model import names
@@ -87,6 +95,8 @@ class Health(Section):
 
 
 RelativeDir = Annotated[str, AfterValidator(names.relative_dir)]
+# The module name of an act's settings_file in its release (next to the settings overlay).
+ACT_SETTINGS_MODULE = "backstage_act_settings"
 DatabaseAlias = Annotated[str, AfterValidator(names.database_alias)]
 
 
@@ -109,7 +119,9 @@ class Act(Section):
     source: Path
     source_root: RelativeDir = "."
     pythonpath: tuple[RelativeDir, ...] = ()
-    settings: Annotated[str, AfterValidator(names.dotted)]
+    settings: Annotated[str, AfterValidator(names.dotted)] | None = None
+    # A settings module kept outside the repository (a local file), shipped with each release.
+    settings_file: Path | None = None
     wsgi: Annotated[str, AfterValidator(names.wsgi_callable)] | None = None
     manage: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$"),
                       AfterValidator(names.relative_file)] = "manage.py"
@@ -133,6 +145,18 @@ class Act(Section):
     def import_path(self) -> tuple[str, ...]:
         """Folders of the release on the act's import path, relative to the release."""
         return tuple(dict.fromkeys([self.source_root, *self.pythonpath]))
+
+    @model_validator(mode="after")
+    def _settings_given(self):
+        if (self.settings is None) == (self.settings_file is None):
+            raise ValueError("give 'settings' (a module of the source) or 'settings_file' "
+                             "(a file kept outside it), one of them")
+        return self
+
+    @property
+    def settings_module(self) -> str:
+        """The act's own settings module: ``settings``, or the shipped ``settings_file``'s."""
+        return ACT_SETTINGS_MODULE if self.settings_file else self.settings
 
     @property
     def logical_databases(self) -> tuple[str, ...]:
@@ -427,8 +451,10 @@ def _resolve_local_paths(production: Production) -> Production:
                 for n, v in production.venues.items()
             },
             "acts": {
-                n: a.model_copy(update={"source": resolve(a.source, f"acts.{n}.source"),
-                                        "secrets": resolve(a.secrets, f"acts.{n}.secrets")})
+                n: a.model_copy(update={
+                    "source": resolve(a.source, f"acts.{n}.source"),
+                    "secrets": resolve(a.secrets, f"acts.{n}.secrets"),
+                    "settings_file": resolve(a.settings_file, f"acts.{n}.settings_file")})
                 for n, a in production.acts.items()
             },
         }
@@ -468,6 +494,8 @@ def _check_files(production, fail):
                                     *(("pythonpath", p, "directory") for p in act.pythonpath),
                                     ("manage", act.manage_path, "file")]:
             _check_inside(act.source, relative, kind, f"acts.{name}.{key}", fail)
+        if act.settings_file is not None and not act.settings_file.is_file():
+            fail(f"acts.{name}.settings_file", f"no such file: {act.settings_file}")
         if act.secrets is not None:
             if not act.secrets.is_file():
                 fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
@@ -483,7 +511,7 @@ def check_modules(production: Production) -> None:
     (what ``check`` adds to loading: a module of an installed package is not found here)."""
     fail = _Failer(production.path)
     for name, act in production.acts.items():
-        modules = [("settings", act.settings)]
+        modules = [("settings", act.settings)] if act.settings else []
         if act.wsgi:
             modules.append(("wsgi", act.wsgi.split(":")[0]))
         for key, module in modules:

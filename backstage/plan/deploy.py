@@ -159,9 +159,8 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
     env_bytes = env_text.encode()
     upload = inputs.bundle.upload_for(observed.trees)
     release_cmd.unpack_release(script, layout, python, act_name, release, len(env_bytes), upload)
-    if act.settings_overlay:
-        release_cmd.write_settings_overlay(script, layout, act_name, release,
-                                           renderer.settings_overlay())
+    release_cmd.write_settings_modules(script, layout, act_name, release,
+                                       renderer.settings_modules(act_name))
     if run_as:
         sqlite_files = [production.databases[d].sqlite_path(d, layout.data)
                         for d in act.logical_databases if not production.databases[d].shared]

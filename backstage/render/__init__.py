@@ -62,7 +62,8 @@ class Renderer:
             pythonpath=django.import_path(self.production, act_name, layout, release),
             environment=django.process_environment(self.production, act_name, layout, release),
             # In the vassal, so that a changed overlay makes a new release like any change.
-            overlay=sha256(self.settings_overlay())[:12] if act.settings_overlay else None,
+            overlay=sha256("\0".join(self.settings_modules(act_name).values()))[:12]
+            if act.settings_overlay or act.settings_file else None,
             wsgi=act.wsgi_callable,
             settings=django.settings_module(self.production, act_name),
             static_root=layout.static(act_name, release),
@@ -82,6 +83,16 @@ class Renderer:
         """Backstage's settings module (see :mod:`backstage.model.django`); the same text for
         every act, which a project may override like any template."""
         return self._render("backstage_settings.py")
+
+    def settings_modules(self, act_name: str) -> dict[str, str]:
+        """The settings modules a release of the act holds beside its code: module name ->
+        text (the overlay, and the act's ``settings_file``)."""
+        act, modules = self.production.acts[act_name], {}
+        if act.settings_overlay:
+            modules[django.OVERLAY_MODULE] = self.settings_overlay()
+        if act.settings_file:
+            modules[act.settings_module] = act.settings_file.read_text(encoding="utf-8")
+        return modules
 
     def gig(self, layout: Layout, gig_name: str) -> str:
         gig = self.production.gigs[gig_name]
