@@ -38,6 +38,7 @@ from backstage.errors import BackstageError, UsageError, known_hint
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
+from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
 from backstage.operations import checks, history
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
@@ -219,8 +220,10 @@ class Production:
         return f"Production({self.name!r}, path={str(self.path)!r})"
 
     def summary(self) -> str:
-        """What ``check`` prints: the file is valid, and what it declares."""
+        """What ``check`` prints: the file is valid (its acts' modules in their trees), and
+        what it declares."""
         inv = self.inventory
+        check_modules(inv)
         return (f"{inv.path}: production {inv.name!r} is valid: {len(inv.hosts)} hosts, "
                 f"{len(inv.venues)} venues, {len(inv.acts)} acts, {len(inv.gigs)} gigs")
 
@@ -297,6 +300,18 @@ class Production:
             return rollout.run()
         finally:
             wheels.close()
+
+    def acts_to_deploy(self, acts: str | list[str] | None = None, every: bool = False
+                       ) -> list[str]:
+        """The acts a deploy of several rolls out, in order: ``acts`` (a list, or names
+        separated by commas) or ``every`` act, each after the acts it ``needs``."""
+        if isinstance(acts, str):
+            acts = [a.strip() for a in acts.split(",") if a.strip()]
+        if bool(acts) == every:
+            raise UsageError("name the acts to deploy, or --all (not both)")
+        for act in acts or []:
+            require_act(self.inventory, act)
+        return self.inventory.deploy_order(list(self.inventory.acts) if every else acts)
 
     def plan(self, act: str, *, hosts=None) -> PlanReport:
         """What deploying ``act`` would change on each host, with diffs; takes no lock and

@@ -93,11 +93,41 @@ def short_flags(argv: list[str]) -> list[str]:
     return argv[:at] + ["--follow" if w == "-f" else w for w in argv[at:]]
 
 
+# Tasks whose act may be left out. ``status`` and ``unlock`` take it with ``--act`` (so that
+# ``fab status`` needs none); this program also takes it as their first word. ``deploy-act``'s
+# is positional (Invoke insists on a value for it): an empty one stands in for ``--all``'s.
+ACT_OPTION = {"status", "unlock"}
+ACT_OR_ALL = "deploy-act"
+
+
+def optional_acts(argv: list[str]) -> list[str]:
+    """``status storefront`` -> ``status --act storefront``; ``deploy-act --all`` ->
+    ``deploy-act '' --all``. An act is the first word after the task name that is neither an
+    option nor an option's value."""
+    tasks = [i for i, w in enumerate(argv) if w in ACT_OPTION or w == ACT_OR_ALL]
+    if not tasks:
+        return argv
+    task, start = argv[tasks[0]], tasks[0] + 1
+    takes_value = {f"--{name}" for a in ns.tasks[task].get_arguments()
+                   if a.kind is not bool for name in a.names}
+    at = start
+    while at < len(argv):
+        word = argv[at]
+        if word.startswith("--act"):
+            return argv  # named with its option
+        if not word.startswith("-"):
+            if task == ACT_OR_ALL:
+                return argv
+            return [*argv[:at], "--act", *argv[at:]]
+        at += 2 if word in takes_value else 1
+    return [*argv[:start], "", *argv[start:]] if task == ACT_OR_ALL else argv
+
+
 def main():
     argv, tasks.command_words[:] = split_command(sys.argv)
     argv = short_flags(argv)
     try:
-        program.run(help_first(argv))
+        program.run(optional_acts(help_first(argv)))
     except BrokenPipeError:  # whoever read stdout stopped (`| head`): not an error to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs say
         sys.exit(1)

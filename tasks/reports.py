@@ -108,7 +108,7 @@ def _(report: HistoryReport, as_json: bool = False) -> None:
         for entry in report.as_dict()["entries"]:
             print(json.dumps(entry, sort_keys=True))
     else:
-        table = Table("time", "host", "event", "act", "release", "previous", "by")
+        table = id_table("time", "host", "event", "act", "release", "previous", "by")
         for e in report.entries:
             table.add_row(e.get("time", ""), e["host"], e.get("event", ""), e.get("act") or "",
                           e.get("release") or e.get("gig") or "", e.get("previous") or "",
@@ -119,8 +119,8 @@ def _(report: HistoryReport, as_json: bool = False) -> None:
 
 def print_summary(report: RolloutReport) -> None:
     """The end-of-rollout table: one row per host, and why the rollout stopped, if it did."""
-    table = Table("host", "result", "before", "after", "seconds", "error",
-                  title=f"{report.act} -> {report.release}")
+    table = id_table("host", "result", "before", "after", "seconds", "error",
+                     title=summary_title(report))
     for host, outcome in report.outcomes.items():
         table.add_row(host, outcome.result, outcome.release_before or "-",
                       outcome.release_after or "-", f"{sum(outcome.durations.values()):.1f}",
@@ -136,8 +136,28 @@ def print_summary(report: RolloutReport) -> None:
             print(f"{host}: {report.act} release {outcome.release_after}")
 
 
+def id_table(*columns: str, title: str | None = None) -> Table:
+    """A table that never cuts a value (Rich's default ends it with "…"), whatever the width
+    (80 columns in a pipe): a value too long for its column wraps, a release id too."""
+    table = Table(title=title)
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    return table
+
+
+def summary_title(report: RolloutReport) -> str:
+    """``act -> release``; when no host changed, the live release (the new id was never
+    made on any host)."""
+    outcomes = list(report.outcomes.values())
+    live = {o.release_after for o in outcomes}
+    if outcomes and all(o.result == "unchanged" for o in outcomes):
+        return f"{report.act}: unchanged, " + (
+            f"{live.pop()} is live" if len(live) == 1 else "the releases below are live")
+    return f"{report.act} -> {report.release}"
+
+
 def print_status(report: StatusReport) -> None:
-    table = Table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
+    table = id_table("host", "act", "release", "state", "master", "workers", "uptime", "socket")
     broken = []
     for host, acts in report.results.items():
         if isinstance(acts, BackstageError):  # one row; the error itself went to stderr

@@ -111,8 +111,10 @@ def setup_stage(p, dry_run=False):
     show(p.setup_stage(dry_run=dry_run))
 
 
-@backstage_task(help={
-    **ACT,
+@backstage_task(positional=["act"], help={
+    "act": "Name of the act; several, separated by commas, deploy one after another, each "
+           "after the acts it needs.",
+    "all": "Deploy every act of the production, each after the acts it needs.",
     "serial": "Switch N hosts (or N%) at a time, each batch checked before the next "
               "(default: all at once).",
     "max-fail": "Hosts (N or N%) that may fail or be unreachable before the rollout stops "
@@ -122,11 +124,12 @@ def setup_stage(p, dry_run=False):
     "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
     "dry-run": "Only show what would change, as the plan task does; change nothing.",
 })
-def deploy_act(p, act, serial=None, max_fail=None, no_rollback=False, parallel=None,
-               json_=False, dry_run=False):
+def deploy_act(p, act=None, all_=False, serial=None, max_fail=None, no_rollback=False,
+               parallel=None, json_=False, dry_run=False):
     """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
-    show(p.deploy(act, serial=serial, max_fail=max_fail, rollback=not no_rollback,
-                  parallel=parallel, dry_run=dry_run), json_)
+    for name in p.acts_to_deploy(act, all_):  # a failed one stops the rest (show exits)
+        show(p.deploy(name, serial=serial, max_fail=max_fail, rollback=not no_rollback,
+                      parallel=parallel, dry_run=dry_run), json_)
 
 
 @backstage_task(help=ACT)
@@ -148,7 +151,8 @@ stop = _sess_task("stop", "Stop an act on its hosts; its gigs answer 502 until s
 restart = _sess_task("restart", "Reload an act's workers gracefully (new pids, same release).")
 
 
-@backstage_task(help={"act": "Only this act (default: all).", "json": "Print JSON."})
+@backstage_task(help={"act": "Only this act (default: all); also its first word.",
+                      "json": "Print JSON."})
 def status(p, act=None, json_=False):
     """Show each act's state per host: release, pids, socket, port, uptime."""
     show(p.status(act), json_)
@@ -169,7 +173,8 @@ def lock(p, message, act=None):
 
 
 @backstage_task(help={"act": "Clear only this act's lock and the database locks its holder "
-                             "took (default: every lock of the production)."})
+                             "took (default: every lock of the production); also its first "
+                             "word."})
 def unlock(p, act=None):
     """Clear locks (e.g. left by a killed deploy), recording whose they were."""
     show(p.unlock(act=act))

@@ -380,6 +380,34 @@ def test_hostside_health_wrong_status_fails(tmp_path):
     assert len(vassal.requests) == 2  # every retry was made
 
 
+@pytest.mark.parametrize("answer, ok", [(404, True), (301, True), (500, False), (503, False)])
+def test_hostside_health_without_a_path_takes_any_answer_below_500(tmp_path, answer, ok):
+    vassal = FakeVassal(tmp_path / "v.sock", status=answer)
+    try:
+        result = sh(hostside_inline(PY, "health", {"socket": vassal.path, **HEALTH,
+                                                   "path": "/", "status": None}))
+    finally:
+        vassal.close()
+    assert (result.returncode == 0) == ok
+    if not ok:
+        assert f"/ answered {answer} (expected below 500)".encode() in result.stdout + result.stderr
+
+
+def test_hostside_health_of_a_tls_gigs_act_is_sent_as_https(tmp_path):
+    """A project that redirects to HTTPS (SECURE_SSL_REDIRECT) answers it, as nginx passes a
+    request of a TLS gig."""
+    vassal = FakeVassal(tmp_path / "v.sock")
+    try:
+        result = sh(hostside_inline(PY, "health", {"socket": vassal.path, **HEALTH,
+                                                   "https": True}))
+    finally:
+        vassal.close()
+    assert result.returncode == 0, result.stderr
+    env = vassal.requests[0]
+    assert (env["HTTPS"], env["HTTP_X_FORWARDED_PROTO"], env["REQUEST_SCHEME"]) == (
+        "on", "https", "https")
+
+
 # --- sesses ---------------------------------------------------------------------------------
 
 R0, R1, R2 = "20231231T000000Z-00000000", "20240101T000000Z-11111111", "20240102T000000Z-22222222"
@@ -580,7 +608,8 @@ def small_source(root: Path) -> Path:
         "    f.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(),\n"
         "        'path0': sys.path[:3], 'env': {k: v for k, v in os.environ.items()\n"
         "        if k.startswith(('E_', 'DJANGO_', 'BACKSTAGE_', 'PYTHONPATH'))}}) + '\\n')\n"
-        "sys.exit(int(os.environ.get('E_EXIT', '0')) if 'fail-here' in sys.argv else 0)\n"
+        "failing = 'fail-here' in sys.argv or sys.argv[1:2] == [os.environ.get('E_FAIL')]\n"
+        "sys.exit(int(os.environ.get('E_EXIT', '0')) if failing else 0)\n"
     )
     (source / "pkg" / "__init__.py").write_text("")
     return source
@@ -716,9 +745,12 @@ def fake_django(source: Path) -> Path:
         "def call_command(name, **options):\n"
         "    with open(os.environ['MANAGE_LOG'], 'a') as f:\n"
         "        f.write(json.dumps({'argv': [name, options], 'path0': sys.path[:1]}) + '\\n')\n"
-        "    if options.get('database') == 'fail-here':\n"
+        "    if options.get('database') == 'fail-here' or name == os.environ.get('E_FAIL'):\n"
         "        sys.exit(int(os.environ.get('E_EXIT', '0')))\n"
     )
+    (source / "django" / "apps.py").write_text(
+        "class Apps:\n    def is_installed(self, name):\n        return True\n"
+        "apps = Apps()\n")
     # Every database has a migration to apply (the skip is tested with real Django, in
     # tests/test_managesteps.py).
     migrations = source / "django" / "db" / "migrations"
@@ -749,6 +781,14 @@ def staged_release(tmp_path: Path):
     return layout, packed.release, venue_dir
 
 
+def manage_of(layout: Layout, rel: str, venue_dir: str) -> release.Manage:
+    """How the example act's manage.py runs in a release, without its settings overlay."""
+    return release.Manage(venue_dir, "manage.py", {
+        "DJANGO_SETTINGS_MODULE": "storefront.settings", "BACKSTAGE_ACT": "storefront",
+        "BACKSTAGE_RELEASE": rel, "BACKSTAGE_STATIC_ROOT": layout.static("storefront", rel)},
+        [layout.release("storefront", rel)], layout.release("storefront", rel))
+
+
 def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -757,14 +797,14 @@ def test_manage_function_runs_like_the_vassal(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    script.raw(release.manage_function(layout, "storefront", rel, "storefront.settings",
-                                       venue_dir, "manage.py"))
+    script.raw(release.manage_function(layout, "storefront", rel,
+                                       manage_of(layout, rel, venue_dir)))
     script.raw("manage " + argv("arg one", "$(touch CANARY)", "--flag"))
     result = run(script, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (call,) = read_log(log)
     assert call["argv"] == ["arg one", "$(touch CANARY)", "--flag"]
-    assert call["cwd"] == layout.shared("storefront")
+    assert call["cwd"] == layout.release("storefront", rel)
     assert call["env"] == {
         "E_PLAIN": "1",
         "E_SPACES": "a b  c ",
@@ -783,12 +823,12 @@ def test_manage_function_runs_like_the_vassal(tmp_path):
     assert not any(tmp_path.rglob("CANARY"))
 
 
-def test_prepare_release_runs_check_collectstatic_migrate_in_one_process(tmp_path):
+def test_prepare_release_runs_check_collectstatic_then_migrate_under_the_acts_aliases(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", ["users", "greetings"])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users", "greetings": "default"})
     result = run(script)
     assert result.returncode == 0, result.stderr
     calls = read_log(log)
@@ -796,7 +836,7 @@ def test_prepare_release_runs_check_collectstatic_migrate_in_one_process(tmp_pat
         ["check", {"deploy": True, "fail_level": "ERROR"}],
         ["collectstatic", {"interactive": False, "clear": True, "verbosity": 0}],
         ["migrate", {"interactive": False, "database": "users"}],
-        ["migrate", {"interactive": False, "database": "greetings"}],
+        ["migrate", {"interactive": False, "database": "default"}],
     ]
     assert calls[0]["path0"] == [layout.release("storefront", rel)]  # manage.py's folder first
     assert [line for line in result.stderr.decode().splitlines() if line.startswith("::step ")] \
@@ -804,12 +844,35 @@ def test_prepare_release_runs_check_collectstatic_migrate_in_one_process(tmp_pat
             "::step migrate greetings"]
 
 
+def test_a_release_failing_collectstatic_has_not_migrated(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users"})
+    Path(layout.env_file("storefront", rel)).write_text("E_EXIT=1\nE_FAIL=collectstatic\n")
+    result = run(script)
+    assert result.returncode != 0
+    assert failed_step(result.stderr.decode()) == "collectstatic"
+    assert [c["argv"][0] for c in read_log(log)] == ["check", "collectstatic"]  # no migrate
+
+
+def test_an_act_without_static_files_skips_collectstatic(tmp_path):
+    layout, rel, venue_dir = staged_release(tmp_path)
+    log = tmp_path / "manage.log"
+    script = Script().raw(f"export MANAGE_LOG={q(log)}")
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users"}, static=False)
+    assert run(script).returncode == 0
+    assert [c["argv"][0] for c in read_log(log)] == ["check", "migrate"]
+
+
 def test_prepare_release_failure_names_the_step(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", ["users", "fail-here"])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"users": "users", "fail-here": "fail-here"})
     Path(layout.env_file("storefront", rel)).write_text("E_EXIT=4\n")
     result = run(script)
     assert result.returncode != 0
@@ -821,8 +884,8 @@ def test_prepare_release_failure_names_the_step(tmp_path):
 def test_prepare_release_failure_marks_the_release_bad(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     script = Script().raw(f"export MANAGE_LOG={q(tmp_path / 'log')}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", ["fail-here"])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {"fail-here": "fail-here"})
     script.run("touch", str(tmp_path / "not-reached"))
     Path(layout.env_file("storefront", rel)).write_text("E_EXIT=4\n")
     assert run(script).returncode != 0
@@ -834,8 +897,8 @@ def test_manage_does_not_run_without_its_env_file(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     log = tmp_path / "manage.log"
     script = Script().raw(f"export MANAGE_LOG={q(log)}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", [])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {})
     Path(layout.env_file("storefront", rel)).unlink()
     result = run(script)
     assert result.returncode != 0
@@ -845,8 +908,8 @@ def test_manage_does_not_run_without_its_env_file(tmp_path):
 def test_prepare_release_success_does_not_mark_bad(tmp_path):
     layout, rel, venue_dir = staged_release(tmp_path)
     script = Script().raw(f"export MANAGE_LOG={q(tmp_path / 'log')}")
-    release.prepare_release(script, layout, "storefront", rel, "storefront.settings", venue_dir,
-                            "manage.py", [])
+    release.prepare_release(script, layout, "storefront", rel, manage_of(layout, rel, venue_dir),
+                            {})
     assert run(script).returncode == 0
     assert not Path(layout.bad_list("storefront")).exists()
 

@@ -6,7 +6,7 @@ import pytest
 
 from backstage.commands.logs import show_logs
 from backstage.errors import BackstageError, UsageError
-from backstage.model import load_production
+from backstage.model import django, load_production
 from backstage.operations.deploy import act_environment
 from backstage.operations.env import MASK, compare_env, parse_env, plain_keys
 from backstage.operations.logs import plan_logs
@@ -74,7 +74,8 @@ def test_manage_runs_the_live_release_as_the_act_user_with_its_env_file(shop):
     assert layout.env_file(ACT, release) in command  # read on the host, by the act's shell
     assert layout.vassal(ACT, release) in command  # its venue: the one the vassal runs
     assert layout.in_release(ACT, release, "manage.py") in command
-    assert layout.shared(ACT) in command
+    # Where the app runs: the project's root in the release.
+    assert django.working_directory(shop, ACT, layout, release) in command
     assert "hello" not in command  # no value of the environment in the command line
 
 

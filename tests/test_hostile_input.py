@@ -219,17 +219,20 @@ def deploy_scripts(production: Production, host: str, layout: Layout) -> list[Sc
         release_cmd.unpack_release(script, layout, python, act_name, RELEASE, 123, upload)
         privileges.own_act_state(script, layout, python, act_name, RELEASE, run_as,
                                  production.group,
-                                 [f"{layout.data}/{d}.sqlite3" for d in act.databases])
-        release_cmd.prepare_release(script, layout, act_name, RELEASE, act.settings, venue_dir,
-                                    act.manage_path, list(act.databases), act.import_path,
-                                    run_as=run_as)
+                                 [f"{layout.data}/{d}.sqlite3" for d in act.logical_databases])
+        release_cmd.write_settings_modules(script, layout, act_name, RELEASE,
+                                           renderer.settings_modules(act_name))
+        release_cmd.prepare_release(script, layout, act_name, RELEASE,
+                                    release_cmd.Manage.of(production, act_name, layout, RELEASE,
+                                                          venue_dir),
+                                    act.database_aliases, run_as=run_as)
         scripts.append(script)
         script = Script()
         sess_cmd.start_vassal(script, layout, act_name, RELEASE,
                               renderer.vassal(layout, act_name, RELEASE, venue_dir, run_as))
         sess_cmd.health_check(script, layout, python, act_name, RELEASE,
-                              {"host": act.health.host or "localhost", "path": act.health.path,
-                               "status": act.health.status, "timeout": act.health.timeout,
+                              {"host": act.health.host or "localhost", "path": act.health.path or "/",
+                               "status": act.health.expected, "timeout": act.health.timeout,
                                "retries": act.health.retries})
         sess_cmd.switch(script, layout, act_name, RELEASE)
         sess_cmd.retire(script, layout, act_name, ["20250101T000000000Z-aaaaaaaa"])

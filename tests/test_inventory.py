@@ -86,6 +86,8 @@ def make_project(root: Path) -> Path:
     app = root / "app"
     app.mkdir(parents=True, exist_ok=True)
     (app / "manage.py").write_text("print('manage')\n")
+    (app / "storefront").mkdir()  # the settings module 'check' looks for
+    (app / "storefront" / "settings.py").write_text("")
     (app / "sub").mkdir()  # a folder without manage.py
     (app / "outside").symlink_to(root)  # a link out of the source
     (app / "requirements.txt").write_text("Django>=5\n")
@@ -130,7 +132,7 @@ def test_valid_inventory_loads_with_defaults(project, monkeypatch):
     assert host.user is None and host.port is None and host.root is None
     act = production.acts["storefront"]
     assert act.wsgi is None
-    assert act.wsgi_callable == "storefront.wsgi:application"
+    assert act.wsgi_callable is None  # Django's WSGI_APPLICATION
     assert act.source == (project / "app").resolve()
     assert act.source.is_absolute()
     assert production.venues["shop"].requirements == (project / "app" / "requirements.txt").resolve()
@@ -138,7 +140,7 @@ def test_valid_inventory_loads_with_defaults(project, monkeypatch):
     assert act.log_max_size == "50m" and act.log_max_bytes == 50 * 1024 * 1024
     assert act.manage == "manage.py"
     assert act.env == {"GREETING": "hello"}
-    assert act.health.path == "/" and act.health.status == 200
+    assert act.health.path is None and act.health.expected is None  # "/" below 500
     gig = production.gigs["shop"]
     assert gig.port is None and gig.static == "/static/" and gig.media == "/media/"
     assert gig.client_max_body_size == "10m"
@@ -179,20 +181,6 @@ def test_explicit_production_name_and_wsgi_are_kept(project):
     production = load_production(write_inventory(project, data))
     assert production.name == "other"
     assert production.acts["storefront"].wsgi_callable == "storefront.asgi_or_wsgi:app"
-
-
-@pytest.mark.parametrize(
-    ("settings_module", "callable_"),
-    [
-        ("storefront.settings", "storefront.wsgi:application"),
-        ("config.settings.prod", "config.settings.wsgi:application"),
-        ("settings", "wsgi:application"),
-    ],
-)
-def test_wsgi_callable_derives_from_settings(project, settings_module, callable_):
-    data = base_inventory()
-    data["acts"]["storefront"]["settings"] = settings_module
-    assert load_production(write_inventory(project, data)).acts["storefront"].wsgi_callable == callable_
 
 
 def test_forty_character_names_are_fine(project):
@@ -252,8 +240,10 @@ ERRORS = [
     ("unknown-health", _set("acts", "storefront", "health", {"bogus": 1}),
      "acts.storefront.health.bogus", "unknown key"),
     ("unknown-gig", _set("gigs", "shop", "bogus", 1), "gigs.shop.bogus", "unknown key"),
-    ("missing-required", _delete("acts", "storefront", "settings"), "acts.storefront.settings",
+    ("missing-required", _delete("acts", "storefront", "venue"), "acts.storefront.venue",
      "required key is missing"),
+    ("missing-settings", _delete("acts", "storefront", "settings"), "acts.storefront",
+     "give 'settings' (a module of the source) or 'settings_file'"),
     # dangling references
     ("act-venue", _set("acts", "storefront", "venue", "nope"), "acts.storefront.venue",
      "unknown venue 'nope' (known: shop)"),
@@ -681,6 +671,21 @@ def test_cli_check_bad_inventory_is_one_line_exit_2(cli):
     assert "Traceback" not in out + err
 
 
+@pytest.mark.parametrize(("key", "value", "reason"), [
+    ("settings", "storefront.prod", "acts.storefront.settings: no module storefront.prod in "),
+    ("wsgi", "storefront.wsgi:application", "acts.storefront.wsgi: no module storefront.wsgi in "),
+])
+def test_cli_check_refuses_a_module_not_in_the_tree_in_one_line(project, key, value, reason):
+    data = base_inventory()
+    data["acts"]["storefront"][key] = value
+    path = write_inventory(project, data)
+    done = subprocess.run([str(BACKSTAGE), "check", "--inventory", str(path)], cwd=project,
+                          text=True, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"backstage: error: {path}: {reason}"), done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
 def test_cli_check_valid_inventory(cli):
     code, out, err = cli.result("check-valid")
     assert code == 0, err
@@ -808,4 +813,81 @@ def test_a_service_in_a_monorepo(project):
     assert act.source == repo.resolve()
     assert act.manage_path == "services/shop/manage.py"
     assert act.import_path == ("services/shop", "libs")
-    assert act.wsgi_callable == "shop.wsgi:application"
+    assert act.wsgi_callable is None  # Django's WSGI_APPLICATION
+
+
+# --- [defaults.acts] ----------------------------------------------------------------------------
+
+def with_defaults(defaults: dict, **acts) -> dict:
+    data = base_inventory()
+    data["defaults"] = {"acts": defaults}
+    data["acts"] = acts
+    data["gigs"] = {}
+    return data
+
+
+def test_acts_inherit_the_defaults_and_their_own_keys_win(project):
+    data = with_defaults(
+        {"venue": "shop", "source": "../app", "settings": "storefront.settings",
+         "env": {"A": "1", "B": "2"}, "health": {"timeout": 9.0},
+         "processes": 3},
+        web={"env": {"B": "web"}, "health": {"path": "/ping"}},
+        api={"processes": 5, "settings_overlay": False})
+    production = load_production(write_inventory(project, data))
+    web, api = production.acts["web"], production.acts["api"]
+    assert web.venue == api.venue == "shop"
+    assert web.source == api.source == (project / "app").resolve()  # relative to the inventory
+    assert web.env == {"A": "1", "B": "web"} and api.env == {"A": "1", "B": "2"}
+    assert (web.health.path, web.health.timeout) == ("/ping", 9.0)
+    assert (web.processes, api.processes) == (3, 5)
+    assert web.settings_overlay and not api.settings_overlay
+
+
+@pytest.mark.parametrize(("defaults", "key", "reason"), [
+    ({"bogus": 1}, "defaults.acts.bogus", "unknown key"),
+    ({"procesess": 1}, "defaults.acts.procesess", "did you mean 'processes'"),
+    ({"processes": 0}, "defaults.acts.processes", "greater than or equal to 1"),
+])
+def test_a_bad_default_is_named_where_it_is_written(project, defaults, key, reason):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings",
+                          **defaults}, web={})
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key == key and reason in str(exc), str(exc)
+
+
+def test_only_act_defaults_are_known(project):
+    data = base_inventory()
+    data["defaults"] = {"hosts": {"python": "python3"}}
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key == "defaults" and "only a [defaults.acts] table" in str(exc)
+
+
+def test_an_acts_own_bad_value_is_named_under_the_act(project):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings",
+                          "processes": 2}, web={"processes": 0})
+    assert expect_error(write_inventory(project, data)).key == "acts.web.processes"
+
+
+# --- needs ----------------------------------------------------------------------------------
+
+def test_a_deploy_of_several_acts_switches_the_needed_ones_first(project):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings"},
+                         front={"needs": ["users", "welcome"]}, users={},
+                         welcome={"needs": ["users"]}, other={})
+    production = load_production(write_inventory(project, data))
+    assert production.deploy_order(list(production.acts)) == ["users", "welcome", "front",
+                                                              "other"]
+    # Only the acts named are deployed: a need outside them orders nothing.
+    assert production.deploy_order(["front", "welcome"]) == ["welcome", "front"]
+
+
+@pytest.mark.parametrize(("acts", "key", "reason"), [
+    ({"a": {"needs": ["b"]}, "b": {"needs": ["a"]}}, "acts.a.needs", "a cycle: a -> b -> a"),
+    ({"a": {"needs": ["a"]}}, "acts.a.needs", "a cycle: a -> a"),
+    ({"a": {"needs": ["c"]}, "b": {}}, "acts.a.needs", "unknown act 'c'"),
+])
+def test_a_bad_need_is_one_line(project, acts, key, reason):
+    data = with_defaults({"venue": "shop", "source": "../app", "settings": "storefront.settings"},
+                         **acts)
+    exc = expect_error(write_inventory(project, data))
+    assert exc.key == key and reason in str(exc), str(exc)

@@ -285,6 +285,7 @@ def test_a_stage_as_desired_needs_no_step_and_a_bare_host_all_of_them(production
     state = HostState(production)
     renderer, layout = Renderer(production), state.layout
     state.data["files"][layout.emperor_ini] = sha256(renderer.emperor_ini(layout, daemonize=True))
+    state.data["files"][layout.default_server_conf] = sha256(renderer.default_server(layout, HOST))
     state.data["owners"] = stage_modes(layout, production.group)
     assert plan_stage_on(production, state) == []
 

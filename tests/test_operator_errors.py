@@ -66,7 +66,11 @@ NEGATIVE_RUNS = [
     ("serial-empty", ["deploy-act", "storefront", "--serial", ""], r"--serial: .*empty"),
     # finding 9: usage errors exit 2 with one line, typos get a suggestion
     ("unknown-task", ["deploi-act", "storefront"], r"unknown task 'deploi-act'.*'deploy-act'"),
-    ("missing-argument", ["deploy-act"], r"deploy-act: missing .*'act'"),
+    ("missing-argument", ["rollback"], r"rollback: missing .*'act'"),
+    ("no-act", ["deploy-act"], r"name the acts to deploy, or --all"),
+    ("act-and-all", ["deploy-act", "storefront", "--all"], r"name the acts to deploy, or --all"),
+    ("all-and-act", ["deploy-act", "--all", "storefront"], r"name the acts to deploy, or --all"),
+    ("unknown-of-several", ["deploy-act", "storefront,nope"], r"unknown act 'nope'"),
     ("extra-argument", ["deploy-act", "storefront", "extra"], r"unexpected argument 'extra'"),
     ("unknown-option", ["status", "--jsn"], r"status: unknown option '--jsn'.*'--json'"),
     ("option-without-value", ["deploy-act", "storefront", "--parallel"],

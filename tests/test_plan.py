@@ -93,7 +93,7 @@ def test_plan_text_lists_changes_with_diffs_and_never_env_content():
     gig = LAYOUT.gig_conf("shop")
     plan = HostPlan(R[2], R[1], switch=[Step("switch", "switch storefront", "true")],
                     changes=Changes(venue="/v/storefront-abc", env=True, retired=[R[1]],
-                                    deleted=[R[0]],
+                                    deleted=[R[0]], settings="storefront.settings overlaid: X",
                                     files=[FileChange(vassal_new, "a\nb2\n", vassal_old),
                                            FileChange(gig, "server {}\n")]))
     text = describe("web1", "storefront", plan, {vassal_old: "a\nb1\n"},
@@ -102,6 +102,7 @@ def test_plan_text_lists_changes_with_diffs_and_never_env_content():
                            f"  release  new {R[2]} (live: {R[1]})\n"
                            "  venue    build /v/storefront-abc\n"
                            "  env file changed (content not shown)\n"
+                           "  settings storefront.settings overlaid: X\n"
                            f"  write    {vassal_new}\n"
                            f"  write    {gig} (new)\n"
                            f"  retire   storefront@{R[1]}\n"
@@ -110,6 +111,20 @@ def test_plan_text_lists_changes_with_diffs_and_never_env_content():
                            "  lock     held by ada@ws (lock, t): a deploy would be refused now\n")
     assert f"--- {vassal_old}\n+++ {vassal_new}\n@@ -1,2 +1,2 @@\n a\n-b1\n+b2\n" in text
     assert text.endswith(f"--- /dev/null\n+++ {gig}\n@@ -0,0 +1 @@\n+server {{}}\n")
+
+
+def test_plan_text_hides_a_diff_of_release_ids_only():
+    vassal_old, vassal_new = LAYOUT.vassal("storefront", R[1]), LAYOUT.vassal("storefront", R[2])
+    text_of = "socket = run/{0}.sock\nprocname = storefront@{0}\nprocesses = {1}\n".format
+    plan = HostPlan(R[2], R[1], switch=[Step("switch", "switch storefront", "true")],
+                    changes=Changes(files=[FileChange(vassal_new, text_of(R[2], 2), vassal_old)]))
+    text = describe("web1", "storefront", plan, {vassal_old: text_of(R[1], 2)})
+    assert f"  write    {vassal_new} (only the release id changes)\n" in text
+    assert "---" not in text and "@@" not in text
+    # Another change shows, and only it.
+    text = describe("web1", "storefront", plan, {vassal_old: text_of(R[1], 4)})
+    assert text.endswith("@@ -1,3 +1,3 @@\n " + f"socket = run/{R[2]}.sock\n procname = "
+                         f"storefront@{R[2]}\n-processes = 4\n+processes = 2\n")
 
 
 def test_diff_marks_a_missing_final_newline():

@@ -79,13 +79,18 @@ def test_vassal_system_layout(project):
     root = "/srv/backstage/shop"
     assert ini_one(pairs, "socket") == f"{root}/run/storefront/{RELEASE}.sock"
     assert ini_one(pairs, "virtualenv") == VENUE_DIR
-    assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/shared"
-    assert ini_one(pairs, "pythonpath") == f"{root}/acts/storefront/releases/{RELEASE}"
+    # The project's root in the release, as Django projects expect it.
+    assert ini_one(pairs, "chdir") == f"{root}/acts/storefront/releases/{RELEASE}"
+    # The project first, then Backstage's settings module.
+    assert [v for k, v in pairs if k == "pythonpath"] == [
+        f"{root}/acts/storefront/releases/{RELEASE}",
+        f"{root}/acts/storefront/releases/{RELEASE}/.backstage-settings"]
     assert ini_one(pairs, "stats") == f"{root}/run/storefront.stats/{RELEASE}"
     assert ini_one(pairs, "logto") == f"{root}/log/storefront.log"
 
     envs = [v for k, v in pairs if k == "env"]
-    assert "DJANGO_SETTINGS_MODULE=storefront.settings" in envs
+    assert "DJANGO_SETTINGS_MODULE=backstage_settings" in envs
+    assert "BACKSTAGE_SETTINGS=storefront.settings" in envs
     assert f"BACKSTAGE_RELEASE={RELEASE}" in envs
     assert f"BACKSTAGE_STATIC_ROOT={root}/acts/storefront/releases/{RELEASE}/.backstage-static" in envs
     # Python reads the release's env file (uWSGI's config logic would expand $(...) and
@@ -94,7 +99,15 @@ def test_vassal_system_layout(project):
     assert "for-readline" not in keys and "module" not in keys
     code = ini_one(pairs, "eval")
     assert f'open("{root}/acts/storefront/env/env-{RELEASE}", encoding="utf-8")' in code
-    assert code.endswith('getattr(importlib.import_module("storefront.wsgi"), "application")')
+    assert '.read().split("\\n")' in code
+    # No wsgi in the inventory: the callable Django's WSGI_APPLICATION names.
+    assert code.endswith("from django.core.servers.basehttp import "
+                         "get_internal_wsgi_application; application = "
+                         "get_internal_wsgi_application()")
+    data["acts"]["storefront"]["wsgi"] = "storefront.wsgi:application"
+    text = Renderer(load(project, data)).vassal(layout, "storefront", RELEASE, VENUE_DIR)
+    assert ini_one(ini_pairs(text), "eval").endswith(
+        'getattr(importlib.import_module("storefront.wsgi"), "application")')
 
     assert "http-socket" not in keys and "reuse-port" not in keys
     for key in ("chown-socket", "uid", "gid", "umask"):
@@ -129,8 +142,9 @@ def test_vassal_user_layout_paths_under_root(project, tmp_path):
     production = load(project, data)
     layout = Layout.for_host(production.name, production.hosts["web1"])
     pairs = ini_pairs(Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR))
-    for key in ("socket", "chdir", "pythonpath", "stats", "logto"):
+    for key in ("socket", "chdir", "stats", "logto"):
         assert ini_one(pairs, key).startswith(f"{root}/shop/"), key
+    assert all(v.startswith(f"{root}/shop/") for k, v in pairs if k == "pythonpath")
 
 
 # --- the gig ------------------------------------------------------------------------------------
@@ -272,7 +286,9 @@ def test_project_template_overrides_by_name(project):
     templates.mkdir()
     (templates / "vassal.ini.j2").write_text(
         "[uwsgi]\n; custom for {{ production }}\nmodule = {{ wsgi }}\nsocket = {{ socket }}\n")
-    production = load(project, base_inventory())
+    data = base_inventory()
+    data["acts"]["storefront"]["wsgi"] = "storefront.wsgi:application"
+    production = load(project, data)
     layout = Layout.for_host(production.name, production.hosts["web1"])
     renderer = Renderer(production)
     text = renderer.vassal(layout, "storefront", RELEASE, VENUE_DIR)
@@ -340,3 +356,20 @@ def test_nginx_test_refuses_a_broken_gig(project, tmp_path):
     result = nginx_test(layout)
     assert result.returncode != 0
     assert gig.name in result.stderr
+
+
+def test_a_changed_settings_overlay_changes_the_vassal(project):
+    """A deploy whose code, env and vassal are unchanged changes nothing: the overlay's
+    digest in the vassal makes a changed overlay (a project's own, or Backstage's next
+    version) a new release."""
+    production = load(project, base_inventory())
+    layout = Layout.for_host(production.name, production.hosts["web1"])
+    before = Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR)
+    assert "; Settings modules beside the code: " in before
+    assert " (backstage_settings)." in before
+    (project / "templates").mkdir()
+    (project / "templates" / "backstage_settings.py").write_text("from x import *\n")
+    after = Renderer(production).vassal(layout, "storefront", RELEASE, VENUE_DIR)
+    assert after != before
+    digest = before.split("the code: ")[1][:12]
+    assert before.replace(digest, after.split("the code: ")[1][:12]) == after

@@ -183,6 +183,9 @@ def test_nginx_accepts_rendered_tls_gig(project, tmp_path):
     renderer = Renderer(production)
     Path(layout.nginx_conf).write_text(renderer.nginx_conf(layout))
     Path(layout.gig_conf("shop")).write_text(renderer.gig(layout, "shop"))
+    default = renderer.default_server(layout, "web1")
+    assert "listen 8080;" in default and "listen 8443 ssl;" in default  # the gig's ports
+    Path(layout.default_server_conf).write_text(default)
     result = nginx_test(layout)
     assert result.returncode == 0, result.stderr
     # And nginx really reads the files named: a missing key is refused.

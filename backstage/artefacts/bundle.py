@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backstage.artefacts.wheelhouse import cache_dir
-from backstage.model.layout import STATIC_DIR
+from backstage.model.layout import OVERLAY_DIR, STATIC_DIR
 from backstage.remote.core import manifest_digest, tree_entry
 
 EXCLUDED_DIRS = {".git", ".hg", "__pycache__", ".venv", "venv", "node_modules", "var",
-                 ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", STATIC_DIR}
+                 ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", STATIC_DIR,
+                 OVERLAY_DIR}
 # ".env": dotenv and secrets files never travel in a release (secrets go in the env file only).
 EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".sqlite3", ".log", ".env")
 # Past this much text, removed paths would not fit one command line: upload in full instead.

@@ -12,9 +12,14 @@ Wheels are built once per *input*: the text of every file read (the top one, its
 constraints) and the content of the local folders it names (``-e ./lib``, ``./lib``), so a
 change to any of them builds again. Editable, VCS and URL requirements are built into plain
 wheels here; one that cannot be is refused naming its file and line.
+
+A lockfile or a ``pyproject.toml`` is first made into the text of a requirements file
+(:mod:`backstage.artefacts.lockfiles`), kept in the workstation's cache; the files it was
+made from are the inputs.
 """
 
 import hashlib
+import os
 import shlex
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +28,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from backstage.artefacts import wheelhouse
+from backstage.artefacts import lockfiles, wheelhouse
 from backstage.artefacts.bundle import manifest, source_files
 from backstage.errors import BackstageError, InventoryError
 from backstage.remote.core import file_digest, manifest_digest
@@ -51,6 +56,7 @@ class Inputs:
     """What a requirements file and its includes say, as far as Backstage must know it."""
 
     files: list[Path] = field(default_factory=list)  # every file read, in the order read
+    cwd: Path | None = None  # where pip runs: the top file's folder, or the project's
     # Editable, VCS, URL and path requirements, with the words that build one alone.
     direct: list[tuple[Line, list[str]]] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)  # local projects they name
@@ -132,6 +138,7 @@ def read(path: Path, inputs: Inputs | None = None, constraint: bool = False) -> 
     if path.resolve() in (p.resolve() for p in inputs.files):
         return inputs
     inputs.files.append(path)
+    inputs.cwd = inputs.cwd or path.parent
     for line in logical_lines(path):
         if not line.text.startswith("-"):
             requirement(line, inputs, constraint)
@@ -179,8 +186,8 @@ def direct(line: Line, target: str | None, inputs: Inputs, words: list[str]) -> 
     local = target.removeprefix("file://").split("#", 1)[0].split("[", 1)[0]
     if "://" in local or local.startswith(("git+", "hg+", "svn+", "bzr+")):
         return
-    # pip reads paths relative to its working directory: the top file's folder (see resolve).
-    folder = inputs.files[0].parent / local
+    # pip reads paths relative to its working directory (see resolve).
+    folder = inputs.cwd / local
     if folder.is_dir():
         inputs.folders.append(folder)
 
@@ -203,21 +210,40 @@ def resolved_list(wheels: list[Path]) -> str:
 
 
 def resolve(requirements: Path | None, extra: tuple[str, ...] = ()) -> Resolved:
-    """Build the wheels of a requirements file (and ``extra`` requirements) on this
-    workstation, once per input, and the list a host installs them from.
+    """Build the wheels of a requirements file (or a lockfile, or a ``pyproject.toml``: see
+    :mod:`backstage.artefacts.lockfiles`) and ``extra`` requirements on this workstation, once
+    per input, and the list a host installs them from.
 
-    pip runs in the file's folder, so relative paths in it are relative to the file. Bad
-    input is one line naming the file (and line), exit code 2.
+    pip runs in the file's folder (the project's, for a lockfile), so relative paths in it are
+    relative to that. Bad input is one line naming the file (and line), exit code 2.
     """
-    inputs = read(requirements) if requirements is not None else Inputs()
-    arguments = [*(["-r", str(requirements)] if requirements is not None else []), *extra]
+    inputs, top = Inputs(), requirements
+    exported = lockfiles.export(requirements) if requirements is not None else None
+    if exported is not None:
+        inputs = Inputs(files=list(exported.sources), cwd=exported.cwd)
+        top = exported_file(exported.text)
+    if top is not None:
+        read(top, inputs)
+    arguments = [*(["-r", str(top)] if top is not None else []), *extra]
     label = str(requirements) if requirements is not None else " ".join(extra)
-    cwd = requirements.parent if requirements is not None else None
     try:
-        wheels = wheelhouse.build(arguments, inputs.key(extra), label, cwd)
+        wheels = wheelhouse.build(arguments, inputs.key(extra), label, inputs.cwd)
     except wheelhouse.BuildFailed as exc:
         raise blame(inputs, exc) from None
     return Resolved(tuple(wheels), resolved_list(wheels))
+
+
+def exported_file(text: str) -> Path:
+    """A requirements file holding ``text``, in the workstation's cache (never in the
+    project), named by its content."""
+    name = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = wheelhouse.cache_dir() / "exported" / f"{name}.txt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)
+    return path
 
 
 def blame(inputs: Inputs, failure: "wheelhouse.BuildFailed") -> BackstageError:
@@ -226,7 +252,7 @@ def blame(inputs: Inputs, failure: "wheelhouse.BuildFailed") -> BackstageError:
     for line, words in inputs.direct:
         with tempfile.TemporaryDirectory() as folder:
             try:
-                wheelhouse.pip_wheel(["--no-deps", *words], Path(folder), inputs.files[0].parent)
+                wheelhouse.pip_wheel(["--no-deps", *words], Path(folder), inputs.cwd)
             except wheelhouse.BuildFailed as exc:
                 return line.fail(f"cannot be built into a wheel on this workstation: {exc.tail}")
     if not inputs.files:

@@ -65,8 +65,7 @@ def own_act_state(script: Script, layout: Layout, python: str, act: str, release
                   run_as: RunAs, group: str, sqlite_files: list[str]) -> Script:
     """Give the act user its state (and nothing else) before anything of the release runs.
 
-    The act owns its working directory ``shared/`` (a relative sqlite path in its settings
-    lands there), ``media/`` (setgid nginx's group, so nginx reads uploads), its stats
+    The act owns its folder ``shared/``, ``media/`` (setgid nginx's group, so nginx reads uploads), its stats
     sockets' folder and its env files. Root writes the env files in ``env/`` and binds the
     release's socket in ``run/<act>/``, folders of its own, never in one the act could plant a
     link in. The release's code is the production's ``group``'s to read (acts of one

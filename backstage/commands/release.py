@@ -1,12 +1,13 @@
 """Commands that unpack a release, link its shared state and run Django's management steps."""
 
 import json
+from dataclasses import dataclass
 
 from backstage.artefacts.bundle import Upload
 from backstage.commands import history, hostside
 from backstage.commands.privileges import as_user
 from backstage.commands.shell import Script, argv, q
-from backstage.model import Layout, RunAs
+from backstage.model import Layout, Production, RunAs, django
 from backstage.remote import standalone
 
 
@@ -103,33 +104,47 @@ def receive_tree(script: Script, layout: Layout, python: str, act: str,
                       f"{argv('rm', '-rf', '--', incoming)}; else {move}; fi; fi")
 
 
-def manage_function(layout: Layout, act: str, release: str, settings: str, venue_dir: str,
-                    manage: str, pythonpath: tuple[str, ...] = (".",),
+@dataclass(frozen=True)
+class Manage:
+    """How ``manage.py`` of a release runs: as the vassal runs the app (see
+    :mod:`backstage.model.django`), with the venue's interpreter."""
+
+    venue_dir: str
+    manage: str  # relative to the release (the repository's root)
+    environment: dict[str, str]
+    import_path: list[str]
+    cwd: str
+
+    @classmethod
+    def of(cls, production: Production, act: str, layout: Layout, release: str,
+           venue_dir: str) -> "Manage":
+        return cls(venue_dir, production.acts[act].manage_path,
+                   django.process_environment(production, act, layout, release),
+                   django.import_path(production, act, layout, release),
+                   django.working_directory(production, act, layout, release))
+
+
+def manage_function(layout: Layout, act: str, release: str, manage: Manage,
                     run_as: RunAs | None = None, program: str | None = None) -> str:
-    """A shell function ``manage ARGS`` running manage.py as the vassal would run the app.
-
-    Same working directory (the act's shared directory), same environment (the env file,
-    exported line by line without any expansion), same interpreter, same import path, same
-    user (``run_as``, system layout), which reads the env file itself. ``manage`` and
-    ``pythonpath`` are relative to the release (the repository's root). With ``program``
-    (Python text), the function runs ``python -c PROGRAM MANAGE_PY ARGS`` instead.
-    """
-    python = [venue_dir + "/bin/python", *(["-c", program] if program else [])]
-    command = argv(*python, layout.in_release(act, release, manage))
-    return act_function("manage", layout, act, release, settings, pythonpath, run_as, command)
+    """A shell function ``manage ARGS`` running manage.py as the vassal would run the app
+    (see :func:`act_function`). With ``program`` (Python text), the function runs
+    ``python -c PROGRAM MANAGE_PY ARGS`` instead."""
+    python = [manage.venue_dir + "/bin/python", *(["-c", program] if program else [])]
+    command = argv(*python, layout.in_release(act, release, manage.manage))
+    return act_function("manage", layout, act, release, manage, run_as, command)
 
 
-def act_function(name: str, layout: Layout, act: str, release: str, settings: str,
-                 pythonpath: tuple[str, ...], run_as: RunAs | None, program: str = "") -> str:
+def act_function(name: str, layout: Layout, act: str, release: str, manage: Manage,
+                 run_as: RunAs | None, program: str = "") -> str:
     """A shell function ``name ARGS`` running ``program ARGS`` (``program``: quoted words; none:
-    ARGS is the whole command) in the act's working directory, environment and identity."""
+    ARGS is the whole command) as the vassal runs the app: same working directory, same
+    environment (the env file, exported line by line without any expansion, then Backstage's
+    variables), same import path, same user (``run_as``, system layout), which reads the env
+    file itself."""
     exports = " ".join([
         "export",
-        q(f"DJANGO_SETTINGS_MODULE={settings}"),
-        q(f"BACKSTAGE_ACT={act}"),
-        q(f"BACKSTAGE_RELEASE={release}"),
-        q(f"BACKSTAGE_STATIC_ROOT={layout.static(act, release)}"),
-        q("PYTHONPATH=" + ":".join(layout.in_release(act, release, p) for p in pythonpath)),
+        *(q(f"{key}={value}") for key, value in manage.environment.items()),
+        q("PYTHONPATH=" + ":".join(manage.import_path)),
         "PYTHONUTF8=1",
     ])
     # Chained with && because callers test its status, which turns off set -e inside it.
@@ -139,49 +154,60 @@ def act_function(name: str, layout: Layout, act: str, release: str, settings: st
         f" {exports} &&"
         f" {program + ' ' if program else ''}\"$@\""
     )
-    return f"{name}() {{ ( cd {q(layout.shared(act))} && {as_user(run_as, body) if run_as else body}; ) }}"
+    return f"{name}() {{ ( cd {q(manage.cwd)} && {as_user(run_as, body) if run_as else body}; ) }}"
+
+
+def write_settings_modules(script: Script, layout: Layout, act: str, release: str,
+                           modules: dict[str, str]) -> Script:
+    """Put the settings modules kept beside the code (Backstage's overlay, the act's
+    ``settings_file``) in the release (root's, like the rest of it)."""
+    if modules:
+        script.mkdirs([layout.overlay_dir(act, release)])
+    for module, text in modules.items():
+        script.write_file(f"{layout.overlay_dir(act, release)}/{module}.py", text)
+    return script
 
 
 def mark_bad(layout: Layout, act: str, release: str) -> str:
     return f"printf '%s\\n' {q(release)} >> {q(layout.bad_list(act))}"
 
 
-def prepare_release(script: Script, layout: Layout, act: str, release: str, settings: str,
-                    venue_dir: str, manage: str, databases: list[str],
-                    pythonpath: tuple[str, ...] = (".",), record: dict | None = None,
-                    run_as: RunAs | None = None) -> Script:
-    """``check --deploy``, ``collectstatic``, then ``migrate`` for each logical database, all
-    in one Python process (:mod:`backstage.remote.managesteps`), each announced as its step.
+def prepare_release(script: Script, layout: Layout, act: str, release: str, manage: Manage,
+                    databases: dict[str, str], record: dict | None = None,
+                    run_as: RunAs | None = None, static: bool = True) -> Script:
+    """``check --deploy``, ``collectstatic`` (``static``; skipped where the act has no
+    ``django.contrib.staticfiles``), then ``migrate`` each logical database (``databases``:
+    logical name -> the act's Django alias for it), all in one Python process
+    (:mod:`backstage.remote.managesteps`), each announced as its step. Migrations come last,
+    so a release that fails before them has changed no database.
 
-    ``record``: the history entry that says the databases were migrated (written once they are,
-    which is why migrations come last).
+    ``record``: the history entry that says the databases were migrated (written once they are).
     """
-    script.raw(manage_function(layout, act, release, settings, venue_dir, manage, pythonpath,
-                               run_as, program=standalone("managesteps")))
+    script.raw(manage_function(layout, act, release, manage, run_as,
+                               program=standalone("managesteps")))
     steps = [["check", "check", {"deploy": True, "fail_level": "ERROR"}],
-             ["collectstatic", "collectstatic", {"interactive": False, "clear": True,
-                                                 "verbosity": 0}],
-             *([f"migrate {database}", "migrate", {"interactive": False, "database": database}]
-               for database in databases)]
+             *([["collectstatic", "collectstatic", {"interactive": False, "clear": True,
+                                                     "verbosity": 0}]] if static else []),
+             *([f"migrate {database}", "migrate", {"interactive": False, "database": alias}]
+               for database, alias in databases.items())]
     script.raw("manage " + q(json.dumps(steps)) + f" || {{ {mark_bad(layout, act, release)}; "
                "exit 1; }")
     if databases and record:
-        history.append(script, layout, {**record, "databases": databases})
+        history.append(script, layout, {**record, "databases": list(databases)})
     return script
 
 
-def migrate_lines(script: Script, databases: list[str], on_failure: str = "") -> Script:
-    """``manage migrate`` for each logical database (after :func:`manage_function`)."""
-    for database in databases:
+def migrate(script: Script, databases: dict[str, str], on_failure: str = "") -> Script:
+    """``manage migrate`` each logical database (name -> the act's Django alias for it), after
+    :func:`manage_function`: the shared databases, once per deploy."""
+    for database, alias in databases.items():
         script.step(f"migrate {database}")
-        script.raw("manage " + argv("migrate", "--noinput", "--database", database) + on_failure)
+        script.raw("manage " + argv("migrate", "--noinput", "--database", alias) + on_failure)
     return script
 
 
-def migrate(script: Script, layout: Layout, act: str, release: str, settings: str,
-            venue_dir: str, manage: str, pythonpath: tuple[str, ...], databases: list[str],
-            run_as: RunAs | None = None) -> Script:
-    """Migrate shared databases with a release's code (once per deploy, on one host)."""
-    script.raw(manage_function(layout, act, release, settings, venue_dir, manage, pythonpath,
-                               run_as))
-    return migrate_lines(script, databases)
+def migrate_shared(script: Script, layout: Layout, act: str, release: str, manage: Manage,
+                   databases: dict[str, str], run_as: RunAs | None = None) -> Script:
+    """Migrate the shared databases with a release's code (once per deploy, on one host)."""
+    script.raw(manage_function(layout, act, release, manage, run_as))
+    return migrate(script, databases)

@@ -103,10 +103,11 @@ def retire(script: Script, layout: Layout, act: str, releases: list[str],
                          f"{argv('mv', '-f', path, retired)}; fi")
     lock = layout.retire_lock(act)
     script.mkdirs([lock.rsplit("/", 1)[0]])
-    # Holds the act's retire lock until done: a revive meanwhile waits (see revive).
-    later = "; ".join([f"exec 8>{q(lock)}", "flock 8", argv("sleep", str(grace)), *moves,
-                       rescan_line(layout)])
-    return script.raw(f"( {later} ) </dev/null >/dev/null 2>&1 &")
+    # The act's retire lock is taken here, before the background job starts, and held by the
+    # job (it inherits the descriptor) until it is done: a revive meanwhile waits (see revive).
+    script.raw(f"exec 8>{q(lock)}; flock -w {RETIRE_WAIT_SECONDS} 8")
+    later = "; ".join([argv("sleep", str(grace)), *moves, rescan_line(layout)])
+    return script.raw(f"( {later} ) </dev/null >/dev/null 2>&1 & exec 8>&-")
 
 
 def revive(script: Script, layout: Layout, act: str, release: str) -> Script:

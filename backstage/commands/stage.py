@@ -154,3 +154,13 @@ def rescan_line(layout: Layout) -> str:
 
 def rescan_emperor(script: Script, layout: Layout) -> Script:
     return script.raw(rescan_line(layout))
+
+
+def default_server(script: Script, layout: Layout, text: str, distribution_site: str | None
+                   ) -> Script:
+    """Install the server for unknown Host headers; disable the distribution's welcome site
+    (a link to its sites-available/default), whose ``default_server`` would win."""
+    script.step("default-server").write_file(layout.default_server_conf, text)
+    if distribution_site:
+        script.run("rm", "-f", "--", distribution_site)
+    return script

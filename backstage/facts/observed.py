@@ -27,8 +27,10 @@ def probe_spec(production: Production, host: str, layout: Layout) -> dict:
         "users": [production.act_user(a) for a in acts] if system else [],
         "owners": list(stage_modes(layout, production.group)) if system else [],
         "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
+                  layout.default_server_conf,
                   *(layout.gig_conf(g) for g in gigs)],
         "links": [*(layout.current(a) for a in acts), *(layout.stable_socket(a) for a in acts),
+                  *filter(None, [layout.distribution_default_site]),
                   *(layout.venue_link(v) for v in venues)],
         "listings": [layout.wheelhouse, layout.vassals, f"{layout.root}/venues", layout.trees,
                      *(layout.releases(a) for a in acts)],
@@ -50,7 +52,7 @@ def probe_spec(production: Production, host: str, layout: Layout) -> dict:
 def host_locks(production: Production, host: str) -> list[str]:
     """The locks of a host's acts and of the databases they use."""
     acts = production.acts_on(host)
-    databases = sorted({d for a in acts for d in production.acts[a].databases})
+    databases = sorted({d for a in acts for d in production.acts[a].logical_databases})
     return [*(act_lock(a) for a in acts), *(database_lock(d) for d in databases)]
 
 

@@ -13,7 +13,15 @@ import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    model_validator,
+)
 
 from backstage.errors import InventoryError, did_you_mean, known_hint
 from backstage.model import names
@@ -69,16 +77,27 @@ class Venue(Section):
 
 
 class Health(Section):
-    """How a new release is checked through its own socket before it gets traffic."""
+    """How a new release is checked through its own socket before it gets traffic.
 
-    path: str = Field("/", pattern=r"^/[A-Za-z0-9_./?=&%-]*$")
+    With no ``path``, ``/`` answering anything below 500 will do (a service whose ``/`` is a
+    404 still proves it runs); with a ``path``, its ``status`` (200 unless given)."""
+
+    path: str | None = Field(None, pattern=r"^/[A-Za-z0-9_./?=&%-]*$")
     host: Domain | None = None
-    status: Int = Field(200, ge=100, le=599)
+    status: Int | None = Field(None, ge=100, le=599)
     timeout: float = Field(5.0, gt=0, le=300)
     retries: Int = Field(20, ge=1, le=600)
 
+    @property
+    def expected(self) -> int | None:
+        """The status a check wants; None: any below 500."""
+        return self.status or (200 if self.path else None)
+
 
 RelativeDir = Annotated[str, AfterValidator(names.relative_dir)]
+# The module name of an act's settings_file in its release (next to the settings overlay).
+ACT_SETTINGS_MODULE = "backstage_act_settings"
+DatabaseAlias = Annotated[str, AfterValidator(names.database_alias)]
 
 
 class Act(Section):
@@ -88,13 +107,21 @@ class Act(Section):
     monorepo. Inside it, ``source_root`` is the service's folder, first on the import path,
     where ``manage`` is found; ``pythonpath`` adds folders of the repository after it (shared
     apps, say). ``settings`` and ``wsgi`` are modules on that path.
+
+    ``databases`` names the production's logical databases the act uses, each under the
+    Django alias of its name (a list), or maps the project's own aliases to them (a table:
+    ``{ default = "main" }``). With ``settings_overlay`` (the default) Backstage runs the act
+    with a settings module of its own that imports ``settings`` and then sets what the
+    deployment owns (see :mod:`backstage.model.django`).
     """
 
     venue: Name
     source: Path
     source_root: RelativeDir = "."
     pythonpath: tuple[RelativeDir, ...] = ()
-    settings: Annotated[str, AfterValidator(names.dotted)]
+    settings: Annotated[str, AfterValidator(names.dotted)] | None = None
+    # A settings module kept outside the repository (a local file), shipped with each release.
+    settings_file: Path | None = None
     wsgi: Annotated[str, AfterValidator(names.wsgi_callable)] | None = None
     manage: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$"),
                       AfterValidator(names.relative_file)] = "manage.py"
@@ -104,7 +131,10 @@ class Act(Section):
     secrets: Path | None = None
     http_port: Port | None = None
     roles: tuple[Name, ...] = ()
-    databases: tuple[Name, ...] = ()
+    databases: tuple[Name, ...] | dict[DatabaseAlias, Name] = ()
+    settings_overlay: Annotated[bool, Strict()] = True
+    static: Annotated[bool, Strict()] = True  # false: no collectstatic
+    needs: tuple[Name, ...] = ()  # acts a deploy of several switches before this one
     health: Health = Health()
     keep_releases: Int = Field(5, ge=2, le=100)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
@@ -116,6 +146,34 @@ class Act(Section):
         """Folders of the release on the act's import path, relative to the release."""
         return tuple(dict.fromkeys([self.source_root, *self.pythonpath]))
 
+    @model_validator(mode="after")
+    def _settings_given(self):
+        if (self.settings is None) == (self.settings_file is None):
+            raise ValueError("give 'settings' (a module of the source) or 'settings_file' "
+                             "(a file kept outside it), one of them")
+        return self
+
+    @property
+    def settings_module(self) -> str:
+        """The act's own settings module: ``settings``, or the shipped ``settings_file``'s."""
+        return ACT_SETTINGS_MODULE if self.settings_file else self.settings
+
+    @property
+    def logical_databases(self) -> tuple[str, ...]:
+        """The logical databases the act uses, each once, in the inventory's order."""
+        return tuple(dict.fromkeys(self.database_aliases.values()))
+
+    @property
+    def database_aliases(self) -> dict[str, str]:
+        """Django alias -> logical database."""
+        if isinstance(self.databases, dict):
+            return dict(self.databases)
+        return {name: name for name in self.databases}
+
+    def database_alias(self, logical: str) -> str:
+        """The alias ``migrate --database`` names for a logical database (its first)."""
+        return next(a for a, d in self.database_aliases.items() if d == logical)
+
     @property
     def log_max_bytes(self) -> int:
         return names.size_bytes(self.log_max_size)
@@ -126,10 +184,10 @@ class Act(Section):
         return self.manage if self.source_root == "." else f"{self.source_root}/{self.manage}"
 
     @property
-    def wsgi_callable(self) -> str:
-        """The WSGI callable, by default ``application`` in the settings' sibling ``wsgi``."""
-        package = self.settings.rpartition(".")[0]
-        return self.wsgi or f"{package + '.' if package else ''}wsgi:application"
+    def wsgi_callable(self) -> str | None:
+        """The WSGI callable; None: what Django's ``WSGI_APPLICATION`` setting names (Django's
+        default handler when it names none), as ``runserver`` finds it."""
+        return self.wsgi
 
 
 class Database(Section):
@@ -228,6 +286,23 @@ class Production(Section):
     def acts_on(self, host: str) -> list[str]:
         return [a for a in self.acts if host in self.hosts_of(a)]
 
+    def deploy_order(self, acts: list[str]) -> list[str]:
+        """``acts`` ordered so that each comes after the acts it ``needs`` (those among
+        ``acts``), otherwise in the inventory's order; the inventory has no cycle."""
+        chosen = [a for a in self.acts if a in acts]
+        ordered: list[str] = []
+
+        def visit(act: str) -> None:
+            if act not in ordered:
+                for needed in self.acts[act].needs:
+                    if needed in chosen:
+                        visit(needed)
+                ordered.append(act)
+
+        for act in chosen:
+            visit(act)
+        return ordered
+
     def gigs_of(self, act: str) -> list[str]:
         return [g for g, gig in self.gigs.items() if gig.act == act]
 
@@ -274,18 +349,53 @@ def load_production(path: str | Path) -> Production:
     data.setdefault("production", path.stem)
     if "path" in data:
         raise InventoryError(path, "path", "unknown key")
+    defaults = _act_defaults(path, data.pop("defaults", {}))
+    own = data.get("acts")
+    if isinstance(own, dict):
+        data["acts"] = {name: _inherit(defaults, act) for name, act in own.items()}
     try:
         production = Production.model_validate({**data, "path": path})
     except ValidationError as exc:
-        raise _first_error(path, exc) from None
+        raise _first_error(path, exc, own, defaults) from None
     production = _resolve_local_paths(production)
     check_production(production)
     return production
 
 
-def _first_error(path: Path, exc: ValidationError) -> InventoryError:
+def _act_defaults(path: Path, defaults) -> dict:
+    """``[defaults.acts]``: keys every act has unless it sets them itself."""
+    if not isinstance(defaults, dict) or set(defaults) - {"acts"}:
+        raise InventoryError(path, "defaults", "only a [defaults.acts] table is known here")
+    acts = defaults.get("acts", {})
+    if not isinstance(acts, dict):
+        raise InventoryError(path, "defaults.acts", "must be a table")
+    for key in acts:
+        if key not in Act.model_fields:
+            raise InventoryError(path, f"defaults.acts.{key}", "unknown key"
+                                 + did_you_mean(key, list(Act.model_fields)))
+    return acts
+
+
+def _inherit(defaults: dict, act):
+    """An act's table over the defaults; ``env`` and ``health`` tables merge key by key."""
+    if not isinstance(act, dict):
+        return act
+    merged = {**defaults, **act}
+    for key in ("env", "health"):
+        if isinstance(defaults.get(key), dict) and isinstance(act.get(key), dict):
+            merged[key] = {**defaults[key], **act[key]}
+    return merged
+
+
+def _first_error(path: Path, exc: ValidationError, acts=None,
+                 defaults: dict | None = None) -> InventoryError:
+    """The first error, named by its dotted key (``defaults.acts.<key>`` when an act's bad
+    value came from the defaults)."""
     error = exc.errors()[0]
     loc = [p for p in error["loc"] if not _PYDANTIC_TAG.fullmatch(str(p))]
+    if defaults and len(loc) >= 3 and loc[0] == "acts" and loc[2] in defaults \
+            and loc[2] not in ((acts or {}).get(loc[1]) or {}):
+        loc = ["defaults", "acts", *loc[2:]]
     key = ".".join(_key_part(p) for p in loc)
     reason = {
         "extra_forbidden": "unknown key" + did_you_mean(str(loc[-1]), _keys_at(loc[:-1])),
@@ -341,8 +451,10 @@ def _resolve_local_paths(production: Production) -> Production:
                 for n, v in production.venues.items()
             },
             "acts": {
-                n: a.model_copy(update={"source": resolve(a.source, f"acts.{n}.source"),
-                                        "secrets": resolve(a.secrets, f"acts.{n}.secrets")})
+                n: a.model_copy(update={
+                    "source": resolve(a.source, f"acts.{n}.source"),
+                    "secrets": resolve(a.secrets, f"acts.{n}.secrets"),
+                    "settings_file": resolve(a.settings_file, f"acts.{n}.settings_file")})
                 for n, a in production.acts.items()
             },
         }
@@ -354,6 +466,7 @@ def check_production(production: Production) -> None:
     fail = _Failer(production.path)
     _check_files(production, fail)
     _check_references(production, fail)
+    _check_needs(production, fail)
     _check_domains(production, fail)
     _check_ports(production, fail)
     _check_tls(production, fail)
@@ -381,6 +494,8 @@ def _check_files(production, fail):
                                     *(("pythonpath", p, "directory") for p in act.pythonpath),
                                     ("manage", act.manage_path, "file")]:
             _check_inside(act.source, relative, kind, f"acts.{name}.{key}", fail)
+        if act.settings_file is not None and not act.settings_file.is_file():
+            fail(f"acts.{name}.settings_file", f"no such file: {act.settings_file}")
         if act.secrets is not None:
             if not act.secrets.is_file():
                 fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
@@ -389,6 +504,23 @@ def _check_files(production, fail):
         value = getattr(production.ssh, key)
         if value is not None and not value.is_file():
             fail(f"ssh.{key}", f"no such file: {value}")
+
+
+def check_modules(production: Production) -> None:
+    """Each act's ``settings`` and ``wsgi`` modules are in its source tree, on its import path
+    (what ``check`` adds to loading: a module of an installed package is not found here)."""
+    fail = _Failer(production.path)
+    for name, act in production.acts.items():
+        modules = [("settings", act.settings)] if act.settings else []
+        if act.wsgi:
+            modules.append(("wsgi", act.wsgi.split(":")[0]))
+        for key, module in modules:
+            folders = [act.source / folder for folder in act.import_path]
+            relative = Path(*module.split("."))
+            if not any((f / relative).with_suffix(".py").is_file() or (f / relative).is_dir()
+                       for f in folders):
+                fail(f"acts.{name}.{key}", f"no module {module} in "
+                     f"{', '.join(str(f) for f in folders)}")
 
 
 def _check_inside(source: Path, relative: str, kind: str, key: str, fail) -> None:
@@ -413,7 +545,7 @@ def _check_references(production, fail):
         for role in act.roles:
             if role not in roles:
                 fail(f"acts.{name}.roles", f"no host has the role {role!r}")
-        for database in act.databases:
+        for database in act.logical_databases:
             if database not in production.databases:
                 fail(f"acts.{name}.databases", _unknown("database", database, production.databases))
             secret = production.databases[database].password_secret
@@ -422,13 +554,35 @@ def _check_references(production, fail):
                      f"{secret} is not in the secrets file of act {name!r}")
     for name, database in production.databases.items():
         owner = database.migrate_with
-        if owner and name not in (production.acts.get(owner).databases
+        if owner and name not in (production.acts.get(owner).logical_databases
                                   if owner in production.acts else ()):
             fail(f"databases.{name}.migrate_with", f"act {owner!r} does not use database {name!r}")
     _check_local_migrations(production, fail)
     for name, gig in production.gigs.items():
         if gig.act not in production.acts:
             fail(f"gigs.{name}.act", _unknown("act", gig.act, production.acts))
+
+
+def _check_needs(production, fail):
+    """``needs`` names acts of the production, and no act needs itself through others."""
+    for name, act in production.acts.items():
+        for needed in act.needs:
+            if needed not in production.acts:
+                fail(f"acts.{name}.needs", _unknown("act", needed, production.acts))
+
+    def cycle(path: list[str]) -> list[str] | None:
+        for needed in production.acts[path[-1]].needs:
+            if needed in path:
+                return [*path[path.index(needed):], needed]
+            found = cycle([*path, needed])
+            if found:
+                return found
+        return None
+
+    for name in production.acts:
+        found = cycle([name])
+        if found:
+            fail(f"acts.{found[0]}.needs", f"a cycle: {' -> '.join(found)}")
 
 
 def _check_local_migrations(production, fail):
@@ -441,7 +595,7 @@ def _check_local_migrations(production, fail):
         covered = set(production.hosts_of(owner))
         for act_name, act in production.acts.items():
             missing = [h for h in production.hosts_of(act_name) if h not in covered]
-            if name in act.databases and missing:
+            if name in act.logical_databases and missing:
                 fail(f"databases.{name}.migrate_with", f"act {owner!r} does not play on host "
                      f"{missing[0]!r}, where act {act_name!r} uses this sqlite database")
 
@@ -548,7 +702,7 @@ def _check_sqlite_users(production, host, fail):
     acts = production.acts_on(host)
     for name, database in production.databases.items():
         users = sorted({production.act_user(a) for a in acts
-                        if name in production.acts[a].databases})
+                        if name in production.acts[a].logical_databases})
         if not database.shared and len(users) > 1:
             fail(f"databases.{name}", f"a sqlite file is written by one user, but on host "
                  f"{host!r} the acts using it run as {', '.join(users)}: give them the same "

@@ -14,6 +14,8 @@ from backstage.model.inventory import Host, default_http_port
 
 # The folder of a release that collectstatic fills; never part of an upload (bundle.py).
 STATIC_DIR = ".backstage-static"
+# The folder of a release that holds Backstage's settings module (model/django.py); root's.
+OVERLAY_DIR = ".backstage-settings"
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,10 @@ class Layout:
         top-level ``static/`` is often a source folder of ``STATICFILES_DIRS``)."""
         return join(self.release(act, release_id), STATIC_DIR)
 
+    def overlay_dir(self, act: str, release_id: str) -> str:
+        """The folder of Backstage's settings module in a release (on the import path)."""
+        return join(self.release(act, release_id), OVERLAY_DIR)
+
     def current_static(self, act: str) -> str:
         return join(self.current(act), STATIC_DIR)
 
@@ -287,6 +293,17 @@ class Layout:
     @property
     def nginx_pidfile(self) -> str:
         return self._at("run", "nginx.pid") if self.kind == "user" else "/run/nginx.pid"
+
+    @property
+    def default_server_conf(self) -> str:
+        """The server that answers requests for no gig's domain: first of the sites (so the
+        first server of each port, nginx's default for it)."""
+        return join(self.nginx_sites, f"00-backstage-{self.production}-default.conf")
+
+    @property
+    def distribution_default_site(self) -> str | None:
+        """Debian's "Welcome to nginx!" site, which ``setup-stage`` disables (system layout)."""
+        return "/etc/nginx/sites-enabled/default" if self.kind == "system" else None
 
     def gig_conf(self, gig: str) -> str:
         return join(self.nginx_sites, f"backstage-{self.production}-{gig}.conf")

@@ -71,6 +71,13 @@ def dotted(value: str) -> str:
     return value
 
 
+def database_alias(value: str) -> str:
+    """A key of Django's ``DATABASES``: it becomes ``migrate --database`` on a host."""
+    if not ENV_KEY_RE.fullmatch(value) and not NAME_RE.fullmatch(value):
+        raise ValueError(f"bad database alias {value!r}: use letters, digits, '_' and '-'")
+    return value
+
+
 def wsgi_callable(value: str) -> str:
     """``module.path:callable``, as uWSGI's ``module`` option takes it."""
     module, sep, attribute = value.partition(":")

@@ -24,6 +24,7 @@ class Changes:
     deleted: list[str] = field(default_factory=list)
     repair: list[str] = field(default_factory=list)  # what is wrong with the live release
     removed: list[str] = field(default_factory=list)  # leftovers and unused venues (cleanup)
+    settings: str | None = None  # what the settings overlay sets (model.django)
 
     @property
     def replaced(self) -> list[str]:

@@ -21,11 +21,13 @@ from backstage.commands import history, lock, privileges
 from backstage.commands import release as release_cmd
 from backstage.commands import sess as sess_cmd
 from backstage.commands import venue as venue_cmd
+from backstage.commands.release import Manage
 from backstage.commands.shell import Script
 from backstage.errors import UsageError, known_hint
 from backstage.facts.live import LiveState
 from backstage.facts.observed import Observed
-from backstage.model import Layout, Production, RunAs
+from backstage.model import Layout, Production, RunAs, django
+from backstage.model.django import deployment_environment
 from backstage.model.secrets import reveal
 from backstage.operations import checks
 from backstage.operations.changes import Changes, FileChange
@@ -91,31 +93,25 @@ def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
 def act_environment(production: Production, act_name: str, layout: Layout) -> str:
     """The env file of an act on a host: its env, its secrets, and Backstage's variables.
     The one place secret values are taken out of their :class:`Secret` wrapping."""
-    act = production.acts[act_name]
-    domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
-    health_host = health_spec(production, act_name)["host"]
-    allowed = list(dict.fromkeys([*domains, health_host, "localhost", "127.0.0.1"]))
     secrets = production.secrets_of(act_name)
-    databases = {name: production.databases[name].django(name, layout.data, secrets)
-                 for name in act.databases}
-    values = {
-        **act.env,
-        **secrets,
-        "BACKSTAGE_PRODUCTION": production.name,
-        "BACKSTAGE_ALLOWED_HOSTS": ",".join(allowed),
-        "BACKSTAGE_DATABASES": json.dumps(databases, sort_keys=True, default=reveal),
-        "BACKSTAGE_DATA_DIR": layout.data,
-        "BACKSTAGE_MEDIA_ROOT": layout.media(act_name),
-    }
-    return "".join(f"{key}={reveal(value)}\n" for key, value in values.items())
+    values = {**production.acts[act_name].env, **secrets,
+              **deployment_environment(production, act_name, layout, secrets)}
+    return "".join(f"{key}={env_value(value)}\n" for key, value in values.items())
 
 
-def migrated_here(production: Production, act_name: str, shared: bool) -> list[str]:
-    """The act's logical databases its deploys migrate: shared ones (once per deploy) or
-    host-local ones (on each host), all but those another act migrates (``migrate_with``)."""
-    databases = production.databases
-    return [d for d in production.acts[act_name].databases
-            if databases[d].shared == shared and databases[d].migrate_with in (None, act_name)]
+def env_value(value) -> str:
+    """A value of the env file: JSON for a table (the databases), else the text itself."""
+    return json.dumps(value, sort_keys=True, default=reveal) if isinstance(value, dict) \
+        else reveal(value)
+
+
+def migrated_here(production: Production, act_name: str, shared: bool) -> dict[str, str]:
+    """The act's logical databases its deploys migrate, each with the act's Django alias for
+    it: shared ones (once per deploy) or host-local ones (on each host), all but those
+    another act migrates (``migrate_with``)."""
+    databases, act = production.databases, production.acts[act_name]
+    return {d: act.database_alias(d) for d in act.logical_databases
+            if databases[d].shared == shared and databases[d].migrate_with in (None, act_name)}
 
 
 def deploy_locks(production: Production, act_name: str) -> list[str]:
@@ -125,8 +121,8 @@ def deploy_locks(production: Production, act_name: str) -> list[str]:
         shared = production.databases[database].shared
         return [a for a in production.acts if database in migrated_here(production, a, shared)]
 
-    databases = [d for d in production.acts[act_name].databases if len(migrators(d)) > 1
-                 and act_name in migrators(d)]
+    databases = [d for d in production.acts[act_name].logical_databases
+                 if len(migrators(d)) > 1 and act_name in migrators(d)]
     return sorted([lock.act_lock(act_name), *(lock.database_lock(d) for d in databases)])
 
 
@@ -189,6 +185,11 @@ class HostDeploy:
         self.current = observed.current_release(self.act_name)
         self.release = inputs.bundle.release
 
+    def manage(self) -> Manage:
+        """How the new release's ``manage.py`` runs (as its vassal runs the app)."""
+        return Manage.of(self.production, self.act_name, self.layout, self.release,
+                         self.venue_dir)
+
     def vassal_ini(self, release: str) -> str:
         return self.renderer.vassal(self.layout, self.act_name, release, self.venue_dir,
                                     self.run_as)
@@ -235,6 +236,7 @@ class HostDeploy:
         act, observed, layout = self.act_name, self.observed, self.layout
         changes.repair = live.reasons
         changes.env = observed.env_digest(act, self.current) != sha256(self.env_text)
+        changes.settings = django.overlay_summary(self.production, act)
         live_vassal = layout.vassal(act, self.current) \
             if observed.vassal_digest(act, self.current) else None
         changes.files = [
@@ -273,18 +275,20 @@ class HostDeploy:
         upload = self.inputs.bundle.upload_for(self.observed.trees)
         release_cmd.unpack_release(script, layout, self.python, act, release, len(env_bytes),
                                    upload)
+        release_cmd.write_settings_modules(script, layout, act, release,
+                                           self.renderer.settings_modules(act))
         if run_as:
             databases = self.production.databases
             sqlite_files = [databases[d].sqlite_path(d, layout.data)
-                            for d in self.act.databases if not databases[d].shared]
+                            for d in self.act.logical_databases if not databases[d].shared]
             privileges.own_act_state(script, layout, self.python, act, release, run_as,
                                      self.production.group, sqlite_files)
             privileges.open_static(script, layout, act, release, run_as)
         release_cmd.prepare_release(
-            script, layout, act, release, self.act.settings, self.venue_dir, self.act.manage_path,
-            migrated_here(self.production, act, shared=False), self.act.import_path,
+            script, layout, act, release, self.manage(), migrated_here(self.production, act,
+                                                                       shared=False),
             {"time": self.inputs.time, "event": "migrate", "act": act, "release": release,
-             "by": self.inputs.by}, run_as)
+             "by": self.inputs.by}, run_as, self.act.static)
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
         return Step("release", f"upload release {release} ({upload.describe()}), "
@@ -415,9 +419,8 @@ class HostDeploy:
         shared = migrated_here(self.production, self.act_name, shared=True)
         if not shared:
             return None
-        script = release_cmd.migrate(Script(), self.layout, self.act_name, self.release,
-                                     self.act.settings, self.venue_dir, self.act.manage_path,
-                                     self.act.import_path, shared, self.run_as)
-        self.history(script, "migrate", release=self.release, databases=shared)
+        script = release_cmd.migrate_shared(Script(), self.layout, self.act_name, self.release,
+                                            self.manage(), shared, self.run_as)
+        self.history(script, "migrate", release=self.release, databases=list(shared))
         return Step("migrate", f"migrate {', '.join(shared)} once, on {self.host}",
                     script.text())

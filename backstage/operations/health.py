@@ -10,8 +10,9 @@ def health_spec(production: Production, act_name: str) -> dict:
     act = production.acts[act_name]
     gigs = production.gigs_of(act_name)
     host = act.health.host or (production.gigs[gigs[0]].domains[0] if gigs else "localhost")
-    return {"host": host, "path": act.health.path, "status": act.health.status,
-            "timeout": act.health.timeout, "retries": act.health.retries}
+    return {"host": host, "path": act.health.path or "/", "status": act.health.expected,
+            "timeout": act.health.timeout, "retries": act.health.retries,
+            "https": any(production.gigs[g].tls for g in gigs)}
 
 
 def gig_check(production: Production, act: str, gig_name: str, layout: Layout) -> dict:

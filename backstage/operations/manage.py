@@ -6,6 +6,7 @@ user (system layout), from its working directory: what the app itself sees.
 """
 
 from backstage.commands.manage import in_release
+from backstage.commands.release import Manage
 from backstage.errors import UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Layout, Production
@@ -43,6 +44,6 @@ def plan_command(production: Production, host: str, layout: Layout, observed: Ob
     run_as = checks.act_user(host, observed, production.act_user(act),
                              production.hosts[host].nginx_group) \
         if layout.kind == "system" else None
-    spec = production.acts[act]
-    return in_release(layout, act, release, spec.settings, spec.import_path, run_as, words,
-                      spec.manage_path if django else None)
+    # The venue is the one the release's vassal names, found on the host ($venue).
+    manage = Manage.of(production, act, layout, release, venue_dir="$venue")
+    return in_release(layout, act, release, manage, run_as, words, django)

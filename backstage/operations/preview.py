@@ -20,7 +20,12 @@ def describe(host: str, act: str, plan: HostPlan, texts: dict[str, str | None],
         rows += [("release", f"new {plan.release} (live: {plan.previous or 'none'})"),
                  ("venue", f"build {changes.venue}" if changes.venue else "reuse the built venue"),
                  ("env file", "changed (content not shown)" if changes.env else "unchanged")]
-    rows += [("write", f.path + (" (new)" if not f.replaces else "")) for f in changes.files]
+        rows += [("settings", changes.settings)] if changes.settings else []
+    # A file that differs from the host's only by the release id says so, without a diff.
+    olds = {f.path: renamed(texts.get(f.replaces), plan) if f.replaces else None
+            for f in changes.files}
+    rows += [("write", f.path + (" (new)" if not f.replaces else " (only the release id changes)"
+                                 if olds[f.path] == f.text else "")) for f in changes.files]
     rows += [("retire", f"{act}@{r}") for r in changes.retired]
     rows += [("delete", f"release {r}") for r in changes.deleted]
     rows += [("delete", path) for path in changes.removed]
@@ -29,6 +34,10 @@ def describe(host: str, act: str, plan: HostPlan, texts: dict[str, str | None],
         holder = f"{lock.get('by')} ({lock.get('command') or '-'}, {lock.get('time') or '-'})"
         rows.append(("lock", f"held by {holder}: a deploy would be refused now"))
     lines += [f"  {name:<9}{text}" for name, text in rows]
-    diffs = [unified_diff(texts.get(f.replaces) if f.replaces else None, f)
-             for f in changes.files]
+    diffs = [unified_diff(olds[f.path], f) for f in changes.files if olds[f.path] != f.text]
     return "\n".join(lines) + "\n" + "".join(d for d in diffs if d)
+
+
+def renamed(text: str | None, plan: HostPlan) -> str | None:
+    """The host's file with the live release's id replaced by the new one's."""
+    return text.replace(plan.previous, plan.release) if text and plan.previous else text

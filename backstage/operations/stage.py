@@ -72,6 +72,12 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
         if nginx_changed:
             script.step("nginx-config").write_file(layout.nginx_conf, conf)
             changes.append("write nginx's configuration")
+    default, distro = renderer.default_server(layout, host), layout.distribution_default_site
+    distro = distro if (observed.link(distro) or "").endswith("sites-available/default") else None
+    if observed.digest(layout.default_server_conf) != sha256(default) or distro:
+        cmd.default_server(script, layout, default, distro)
+        changes.append("answer unknown Host headers with 404")
+        nginx_changed = True
     nginx_running = observed.nginx_running
     if nginx_changed or not nginx_running:
         cmd.start_nginx(script, layout, observed.services, reload=nginx_changed and nginx_running)

@@ -29,12 +29,24 @@ def main():
         if number and command == "migrate" and nothing_to_apply(options["database"]):
             print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
             continue
+        if number and command == "collectstatic" and not static_files_installed():
+            print(f"{STEP_MARKER}{name}: skipped (no django.contrib.staticfiles)",
+                  file=sys.stderr, flush=True)
+            continue
         print(STEP_MARKER + name, file=sys.stderr, flush=True)
         if number == 0:  # in the first step: an app that fails to import fails there
             import django
 
             django.setup()
         run(command, options)
+
+
+def static_files_installed() -> bool:
+    """An act without ``django.contrib.staticfiles`` has no ``collectstatic``, and nothing to
+    collect (an API-only service, say)."""
+    from django.apps import apps
+
+    return apps.is_installed("django.contrib.staticfiles")
 
 
 def nothing_to_apply(database: str) -> bool:

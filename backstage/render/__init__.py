@@ -9,7 +9,8 @@ from pathlib import Path
 
 import jinja2
 
-from backstage.model import Layout, Production, RunAs
+from backstage.model import Layout, Production, RunAs, django
+from backstage.util import sha256
 
 LISTEN_BACKLOG = 1024
 HARAKIRI_SECONDS = 60
@@ -66,11 +67,14 @@ class Renderer:
             venue=venue_dir,
             shared=layout.shared(act_name),
             release_dir=layout.release(act_name, release),
-            pythonpath=[layout.in_release(act_name, release, folder) for folder in act.import_path],
+            chdir=django.working_directory(self.production, act_name, layout, release),
+            pythonpath=django.import_path(self.production, act_name, layout, release),
+            environment=django.process_environment(self.production, act_name, layout, release),
+            # In the vassal, so that a changed overlay makes a new release like any change.
+            overlay=sha256("\0".join(self.settings_modules(act_name).values()))[:12]
+            if act.settings_overlay or act.settings_file else None,
             wsgi=act.wsgi_callable,
-            wsgi_module=act.wsgi_callable.split(":")[0],
-            wsgi_attribute=act.wsgi_callable.split(":")[1],
-            settings=act.settings,
+            settings=django.settings_module(self.production, act_name),
             static_root=layout.static(act_name, release),
             env_file=layout.env_file(act_name, release),
             processes=act.processes,
@@ -83,6 +87,21 @@ class Renderer:
             stats=layout.stats_socket(act_name, release),
             log=layout.act_log(act_name),
         )
+
+    def settings_overlay(self) -> str:
+        """Backstage's settings module (see :mod:`backstage.model.django`); the same text for
+        every act, which a project may override like any template."""
+        return self._render("backstage_settings.py")
+
+    def settings_modules(self, act_name: str) -> dict[str, str]:
+        """The settings modules a release of the act holds beside its code: module name ->
+        text (the overlay, and the act's ``settings_file``)."""
+        act, modules = self.production.acts[act_name], {}
+        if act.settings_overlay:
+            modules[django.OVERLAY_MODULE] = self.settings_overlay()
+        if act.settings_file:
+            modules[act.settings_module] = act.settings_file.read_text(encoding="utf-8")
+        return modules
 
     def gig(self, layout: Layout, gig_name: str) -> str:
         gig = self.production.gigs[gig_name]
@@ -106,6 +125,15 @@ class Renderer:
             tls_key=gig.tls_key,
             hsts_max_age=gig.hsts_max_age,
         )
+
+    def default_server(self, layout: Layout, host: str) -> str:
+        """The server of each port the host's gigs listen on that answers a Host header no
+        gig books: 404 over HTTP, a refused handshake over HTTPS."""
+        gigs = [self.production.gigs[g] for a in self.production.acts_on(host)
+                for g in self.production.gigs_of(a)]
+        ports = sorted({layout.http_port, *(g.port for g in gigs if g.port)})
+        return self._render("default_server.conf.j2", ports=ports,
+                            tls_ports=sorted({g.tls_port for g in gigs if g.tls}))
 
     def emperor_ini(self, layout: Layout, daemonize: bool) -> str:
         return self._render(

@@ -126,18 +126,19 @@ def hostile_env_stage(tmp_path_factory):
         stage.fleet.stop()
 
 
-SEEN_ENV = '''
+# The act's own folder (its working directory is the release's project root, root's).
+SHARED = "/srv/backstage/hostile/acts/storefront/shared/"
+SEEN_ENV = f'''
 import sys as _sys
 _who = "manage" if _sys.argv and _sys.argv[0].endswith("manage.py") else "vassal"
-with open(f"seen-env-{_who}.json", "w") as _f:  # the bytes, whatever the locale
-    json.dump({k.decode(): v.decode("utf-8", "replace") for k, v in os.environb.items()
-               if k.startswith(b"INJ_")}, _f)
+with open(f"{SHARED}seen-env-{{_who}}.json", "w") as _f:  # the bytes, whatever the locale
+    json.dump({{k.decode(): v.decode("utf-8", "replace") for k, v in os.environb.items()
+               if k.startswith(b"INJ_")}}, _f)
 '''
 
 
 def seen_env(stage, who: str) -> dict:
-    path = "/srv/backstage/hostile/acts/storefront/shared/"
-    return json.loads(stage.fleet.run("h1", ["cat", f"{path}seen-env-{who}.json"]).stdout)
+    return json.loads(stage.fleet.run("h1", ["cat", f"{SHARED}seen-env-{who}.json"]).stdout)
 
 
 @pytest.mark.fleet
