@@ -34,7 +34,7 @@ from backstage.facts.status import read_status, read_texts, status_spec, workers
 from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.locate import find_inventory
-from backstage.operations import checks, history
+from backstage.operations import checks, dns, history
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
@@ -43,8 +43,11 @@ from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
+from backstage.producer.powerdns import PowerDNS
 from backstage.render import Renderer
 from backstage.reports import (
+    DnsReport,
+    GigReport,
     HistoryReport,
     HostsReport,
     PlanReport,
@@ -54,6 +57,8 @@ from backstage.reports import (
 )
 
 __all__ = [
+    "DnsReport",
+    "GigReport",
     "HistoryReport",
     "HostsReport",
     "PlanReport",
@@ -196,10 +201,14 @@ class Production:
             return self._plan(act, options)
         inputs = deploy_inputs(self.inventory, act)  # built once, before any host is contacted
         names = select_hosts(self.inventory, options.hosts, act)
+        records = self._records(self.inventory.gigs_of(act))  # the Producer, read first
         rollout = Rollout(self.inventory, names, inputs,
                           lambda layout: act_environment(self.inventory, act, layout),
                           options, serial=serial, max_fail=max_fail, rollback=rollback)
-        return rollout.run()
+        report = rollout.run()
+        if report.exit_code == 0:
+            self._change_records(records)
+        return report
 
     def plan(self, act: str, *, hosts=None) -> PlanReport:
         """What deploying ``act`` would change on each host, with diffs; takes no lock and
@@ -221,7 +230,9 @@ class Production:
             holders = list(observed.held_locks(inputs.locks).values())
             return describe(run.name, act, plan, texts, holders[0] if holders else None)
 
-        return PlanReport(self.name, self._on_hosts(options, on_host, act), act=act)
+        results = self._on_hosts(options, on_host, act)
+        records = self._records(self.inventory.gigs_of(act), check=False)
+        return PlanReport(self.name, results, act=act, dns=dns_lines(records))
 
     def rollback(self, act: str, *, to: str | None = None, hosts=None) -> RollbackReport:
         """Switch ``act`` back to its previous good release, or to release ``to``; per host,
@@ -339,20 +350,26 @@ class Production:
 
         return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
 
-    def book_gig(self, gig: str, *, hosts=None) -> HostsReport:
+    def book_gig(self, gig: str, *, hosts=None) -> GigReport:
         """Install a gig's nginx server block (``nginx -t`` first); per host, whether it
-        changed."""
+        changed. Then, with a Producer, its domains' records follow (``dns``: what changed)."""
         return self._gig(gig, hosts, cancel=False)
 
-    def cancel_gig(self, gig: str, *, hosts=None) -> HostsReport:
-        """Remove a gig's nginx server block; per host, whether it changed."""
+    def cancel_gig(self, gig: str, *, hosts=None) -> GigReport:
+        """Remove a gig's records (with a Producer), then its nginx server block; per host,
+        whether it changed."""
         return self._gig(gig, hosts, cancel=True)
 
-    def _gig(self, gig: str, hosts, cancel: bool) -> HostsReport:
+    def _require_gig(self, gig: str) -> None:
+        if gig not in self.inventory.gigs:
+            raise UsageError(f"unknown gig {gig!r} in {self.inventory.path}"
+                             + known_hint(gig, self.inventory.gigs))
+
+    def _gig(self, gig: str, hosts, cancel: bool) -> GigReport:
         inventory = self.inventory
-        if gig not in inventory.gigs:
-            raise UsageError(f"unknown gig {gig!r} in {inventory.path}"
-                             + known_hint(gig, inventory.gigs))
+        self._require_gig(gig)
+        records = self._records([gig], booked=not cancel)  # read (and refused) before any change
+        changed = self._change_records(records) if cancel else []
         renderer, holder = Renderer(inventory), new_lock("gig")
 
         def on_host(run: HostRun):
@@ -365,5 +382,58 @@ class Production:
             run.execute(step)
             return True
 
-        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host,
-                                                     inventory.gigs[gig].act))
+        report = GigReport(self.name, self._on_hosts(self._options(hosts), on_host,
+                                                     inventory.gigs[gig].act), gig=gig)
+        report.dns = changed if cancel or report.failure else self._change_records(records)
+        return report
+
+    # --- the Producer ----------------------------------------------------------------------------
+
+    def _records(self, gigs: list[str], booked: bool = True, check: bool = True):
+        """The Producer and the plan that makes these gigs' records as wanted (reading the
+        zones they are in); None without a Producer or records to keep."""
+        inventory = self.inventory
+        records = dns.wanted(inventory, gigs, booked) if inventory.producer else {}
+        if not records:
+            return None
+        client, zones = self._zones(records)
+        plan = dns.plan_dns(inventory, records, zones)
+        return client, plan.check(inventory.producer.api_url) if check else plan
+
+    def _zones(self, records: dict) -> tuple[PowerDNS, dict]:
+        """The Producer's client, and the zones these records are in as it has them."""
+        inventory = self.inventory
+        client = PowerDNS(inventory.producer, inventory.producer.api_key())
+        return client, {z: dns.read_zone(inventory, client.rrsets(z))
+                        for z in dns.zones_of(inventory, records)}
+
+    def _change_records(self, records) -> list[str]:
+        """PATCH each zone whose records differ (one request per zone); the changes made."""
+        if records is None:
+            return []
+        client, plan = records
+        for zone, rrsets in plan.patches.items():
+            client.patch(zone, rrsets)
+        for change in plan.changes:
+            self.reporter.info(f"dns  {change.line}")
+        return [change.line for change in plan.changes]
+
+    def dns(self, gig: str | None = None) -> DnsReport:
+        """Per name and type of the gigs' domains (``gig``, or all): the records wanted, those
+        the Producer has, and whether they match. Contacts no host."""
+        inventory = self.inventory
+        if inventory.producer is None:
+            raise UsageError(f"{inventory.path}: no [producer]: Backstage keeps no DNS records")
+        if gig is not None:
+            self._require_gig(gig)
+        records = dns.wanted(inventory, [gig] if gig else list(inventory.gigs))
+        _, zones = self._zones(records)
+        return DnsReport(self.name, dns.compare(records, zones, inventory))
+
+
+def dns_lines(records) -> list[str]:
+    """What a plan says about DNS: the records it would change, and its conflicts."""
+    if records is None:
+        return []
+    _, plan = records
+    return [c.line for c in plan.changes] + [f"refused: {c}" for c in plan.conflicts]

@@ -10,7 +10,7 @@ from backstage.engine.executor import failures
 from backstage.engine.rollout import RolloutReport
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable
 
-__all__ = ["HistoryReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
+__all__ = ["DnsReport", "GigReport", "HistoryReport", "HostsReport", "PlanReport", "RollbackReport", "RolloutReport",
            "SessReport", "StatusReport"]
 
 def error_entry(error: BackstageError) -> dict:
@@ -69,18 +69,51 @@ class PlanReport(HostsReport):
     """``plan``: per host, the text saying what a deploy would change (with diffs)."""
 
     act: str = ""
+    dns: list[str] = field(default_factory=list)  # the records the Producer would change
 
     def about(self) -> dict:
-        return {"act": self.act}
+        return {"act": self.act, "dns": self.dns}
 
     def entry(self, result: object) -> dict:
         return {"plan": result}
 
     @property
     def text(self) -> str:
-        """What the ``plan`` task prints: each host's plan, one line for a host not planned."""
+        """What the ``plan`` task prints: each host's plan, one line for a host not planned,
+        then the DNS records that would change."""
         return "".join(f"{h}: {self.act}: {not_looked_at(h, r)}\n"
-                       if isinstance(r, BackstageError) else r for h, r in self.results.items())
+                       if isinstance(r, BackstageError) else r for h, r in self.results.items()) \
+            + "".join(f"dns: {line}\n" for line in self.dns)
+
+
+@dataclass
+class GigReport(HostsReport):
+    """``book-gig``, ``cancel-gig``: per host, whether its server block changed; ``dns``, the
+    records the Producer changed."""
+
+    gig: str = ""
+    dns: list[str] = field(default_factory=list)
+
+    def about(self) -> dict:
+        return {"gig": self.gig, "dns": self.dns}
+
+
+@dataclass
+class DnsReport:
+    """``dns``: per name and type, the records wanted, those the Producer has, the state."""
+
+    production: str
+    rows: list[dict]
+    exit_code: int = 0
+
+    def as_dict(self) -> dict:
+        return {"production": self.production, "records": self.rows}
+
+    @property
+    def text(self) -> str:
+        return "".join(f"{r['name']} {r['type']}  {r['state']}  wanted: "
+                       f"{', '.join(r['wanted']) or '(none)'}  actual: "
+                       f"{', '.join(r['actual']) or '(none)'}\n" for r in self.rows)
 
 
 def not_looked_at(host: str, error: BackstageError) -> str:

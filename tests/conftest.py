@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fleet_fixtures"]
+pytest_plugins = ["tests.fleet_fixtures", "tests.producer_services"]

@@ -23,6 +23,7 @@ import requests
 PDNS = "/usr/sbin/pdns_server"
 PEBBLE = "/usr/bin/pebble"
 SCHEMA = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql"
+ZONE = "example.test"
 DNS_PORT, API_PORT, ACME_PORT, MANAGEMENT_PORT = 5353, 8081, 14000, 15000
 
 
@@ -92,6 +93,10 @@ class PowerDNS:
             "name": f"{name}.", "type": rtype, "ttl": ttl, "changetype": "REPLACE",
             "records": [{"content": c, "disabled": False} for c in contents]}]})
 
+    def requests_made(self, method: str) -> int:
+        """How many API requests of this method the server has answered (its log)."""
+        return (self.workdir / "pdns.log").read_text().count(f'"{method} /api/v1/')
+
     def dig(self, name: str, rtype: str = "A") -> list[str]:
         """What the server answers for ``name``, sorted (dig, as a resolver would ask)."""
         out = subprocess.run(["dig", f"@{self.address}", "-p", str(DNS_PORT), "+short",
@@ -114,9 +119,9 @@ def start_powerdns(workdir: Path, address: str) -> PowerDNS:
         "api=yes", f"api-key={api_key}", "webserver=yes", f"webserver-address={address}",
         f"webserver-port={API_PORT}", "webserver-allow-from=127.0.0.0/8",
         f"socket-dir={workdir}", "guardian=no", "daemon=no", "disable-syslog=yes",
-        "loglevel=4", "zone-cache-refresh-interval=0", "cache-ttl=0", "negquery-cache-ttl=0",
+        "loglevel=6", "zone-cache-refresh-interval=0", "cache-ttl=0", "negquery-cache-ttl=0",
         "query-cache-ttl=0", "consistent-backends=yes",
-        "security-poll-suffix=", ""]))  # no security poll: no query leaves the loopback
+        "security-poll-suffix=", "webserver-loglevel=detailed", ""]))  # no security poll: no query leaves the loopback
     log = workdir / "pdns.log"
     process = subprocess.Popen([PDNS, f"--config-dir={workdir}"], stdout=log.open("wb"),
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -163,7 +168,7 @@ def self_signed(address: str, workdir: Path) -> None:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
@@ -202,13 +207,13 @@ def start_pebble(workdir: Path, address: str, dns: PowerDNS) -> Pebble:
 
 @pytest.fixture(scope="module")
 def powerdns(tmp_path_factory):
-    """A PowerDNS serving zone ``shop.test`` (made by the test, through its API)."""
+    """A PowerDNS serving zone ``example.test`` (made by the test, through its API)."""
     reason = missing_tools()
     if reason:
         pytest.skip(reason)
     server = start_powerdns(tmp_path_factory.mktemp("pdns"), loopback_address())
     try:
-        server.create_zone("shop.test")
+        server.create_zone(ZONE)
         yield server
     finally:
         stop(server.process)

@@ -91,7 +91,7 @@ class Renderer:
             media_root=layout.media(gig.act),
             socket=layout.stable_socket(gig.act),
             read_timeout=HARAKIRI_SECONDS + 5,
-            tls=gig.tls,
+            tls=gig.https,
             tls_port=gig.tls_port,
             tls_certificate=gig.tls_certificate,
             tls_key=gig.tls_key,

@@ -295,17 +295,24 @@ def history(p, limit=None, json_=False):
 
 @backstage_task(help=GIG)
 def book_gig(p, gig):
-    """Install a gig's nginx server block (nginx -t before reload)."""
+    """Install a gig's nginx server block (nginx -t before reload); its DNS records follow."""
     show(p.book_gig(gig))
 
 
 @backstage_task(help=GIG)
 def cancel_gig(p, gig):
-    """Remove a gig's nginx server block (nginx -t before reload)."""
+    """Remove a gig's DNS records, then its nginx server block (nginx -t before reload)."""
     show(p.cancel_gig(gig))
+
+
+@backstage_task(connects=False, help={"gig": "Only this gig's domains.", "json": "Print JSON."})
+def dns(p, gig=None, json_=False):
+    """List each gig domain's records: wanted, what the Producer (PowerDNS) has, whether equal."""
+    report = p.dns(gig)
+    print_json(report.as_dict()) if json_ else print(report.text, end="")
 
 
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
-                book_gig, cancel_gig, lock, unlock, history, new_act)
+                book_gig, cancel_gig, dns, lock, unlock, history, new_act)
