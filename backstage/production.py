@@ -19,11 +19,13 @@ stderr (or pass a ``rich.console.Console``). Errors are redacted with this produ
 secrets, and no one else's.
 """
 
+import datetime
 import os
 
 from rich.console import Console
 
 from backstage.artefacts import wheelhouse
+from backstage.artefacts.wheelhouse import cache_dir
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
@@ -35,6 +37,7 @@ from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.locate import find_inventory
 from backstage.operations import checks, dns, history
+from backstage.operations.certs import acme_gigs, challenge_patches, due
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
@@ -43,6 +46,7 @@ from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
+from backstage.producer.acme import AcmeDirectory, CertificateStore
 from backstage.producer.powerdns import PowerDNS
 from backstage.render import Renderer
 from backstage.reports import (
@@ -202,6 +206,7 @@ class Production:
         inputs = deploy_inputs(self.inventory, act)  # built once, before any host is contacted
         names = select_hosts(self.inventory, options.hosts, act)
         records = self._records(self.inventory.gigs_of(act))  # the Producer, read first
+        inputs.certificates = self._certificates(acme_gigs(self.inventory, act))
         rollout = Rollout(self.inventory, names, inputs,
                           lambda layout: act_environment(self.inventory, act, layout),
                           options, serial=serial, max_fail=max_fail, rollback=rollback)
@@ -369,12 +374,14 @@ class Production:
         inventory = self.inventory
         self._require_gig(gig)
         records = self._records([gig], booked=not cancel)  # read (and refused) before any change
+        acme = not cancel and inventory.gigs[gig].tls == "acme"
+        certificates = self._certificates([gig]) if acme else {}
         changed = self._change_records(records) if cancel else []
         renderer, holder = Renderer(inventory), new_lock("gig")
 
         def on_host(run: HostRun):
             step = plan_gig(inventory, run.name, run.layout, run.probe(), renderer, gig, cancel,
-                            holder)
+                            holder, certificates)
             if step is None:
                 self.reporter.info(f"{run.name}  gig {gig} is already "
                                    + ("cancelled" if cancel else "booked"))
@@ -417,6 +424,61 @@ class Production:
         for change in plan.changes:
             self.reporter.info(f"dns  {change.line}")
         return [change.line for change in plan.changes]
+
+    def _certificates(self, gigs: list[str], force: bool = False) -> dict:
+        """Per gig, its certificate (full chain, key): the one obtained before, unless it is
+        due for renewal (or ``force``), else a new one from the ACME directory."""
+        store = CertificateStore(cache_dir(), self.inventory.acme, self.name)
+        now = datetime.datetime.now(datetime.UTC)
+        certificates = {}
+        for gig in gigs:
+            certificate = store.get(gig)
+            if force or due(certificate and certificate[0], self.inventory.acme.renew_days, now):
+                certificate = self._issue(gig)
+                store.put(gig, *certificate)
+            certificates[gig] = certificate
+        return certificates
+
+    def _issue(self, gig: str) -> tuple[str, str]:
+        """A new certificate for the gig's domains, DNS-01 through the Producer."""
+        inventory = self.inventory
+        client = PowerDNS(inventory.producer, inventory.producer.api_key())
+
+        def publish(records, remove=False):
+            for zone, rrsets in challenge_patches(inventory, records, remove).items():
+                client.patch(zone, rrsets)
+
+        self.reporter.info(f"acme  gig {gig}: ordering a certificate for "
+                           f"{', '.join(inventory.gigs[gig].domains)}")
+        directory = AcmeDirectory(inventory.acme, cache_dir())
+        return directory.issue(gig, list(inventory.gigs[gig].domains), publish,
+                               lambda records: publish(records, remove=True))
+
+    def renew_certs(self, *, force: bool = False, hosts=None) -> HostsReport:
+        """Renew the certificates of ``tls = "acme"`` gigs expiring within ``[acme]
+        renew_days`` (all of them with ``force``) and install each on its act's hosts
+        (``nginx -t``, then reload); per host, the gigs whose certificate changed there."""
+        inventory = self.inventory
+        if inventory.acme is None:
+            raise UsageError(f"{inventory.path}: no [acme]: no certificate to renew")
+        store = CertificateStore(cache_dir(), inventory.acme, self.name)
+        before = {g: store.get(g) for g in acme_gigs(inventory)}
+        certificates = self._certificates(list(before), force)
+        renewed = {g: c for g, c in certificates.items() if c != before[g]}
+        renderer, holder = Renderer(inventory), new_lock("renew-certs")
+
+        def on_host(run: HostRun):
+            observed, changed = run.probe(), []
+            for gig in [g for g in renewed if inventory.gigs[g].act in
+                        inventory.acts_on(run.name)]:
+                step = plan_gig(inventory, run.name, run.layout, observed, renderer, gig, False,
+                                holder, renewed)
+                if step is not None:
+                    run.execute(step)
+                    changed.append(gig)
+            return changed
+
+        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
 
     def dns(self, gig: str | None = None) -> DnsReport:
         """Per name and type of the gigs' domains (``gig``, or all): the records wanted, those

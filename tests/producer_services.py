@@ -156,7 +156,7 @@ class Pebble:
 
     def orders(self) -> int:
         """How many orders pebble has created (its log line per new order)."""
-        return self.log.read_text().count("There are now")
+        return self.log.read_text().count("POST /order-plz ")
 
 
 def self_signed(address: str, workdir: Path) -> None:

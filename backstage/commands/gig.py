@@ -12,20 +12,23 @@ def reload_nginx(layout: Layout, services: Services) -> str:
 
 
 def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed: list[str],
-                 services: Services) -> Script:
+                 services: Services, private: tuple[str, ...] = ()) -> Script:
     """Write (or remove) gig files, run ``nginx -t``, and reload only if it passes.
 
     When the test fails, every file is put back as it was, so nginx keeps serving (and would
-    restart with) the previous configuration.
+    restart with) the previous configuration. ``private`` files (certificate keys) are
+    written 0600 in a 0700 folder.
     """
     paths = [*files, *removed]
     if not paths:
         return script
     script.step("gig")
+    for folder in dict.fromkeys(path.rpartition("/")[0] for path in private if path in files):
+        script.run("install", "-d", "-m", "700", folder)
     for path in paths:
         script.raw(f"if [ -e {q(path)} ]; then {argv('cp', '-p', path, path + '.backstage-old')}; fi")
     for path, content in files.items():
-        script.write_file(path, content)
+        script.write_file(path, content, "600" if path in private else "644")
     script.run("rm", "-f", *removed)
     restore = "; ".join(
         f"if [ -e {q(p + '.backstage-old')} ]; then {argv('mv', '-f', p + '.backstage-old', p)}; "

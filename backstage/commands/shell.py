@@ -60,7 +60,10 @@ class Script:
     def write_file(self, path: str, content: str, mode: str = "644") -> "Script":
         """Replace a file atomically: write beside it, then rename over it."""
         tmp = f"{path}.backstage-new"
-        self.raw(f"printf '%s' {q(content)} > {q(tmp)}")
+        if mode == "600":  # private from its first byte
+            self.raw(f"(umask 077 && printf '%s' {q(content)} > {q(tmp)})")
+        else:
+            self.raw(f"printf '%s' {q(content)} > {q(tmp)}")
         self.run("chmod", mode, tmp)
         return self.run("mv", "-f", tmp, path)
 

@@ -28,6 +28,8 @@ def probe_spec(production: Production, host: str, layout: Layout,
         "owners": list(stage_modes(layout, production.group)) if system else [],
         "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
                   *(layout.gig_conf(g) for g in gigs),
+                  *(f for g in gigs if production.gigs[g].tls == "acme"
+                    for f in (layout.tls_certificate(g), layout.tls_key(g))),
                   *(venue_marker(layout, v, d) for v, d in venue_digests.items())],
         "links": [*(layout.current(a) for a in acts), *(layout.stable_socket(a) for a in acts),
                   *(layout.venue_link(v) for v in venues)],

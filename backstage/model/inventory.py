@@ -547,9 +547,15 @@ def _check_tls(production, fail):
         if (gig.tls_certificate is None) != (gig.tls_key is None):
             missing = "tls_key" if gig.tls_key is None else "tls_certificate"
             fail(f"gigs.{name}.{missing}", "HTTPS needs both tls_certificate and tls_key")
-        if gig.tls == "acme" and (production.acme is None or gig.tls_certificate):
-            fail(f"gigs.{name}.tls", "tls = \"acme\" needs an [acme] section and no "
-                 "tls_certificate/tls_key")
+        if gig.tls == "acme" and (production.acme is None or production.producer is None
+                                  or gig.tls_certificate):
+            fail(f"gigs.{name}.tls", "tls = \"acme\" needs [acme] and [producer] sections "
+                 "(DNS-01) and no tls_certificate/tls_key")
+        outside = [d for d in gig.domains if gig.tls == "acme" and
+                   production.producer.zone_of(d) is None]
+        if outside:
+            fail(f"gigs.{name}.domains", f"domain {outside[0]!r} is in no zone the producer "
+                 "manages: its DNS-01 challenge could not be answered")
         if not gig.https:
             if gig.hsts is not False:
                 fail(f"gigs.{name}.hsts", "HSTS needs HTTPS: set tls_certificate and tls_key")

@@ -20,7 +20,7 @@ def gig_check(production: Production, act: str, gig_name: str, layout: Layout) -
     gig = production.gigs[gig_name]
     check = {**health_spec(production, act), "host": gig.domains[0],
              "port": gig.port or layout.http_port}
-    if gig.tls_certificate:
+    if gig.https:
         check.update(port=gig.tls_port, tls=True)
     return check
 

@@ -93,8 +93,8 @@ class Renderer:
             read_timeout=HARAKIRI_SECONDS + 5,
             tls=gig.https,
             tls_port=gig.tls_port,
-            tls_certificate=gig.tls_certificate,
-            tls_key=gig.tls_key,
+            tls_certificate=gig.tls_certificate or layout.tls_certificate(gig_name),
+            tls_key=gig.tls_key or layout.tls_key(gig_name),
             hsts_max_age=gig.hsts_max_age,
         )
 

@@ -312,7 +312,13 @@ def dns(p, gig=None, json_=False):
     print_json(report.as_dict()) if json_ else print(report.text, end="")
 
 
+@backstage_task(help={"force": "Renew every acme certificate, due or not."})
+def renew_certs(p, force=False):
+    """Renew acme certificates expiring within [acme] renew_days; install them (nginx -t)."""
+    show(p.renew_certs(force=force))
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
-                book_gig, cancel_gig, dns, lock, unlock, history, new_act)
+                book_gig, cancel_gig, dns, renew_certs, lock, unlock, history, new_act)

@@ -1,0 +1,45 @@
+"""Certificates of ``tls = "acme"`` gigs: which gigs, which are due, the DNS-01 TXT records
+through the Producer, and the files a host gets (pure: no network, no host)."""
+
+import datetime
+
+from cryptography import x509
+
+from backstage.model import Layout, Production
+from backstage.operations.dns import fqdn, mark
+
+
+def acme_gigs(production: Production, act: str | None = None) -> list[str]:
+    """The gigs (of ``act``, or all) whose certificate comes from the ACME directory."""
+    return [g for g, gig in production.gigs.items()
+            if gig.tls == "acme" and (act is None or gig.act == act)]
+
+
+def not_after(fullchain: str) -> datetime.datetime:
+    """When the chain's first certificate (the gig's own) expires."""
+    return x509.load_pem_x509_certificate(fullchain.encode()).not_valid_after_utc
+
+
+def due(fullchain: str | None, days: int, now: datetime.datetime) -> bool:
+    """Whether a certificate is missing or expires within ``days``."""
+    return fullchain is None or not_after(fullchain) - now < datetime.timedelta(days=days)
+
+
+def challenge_patches(production: Production, records: dict[str, list[str]],
+                      remove: bool = False) -> dict[str, list[dict]]:
+    """Per zone, the TXT RRsets of DNS-01 challenges (published with Backstage's mark, or
+    deleted) in one PATCH each."""
+    producer, patches = production.producer, {}
+    for name, values in sorted(records.items()):
+        rrset = {"name": fqdn(name), "type": "TXT", "changetype": "DELETE"} if remove else {
+            "name": fqdn(name), "type": "TXT", "ttl": 1, "changetype": "REPLACE",
+            "records": [{"content": f'"{v}"', "disabled": False} for v in values],
+            "comments": [mark(production)]}
+        patches.setdefault(producer.zone_of(name.rstrip(".")), []).append(rrset)
+    return patches
+
+
+def certificate_files(layout: Layout, gig: str, certificate: tuple[str, str]) -> dict[str, str]:
+    """What a host holds of a gig's certificate: the full chain and the key (written 0600)."""
+    fullchain, key = certificate
+    return {layout.tls_certificate(gig): fullchain, layout.tls_key(gig): key}
