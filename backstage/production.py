@@ -433,7 +433,8 @@ class Production:
         certificates = {}
         for gig in gigs:
             certificate = store.get(gig)
-            if force or due(certificate and certificate[0], self.inventory.acme.renew_days, now):
+            if force or due(certificate and certificate[0], self.inventory.gigs[gig].domains,
+                            self.inventory.acme.renew_days, now):
                 certificate = self._issue(gig)
                 store.put(gig, *certificate)
             certificates[gig] = certificate

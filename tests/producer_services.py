@@ -86,9 +86,9 @@ class PowerDNS:
         self.api("POST", "/zones", json={"name": f"{zone}.", "kind": "Native",
                                          "nameservers": [f"ns1.{zone}."]})
 
-    def add_record(self, name: str, rtype: str, contents: list[str], ttl: int = 300) -> None:
+    def add_record(self, name: str, rtype: str, contents: list[str], ttl: int = 300,
+                   zone: str = ZONE) -> None:
         """A record made by hand (no comment): Backstage must never touch it."""
-        zone = name.split(".", 1)[1] if rtype != "NS" else name
         self.api("PATCH", f"/zones/{zone}.", json={"rrsets": [{
             "name": f"{name}.", "type": rtype, "ttl": ttl, "changetype": "REPLACE",
             "records": [{"content": c, "disabled": False} for c in contents]}]})

@@ -2,6 +2,9 @@
 through a real PowerDNS the Producer writes, a fleet of two hosts serving the gig over HTTPS,
 checked with curl against pebble's root."""
 
+import re
+import subprocess
+
 import pytest
 
 from tests.deploying import DOMAIN, make_stage
@@ -67,14 +70,48 @@ def test_one_dns01_certificate_serves_the_gig_on_both_hosts(acme_stage, pebble):
     assert stage.cli("dns").stdout.count("match") == 2
 
 
+def wrk(stage, host: str, seconds: int) -> subprocess.Popen:
+    """``wrk -c50`` over HTTPS against the gig on ``host``, from inside its namespace."""
+    return subprocess.Popen(
+        ["ip", "netns", "exec", stage.fleet.host(host).netns, "wrk", "-t2", "-c50",
+         f"-d{seconds}s", "-H", f"Host: {DOMAIN}", "https://127.0.0.1:443/"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def test_renew_certs_replaces_only_when_due_or_forced(acme_stage, pebble):
     stage = acme_stage
     orders, before = pebble.orders(), serial(stage, "h1")
     stage.cli("renew-certs")
     assert pebble.orders() == orders and serial(stage, "h1") == before
+    load = wrk(stage, "h1", 12)
     stage.cli("renew-certs", "--force")
+    out, _ = load.communicate(timeout=60)
+    assert re.search(r"^\s*\d+ requests in", out, re.MULTILINE), out
+    assert "Non-2xx" not in out and "Socket errors" not in out, out
     assert pebble.orders() == orders + 1
     after = serial(stage, "h1")
     assert after != before and serial(stage, "h2") == after
     for host in ADDRESSES:
         assert https(stage, host) == "200"
+
+
+def test_a_failed_challenge_is_one_line_and_the_old_certificate_keeps_serving(acme_stage,
+                                                                             powerdns, pebble):
+    """A domain delegated away: pebble finds no TXT record for it, the order fails."""
+    stage = acme_stage
+    away = f"away.{ZONE}"
+    powerdns.add_record(away, "NS", ["ns.elsewhere.test."])
+    before, orders, text = serial(stage, "h1"), pebble.orders(), stage.inventory.read_text()
+    stage.inventory.write_text(text.replace(f'"{WWW}"]', f'"{WWW}", "{away}"]'))
+    try:
+        done = stage.cli("book-gig", "shop", check=False)
+        errors = [line for line in done.stderr.splitlines() if "error" in line]
+        assert done.returncode == 1 and len(errors) == 1, done.stderr
+        assert errors[0].startswith(f"backstage: error: acme {pebble.directory}: gig shop: "
+                                    "the DNS-01 challenge failed"), errors
+        assert pebble.orders() == orders + 1
+        for host in ADDRESSES:
+            assert serial(stage, host) == before and https(stage, host) == "200"
+        assert powerdns.dig(f"_acme-challenge.{DOMAIN}", "TXT") == []  # withdrawn
+    finally:
+        stage.inventory.write_text(text)

@@ -60,11 +60,15 @@ class Script:
     def write_file(self, path: str, content: str, mode: str = "644") -> "Script":
         """Replace a file atomically: write beside it, then rename over it."""
         tmp = f"{path}.backstage-new"
-        if mode == "600":  # private from its first byte
-            self.raw(f"(umask 077 && printf '%s' {q(content)} > {q(tmp)})")
-        else:
-            self.raw(f"printf '%s' {q(content)} > {q(tmp)}")
+        self.raw(f"printf '%s' {q(content)} > {q(tmp)}")
         self.run("chmod", mode, tmp)
+        return self.run("mv", "-f", tmp, path)
+
+    def receive_file(self, path: str, size: int) -> "Script":
+        """Replace a file atomically with the next ``size`` bytes of stdin: a secret (never in
+        argv), 0600 from its first byte. ``dd bs=1`` reads no byte past its own."""
+        tmp = f"{path}.backstage-new"
+        self.raw(f"(umask 077 && dd bs=1 count={int(size)} status=none of={q(tmp)})")
         return self.run("mv", "-f", tmp, path)
 
     def link(self, target: str, path: str) -> "Script":

@@ -20,9 +20,19 @@ def not_after(fullchain: str) -> datetime.datetime:
     return x509.load_pem_x509_certificate(fullchain.encode()).not_valid_after_utc
 
 
-def due(fullchain: str | None, days: int, now: datetime.datetime) -> bool:
-    """Whether a certificate is missing or expires within ``days``."""
-    return fullchain is None or not_after(fullchain) - now < datetime.timedelta(days=days)
+def names_of(fullchain: str) -> set[str]:
+    """The DNS names the chain's first certificate is for."""
+    certificate = x509.load_pem_x509_certificate(fullchain.encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return set(names.value.get_values_for_type(x509.DNSName))
+
+
+def due(fullchain: str | None, domains: tuple[str, ...], days: int,
+        now: datetime.datetime) -> bool:
+    """Whether a gig needs a new certificate: none yet, one that expires within ``days``, or
+    one for other names than the gig's domains (a domain added or removed)."""
+    return (fullchain is None or not_after(fullchain) - now < datetime.timedelta(days=days)
+            or names_of(fullchain) != set(domains))
 
 
 def challenge_patches(production: Production, records: dict[str, list[str]],

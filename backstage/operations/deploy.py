@@ -306,10 +306,11 @@ class HostDeploy:
         script = sess_cmd.start_vassal(Script(), self.layout, self.act_name, self.release,
                                        self.vassal_ini(self.release))
         self.health_check(script, self.release)
-        gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services,
-                             private_files(self.production, self.layout))
+        private = private_files(self.production, self.layout)
+        gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services, private)
+        payload = gig_cmd.private_payload(gigs, private)
         return Step("start", f"start {self.act_name}@{self.release}, health-check its socket",
-                    script.text())
+                    script.text(), payload and (lambda: payload))
 
     def switch(self, changes: Changes) -> Step:
         """Move traffic, retire the old vassal, clean up, check through nginx, unlock."""

@@ -43,8 +43,8 @@ def plan_gig(production: Production, host: str, layout: Layout, observed: Observ
         files = {p: t for p, t in gig_files(production, act, layout, renderer, observed,
                                             certificates).items() if p in own}
         removed = []
-    script = gig_cmd.install_gigs(Script(), layout, files, removed, observed.services,
-                                  private_files(production, layout))
+    private = private_files(production, layout)
+    script = gig_cmd.install_gigs(Script(), layout, files, removed, observed.services, private)
     if not script:
         return None
     if not cancel and observed.current_release(act):
@@ -53,4 +53,5 @@ def plan_gig(production: Production, host: str, layout: Layout, observed: Observ
     event = "cancel-gig" if cancel else "book-gig"
     history.append(script, layout, {"time": holder["time"], "by": holder["by"], "gig": gig_name,
                                     "event": event})
-    return Step("gig", "", script.text())
+    payload = gig_cmd.private_payload(files, private)
+    return Step("gig", "", script.text(), payload and (lambda: payload))
