@@ -428,6 +428,8 @@ class Production:
     def _certificates(self, gigs: list[str], force: bool = False) -> dict:
         """Per gig, its certificate (full chain, key): the one obtained before, unless it is
         due for renewal (or ``force``), else a new one from the ACME directory."""
+        if not gigs:
+            return {}
         store = CertificateStore(cache_dir(), self.inventory.acme, self.name)
         now = datetime.datetime.now(datetime.UTC)
         certificates = {}
