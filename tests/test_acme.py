@@ -115,3 +115,19 @@ def test_a_failed_challenge_is_one_line_and_the_old_certificate_keeps_serving(ac
         assert powerdns.dig(f"_acme-challenge.{DOMAIN}", "TXT") == []  # withdrawn
     finally:
         stage.inventory.write_text(text)
+
+
+def test_a_wildcard_domain_is_issued_by_dns01_and_resolves(acme_stage, powerdns, pebble):
+    stage = acme_stage
+    wildcard, text, orders = f"*.{DOMAIN}", stage.inventory.read_text(), pebble.orders()
+    stage.inventory.write_text(text.replace(f'"{WWW}"]', f'"{WWW}", "{wildcard}"]'))
+    try:
+        # Its domains changed: a new certificate (one order); the act's ALLOWED_HOSTS too.
+        stage.cli("deploy-act", "storefront")
+        assert pebble.orders() == orders + 1
+        assert powerdns.dig(f"any.{DOMAIN}") == sorted(ADDRESSES.values())
+        for host in ADDRESSES:
+            assert https(stage, host, f"any.{DOMAIN}") == "200"
+            assert https(stage, host) == "200"
+    finally:
+        stage.inventory.write_text(text)

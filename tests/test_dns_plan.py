@@ -148,3 +148,12 @@ def test_compare_lists_wanted_against_actual(project):
             for r in dns.compare(dns.wanted(production, ["shop"]), have, production)}
     assert rows == {("shop.test.", "A"): "match", ("www.shop.test.", "A"): "differ",
                     ("shop.test.", "AAAA"): "missing", ("www.shop.test.", "AAAA"): "missing"}
+
+
+def test_a_wildcard_gig_domain_gets_a_wildcard_record(project):
+    data = producer_inventory(project)
+    data["gigs"]["shop"]["domains"] = ["shop.test", "*.shop.test"]
+    production = load(project, data)
+    assert dns.wanted(production, ["shop"])[("*.shop.test.", "A")] == ("192.0.2.1", "192.0.2.2")
+    data["gigs"]["shop"]["domains"] = ["*.*.shop.test"]
+    assert expect_error(write_inventory(project, data)).key == "gigs.shop.domains.0"

@@ -22,6 +22,7 @@ from backstage.model.secrets import Redactor, Secret
 
 Name = Annotated[str, AfterValidator(names.name)]
 Domain = Annotated[str, AfterValidator(names.domain)]
+GigDomain = Annotated[str, AfterValidator(names.gig_domain)]
 Int = Annotated[int, Strict()]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 EnvKey = Annotated[str, AfterValidator(names.env_key)]
@@ -186,7 +187,7 @@ class Gig(Section):
     """An act booked at one or more domains: one nginx server block."""
 
     act: Name
-    domains: tuple[Domain, ...] = Field(min_length=1)
+    domains: tuple[GigDomain, ...] = Field(min_length=1)
     port: Port | None = None
     static: UrlPrefix | Literal[False] = "/static/"  # false: not served by nginx
     media: UrlPrefix | Literal[False] = "/media/"

@@ -39,6 +39,16 @@ def domain(value: str) -> str:
     return value
 
 
+def gig_domain(value: str) -> str:
+    """A domain a gig is booked at: a DNS name, or a wildcard ``*.`` and one."""
+    try:
+        domain(value.removeprefix("*."))
+    except ValueError:
+        raise ValueError(f"bad domain {value!r}: use lower-case DNS labels separated by dots, "
+                         "the first may be a wildcard *") from None
+    return value
+
+
 def ipv4(value: str) -> str:
     """An IPv4 address, as an A record holds it."""
     try:

@@ -99,7 +99,9 @@ def act_environment(production: Production, act_name: str, layout: Layout) -> st
     """The env file of an act on a host: its env, its secrets, and Backstage's variables.
     The one place secret values are taken out of their :class:`Secret` wrapping."""
     act = production.acts[act_name]
-    domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
+    # A wildcard gig domain *.example.com is Django's .example.com (it and its subdomains).
+    domains = [d.removeprefix("*") for g in production.gigs_of(act_name)
+               for d in production.gigs[g].domains]
     health_host = health_spec(production, act_name)["host"]
     allowed = list(dict.fromkeys([*domains, health_host, "localhost", "127.0.0.1"]))
     secrets = production.secrets_of(act_name)
