@@ -31,12 +31,12 @@ from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
-from backstage.errors import UsageError, known_hint
+from backstage.errors import BackstageError, UsageError, known_hint
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.locate import find_inventory
-from backstage.operations import checks, dns, history
+from backstage.operations import certs, checks, dns, history
 from backstage.operations.certs import acme_gigs, challenge_patches, due
 from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
 from backstage.operations.gig import plan_gig
@@ -297,13 +297,34 @@ class Production:
         if act:
             self._act(act)
 
+        certificates, now = {}, datetime.datetime.now(datetime.UTC)
+
         def on_host(run: HostRun):
             acts = status_acts(self.inventory, run.name, act)
+            paths = certs.certificate_paths(self.inventory, run.layout, run.name)
+            if paths:
+                texts = read_texts(run.helper("read", "probe", {"texts": list(paths.values())},
+                                              install=False))
+                certificates[run.name] = {g: certs.describe(texts[p], now)
+                                          for g, p in paths.items() if texts.get(p)}
             return self._read_status(run, acts) if acts else {}
 
         results = self._on_hosts(self._options(hosts), on_host)
         shown = {h: status_acts(self.inventory, h, act) for h in results}
-        return StatusReport(self.name, results, act=act, shown=shown)
+        return StatusReport(self.name, results, act=act, shown=shown, certificates=certificates,
+                            dns=self._dns_states())
+
+    def _dns_states(self) -> dict[str, str]:
+        """Per gig, whether its records are as wanted (``status``); the error in one line when
+        the Producer cannot be asked."""
+        inventory = self.inventory
+        records = dns.wanted(inventory, list(inventory.gigs)) if inventory.producer else {}
+        if not records:
+            return {}
+        try:
+            return dns.gig_states(inventory, self._zones(records)[1])
+        except BackstageError as error:
+            return {gig: f"unknown ({error})" for gig in inventory.gigs}
 
     def history(self, *, limit: int = DEFAULT_HISTORY, hosts=None) -> HistoryReport:
         """The last ``limit`` deploys, rollbacks, starts, stops, locks... newest first, across

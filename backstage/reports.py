@@ -155,6 +155,21 @@ class StatusReport(HostsReport):
 
     act: str | None = None
     shown: dict[str, list[str]] = field(default_factory=dict)  # per host, the acts looked at
+    # Per host and HTTPS gig: issuer, not_after, days_left, warn (fewer than 14 days left).
+    certificates: dict[str, dict[str, dict]] = field(default_factory=dict)
+    dns: dict[str, str] = field(default_factory=dict)  # per gig: match, differ, missing
+
+    @property
+    def gig_lines(self) -> list[str]:
+        """What ``status`` prints under its table: each gig's records, each host's
+        certificates, and a warning for those expiring within 14 days."""
+        lines = [f"gig {gig}: dns {state}" for gig, state in self.dns.items()]
+        for host, gigs in self.certificates.items():
+            for gig, cert in gigs.items():
+                warn = "  WARNING: expires within 14 days: renew-certs" if cert["warn"] else ""
+                lines.append(f"{host}: gig {gig}: certificate from {cert['issuer']}, expires "
+                             f"{cert['not_after']} ({cert['days_left']} days){warn}")
+        return lines
 
     def as_dict(self) -> dict:
         """What ``status --json`` prints: per host, per act its state, or the host's error."""

@@ -68,6 +68,11 @@ def test_one_dns01_certificate_serves_the_gig_on_both_hosts(acme_stage, pebble):
     assert pebble.orders() == 1
     # The challenge records were withdrawn.
     assert stage.cli("dns").stdout.count("match") == 2
+    status = stage.cli("status").stdout
+    assert "gig shop: dns match" in status, status
+    for host in ADDRESSES:
+        assert re.search(rf"^{host}: gig shop: certificate from Pebble Intermediate CA \S+, "
+                         r"expires \S+ \(\d+ days\)$", status, re.MULTILINE), status
 
 
 def wrk(stage, host: str, seconds: int) -> subprocess.Popen:

@@ -69,3 +69,10 @@ def test_the_key_is_written_private_from_its_first_byte(tmp_path):
     assert f"install -d -m 700 {layout.tls_dir('shop')}" in text
     assert f"(umask 077 && dd bs=1 count=3 status=none of={layout.tls_key('shop')}" in text
     assert private_payload(files, (layout.tls_key("shop"),)) == b"KEY"
+
+
+def test_status_warns_about_a_certificate_expiring_within_14_days():
+    soon, later = certs.describe(certificate(["shop.test"], 10), NOW), \
+        certs.describe(certificate(["shop.test"], 20), NOW)
+    assert (soon["warn"], soon["days_left"], soon["issuer"]) == (True, 10, "shop.test")
+    assert later["warn"] is False

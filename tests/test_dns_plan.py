@@ -157,3 +157,13 @@ def test_a_wildcard_gig_domain_gets_a_wildcard_record(project):
     assert dns.wanted(production, ["shop"])[("*.shop.test.", "A")] == ("192.0.2.1", "192.0.2.2")
     data["gigs"]["shop"]["domains"] = ["*.*.shop.test"]
     assert expect_error(write_inventory(project, data)).key == "gigs.shop.domains.0"
+
+
+def test_gig_states_say_match_missing_or_differ(project):
+    production = load(project, producer_inventory(project))
+    wanted = dns.wanted(production, ["shop"])
+    assert dns.gig_states(production, zone(production)) == {"shop": "missing"}
+    assert dns.gig_states(production, zone(production, *(ours(production, n, t, c) for (n, t), c
+                                                        in wanted.items()))) == {"shop": "match"}
+    assert dns.gig_states(production, zone(production, ours(production, "shop.test.", "A",
+                                                            ["192.0.2.1"]))) == {"shop": "differ"}

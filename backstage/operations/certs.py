@@ -53,3 +53,23 @@ def certificate_files(layout: Layout, gig: str, certificate: tuple[str, str]) ->
     """What a host holds of a gig's certificate: the full chain and the key (written 0600)."""
     fullchain, key = certificate
     return {layout.tls_certificate(gig): fullchain, layout.tls_key(gig): key}
+
+
+WARN_DAYS = 14  # ``status`` warns about certificates expiring sooner
+
+
+def certificate_paths(production: Production, layout: Layout, host: str) -> dict[str, str]:
+    """Per HTTPS gig played on ``host``, the certificate (full chain) nginx serves it with."""
+    return {g: gig.tls_certificate or layout.tls_certificate(g)
+            for g, gig in production.gigs.items()
+            if gig.https and gig.act in production.acts_on(host)}
+
+
+def describe(fullchain: str, now: datetime.datetime) -> dict:
+    """A certificate in ``status``: its issuer, expiry, days left, and whether to warn."""
+    certificate = x509.load_pem_x509_certificate(fullchain.encode())
+    issuer = certificate.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    left = (certificate.not_valid_after_utc - now).days
+    return {"issuer": issuer[0].value if issuer else certificate.issuer.rfc4514_string(),
+            "not_after": certificate.not_valid_after_utc.isoformat(), "days_left": left,
+            "warn": left < WARN_DAYS}

@@ -163,3 +163,14 @@ def compare(records: dict[Key, tuple], zones: dict[str, dict[Key, Actual]],
         rows.append({"name": name, "type": rtype, "wanted": list(contents),
                      "actual": list(have), "state": state})
     return rows
+
+
+def gig_states(production: Production, zones: dict[str, dict[Key, Actual]]) -> dict[str, str]:
+    """``status``: per gig with records, ``match`` (all as wanted), ``missing`` (none there)
+    or ``differ``."""
+    states = {}
+    for gig in [g for g, gig in production.gigs.items() if gig.dns]:
+        kinds = {row["state"] for row in compare(wanted(production, [gig]), zones, production)}
+        states[gig] = "match" if kinds <= {"match"} else \
+            "missing" if kinds == {"missing"} else "differ"
+    return states
