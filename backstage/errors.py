@@ -74,6 +74,11 @@ class HostsFailed(BackstageError):
         return f"{len(self.errors)} of {self.total} hosts {what}: {', '.join(self.errors)}"
 
 
+class ProducerError(BackstageError):
+    """The Producer (PowerDNS) or the ACME directory refused, failed or could not be reached;
+    or a record it holds was not made by Backstage. Nothing on any host was changed for it."""
+
+
 class LockHeld(BackstageError):
     """Another command holds (or held, if stale) a lock on a host: an act's, or a database's
     (see :mod:`backstage.commands.lock`)."""

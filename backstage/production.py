@@ -19,6 +19,7 @@ stderr (or pass a ``rich.console.Console``). Errors are redacted with this produ
 secrets, and no one else's.
 """
 
+import datetime
 import os
 import sys
 import threading
@@ -28,6 +29,7 @@ from rich.console import Console
 
 from backstage.artefacts import wheelhouse
 from backstage.artefacts.locks import resolve_pins
+from backstage.artefacts.wheelhouse import cache_dir
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.engine.builders import PlatformWheels, platform_inputs
 from backstage.engine.executor import run_on_hosts, select_hosts
@@ -40,7 +42,8 @@ from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
-from backstage.operations import checks, history
+from backstage.operations import certs, checks, dns, history
+from backstage.operations.certs import acme_gigs, challenge_patches, due
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
@@ -52,10 +55,14 @@ from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
+from backstage.producer.acme import AcmeDirectory, CertificateStore
+from backstage.producer.powerdns import PowerDNS
 from backstage.render import Renderer
 from backstage.reports import (
     CommandReport,
+    DnsReport,
     EnvReport,
+    GigReport,
     HistoryReport,
     HostsReport,
     LogsReport,
@@ -69,7 +76,9 @@ from backstage.transport.terminal import pty_of, raw_terminal
 
 __all__ = [
     "CommandReport",
+    "DnsReport",
     "EnvReport",
+    "GigReport",
     "HistoryReport",
     "HostsReport",
     "LogsReport",
@@ -293,13 +302,18 @@ class Production:
         wheels = PlatformWheels(self.inventory, options)
         inputs = platform_inputs(self.inventory, act, wheels)  # before any host is contacted
         names = select_hosts(self.inventory, options.hosts, act)
+        records = self._records(self.inventory.gigs_of(act))  # the Producer, read first
+        inputs.certificates = self._certificates(acme_gigs(self.inventory, act))
         rollout = Rollout(self.inventory, names, inputs,
                           lambda layout: act_environment(self.inventory, act, layout),
                           options, serial=serial, max_fail=max_fail, rollback=rollback)
         try:
-            return rollout.run()
+            report = rollout.run()
         finally:
             wheels.close()
+        if report.exit_code == 0:
+            self._change_records(records)
+        return report
 
     def acts_to_deploy(self, acts: str | list[str] | None = None, every: bool = False
                        ) -> list[str]:
@@ -336,9 +350,11 @@ class Production:
             return describe(run.name, act, plan, texts, holders[0] if holders else None)
 
         try:
-            return PlanReport(self.name, self._on_hosts(options, on_host, act), act=act)
+            results = self._on_hosts(options, on_host, act)
         finally:
             wheels.close()
+        records = self._records(self.inventory.gigs_of(act), check=False)
+        return PlanReport(self.name, results, act=act, dns=dns_lines(records))
 
     def rollback(self, act: str, *, to: str | None = None, hosts=None) -> RollbackReport:
         """Switch ``act`` back to its previous good release, or to release ``to``; per host,
@@ -398,13 +414,34 @@ class Production:
         if act:
             self._act(act)
 
+        certificates, now = {}, datetime.datetime.now(datetime.UTC)
+
         def on_host(run: HostRun):
             acts = status_acts(self.inventory, run.name, act)
+            paths = certs.certificate_paths(self.inventory, run.layout, run.name)
+            if paths:
+                texts = read_texts(run.helper("read", "probe", {"texts": list(paths.values())},
+                                              install=False))
+                certificates[run.name] = {g: certs.describe(texts[p], now)
+                                          for g, p in paths.items() if texts.get(p)}
             return self._read_status(run, acts) if acts else {}
 
         results = self._on_hosts(self._options(hosts), on_host)
         shown = {h: status_acts(self.inventory, h, act) for h in results}
-        return StatusReport(self.name, results, act=act, shown=shown)
+        return StatusReport(self.name, results, act=act, shown=shown, certificates=certificates,
+                            dns=self._dns_states())
+
+    def _dns_states(self) -> dict[str, str]:
+        """Per gig, whether its records are as wanted (``status``); the error in one line when
+        the Producer cannot be asked."""
+        inventory = self.inventory
+        records = dns.wanted(inventory, list(inventory.gigs)) if inventory.producer else {}
+        if not records:
+            return {}
+        try:
+            return dns.gig_states(inventory, self._zones(records)[1])
+        except BackstageError as error:
+            return {gig: f"unknown ({error})" for gig in inventory.gigs}
 
     def history(self, *, limit: int = DEFAULT_HISTORY, hosts=None) -> HistoryReport:
         """The last ``limit`` deploys, rollbacks, starts, stops, locks... newest first, across
@@ -456,25 +493,33 @@ class Production:
 
         return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
 
-    def book_gig(self, gig: str, *, hosts=None) -> HostsReport:
+    def book_gig(self, gig: str, *, hosts=None) -> GigReport:
         """Install a gig's nginx server block (``nginx -t`` first); per host, whether it
-        changed."""
+        changed. Then, with a Producer, its domains' records follow (``dns``: what changed)."""
         return self._gig(gig, hosts, cancel=False)
 
-    def cancel_gig(self, gig: str, *, hosts=None) -> HostsReport:
-        """Remove a gig's nginx server block; per host, whether it changed."""
+    def cancel_gig(self, gig: str, *, hosts=None) -> GigReport:
+        """Remove a gig's records (with a Producer), then its nginx server block; per host,
+        whether it changed."""
         return self._gig(gig, hosts, cancel=True)
 
-    def _gig(self, gig: str, hosts, cancel: bool) -> HostsReport:
+    def _require_gig(self, gig: str) -> None:
+        if gig not in self.inventory.gigs:
+            raise UsageError(f"unknown gig {gig!r} in {self.inventory.path}"
+                             + known_hint(gig, self.inventory.gigs))
+
+    def _gig(self, gig: str, hosts, cancel: bool) -> GigReport:
         inventory = self.inventory
-        if gig not in inventory.gigs:
-            raise UsageError(f"unknown gig {gig!r} in {inventory.path}"
-                             + known_hint(gig, inventory.gigs))
+        self._require_gig(gig)
+        records = self._records([gig], booked=not cancel)  # read (and refused) before any change
+        acme = not cancel and inventory.gigs[gig].tls == "acme"
+        certificates = self._certificates([gig]) if acme else {}
+        changed = self._change_records(records) if cancel else []
         renderer, holder = Renderer(inventory), new_lock("gig")
 
         def on_host(run: HostRun):
             step = plan_gig(inventory, run.name, run.layout, run.probe(), renderer, gig, cancel,
-                            holder)
+                            holder, certificates)
             if step is None:
                 self.reporter.info(f"{run.name}  gig {gig} is already "
                                    + ("cancelled" if cancel else "booked"))
@@ -482,8 +527,10 @@ class Production:
             run.execute(step)
             return True
 
-        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host,
-                                                     inventory.gigs[gig].act))
+        report = GigReport(self.name, self._on_hosts(self._options(hosts), on_host,
+                                                     inventory.gigs[gig].act), gig=gig)
+        report.dns = changed if cancel or report.failure else self._change_records(records)
+        return report
 
     def manage(self, act: str, args, *, hosts=None, all_hosts: bool = False, stdin=None,
                stdout=None, stderr=None, tty: bool | None = None) -> CommandReport:
@@ -587,3 +634,112 @@ class Production:
             return {"release": release, "keys": keys}
 
         return EnvReport(self.name, self._on_hosts(self._options(hosts), on_host, act), act=act)
+
+    # --- the Producer ----------------------------------------------------------------------------
+
+    def _records(self, gigs: list[str], booked: bool = True, check: bool = True):
+        """The Producer and the plan that makes these gigs' records as wanted (reading the
+        zones they are in); None without a Producer or records to keep."""
+        inventory = self.inventory
+        records = dns.wanted(inventory, gigs, booked) if inventory.producer else {}
+        if not records:
+            return None
+        client, zones = self._zones(records)
+        plan = dns.plan_dns(inventory, records, zones)
+        return client, plan.check(inventory.producer.api_url) if check else plan
+
+    def _zones(self, records: dict) -> tuple[PowerDNS, dict]:
+        """The Producer's client, and the zones these records are in as it has them."""
+        inventory = self.inventory
+        client = PowerDNS(inventory.producer, inventory.producer.api_key())
+        return client, {z: dns.read_zone(inventory, client.rrsets(z))
+                        for z in dns.zones_of(inventory, records)}
+
+    def _change_records(self, records) -> list[str]:
+        """PATCH each zone whose records differ (one request per zone); the changes made."""
+        if records is None:
+            return []
+        client, plan = records
+        for zone, rrsets in plan.patches.items():
+            client.patch(zone, rrsets)
+        for change in plan.changes:
+            self.reporter.info(f"dns  {change.line}")
+        return [change.line for change in plan.changes]
+
+    def _certificates(self, gigs: list[str], force: bool = False) -> dict:
+        """Per gig, its certificate (full chain, key): the one obtained before, unless it is
+        due for renewal (or ``force``), else a new one from the ACME directory."""
+        if not gigs:
+            return {}
+        store = CertificateStore(cache_dir(), self.inventory.acme, self.name)
+        now = datetime.datetime.now(datetime.UTC)
+        certificates = {}
+        for gig in gigs:
+            certificate = store.get(gig)
+            if force or due(certificate and certificate[0], self.inventory.gigs[gig].domains,
+                            self.inventory.acme.renew_days, now):
+                certificate = self._issue(gig)
+                store.put(gig, *certificate)
+            certificates[gig] = certificate
+        return certificates
+
+    def _issue(self, gig: str) -> tuple[str, str]:
+        """A new certificate for the gig's domains, DNS-01 through the Producer."""
+        inventory = self.inventory
+        client = PowerDNS(inventory.producer, inventory.producer.api_key())
+
+        def publish(records, remove=False):
+            for zone, rrsets in challenge_patches(inventory, records, remove).items():
+                client.patch(zone, rrsets)
+
+        self.reporter.info(f"acme  gig {gig}: ordering a certificate for "
+                           f"{', '.join(inventory.gigs[gig].domains)}")
+        directory = AcmeDirectory(inventory.acme, cache_dir())
+        return directory.issue(gig, list(inventory.gigs[gig].domains), publish,
+                               lambda records: publish(records, remove=True))
+
+    def renew_certs(self, *, force: bool = False, hosts=None) -> HostsReport:
+        """Renew the certificates of ``tls = "acme"`` gigs expiring within ``[acme]
+        renew_days`` (all of them with ``force``) and install each on its act's hosts
+        (``nginx -t``, then reload); per host, the gigs whose certificate changed there."""
+        inventory = self.inventory
+        if inventory.acme is None:
+            raise UsageError(f"{inventory.path}: no [acme]: no certificate to renew")
+        store = CertificateStore(cache_dir(), inventory.acme, self.name)
+        before = {g: store.get(g) for g in acme_gigs(inventory)}
+        certificates = self._certificates(list(before), force)
+        renewed = {g: c for g, c in certificates.items() if c != before[g]}
+        renderer, holder = Renderer(inventory), new_lock("renew-certs")
+
+        def on_host(run: HostRun):
+            observed, changed = run.probe(), []
+            for gig in [g for g in renewed if inventory.gigs[g].act in
+                        inventory.acts_on(run.name)]:
+                step = plan_gig(inventory, run.name, run.layout, observed, renderer, gig, False,
+                                holder, renewed)
+                if step is not None:
+                    run.execute(step)
+                    changed.append(gig)
+            return changed
+
+        return HostsReport(self.name, self._on_hosts(self._options(hosts), on_host))
+
+    def dns(self, gig: str | None = None) -> DnsReport:
+        """Per name and type of the gigs' domains (``gig``, or all): the records wanted, those
+        the Producer has, and whether they match. Contacts no host."""
+        inventory = self.inventory
+        if inventory.producer is None:
+            raise UsageError(f"{inventory.path}: no [producer]: Backstage keeps no DNS records")
+        if gig is not None:
+            self._require_gig(gig)
+        records = dns.wanted(inventory, [gig] if gig else list(inventory.gigs))
+        _, zones = self._zones(records)
+        return DnsReport(self.name, dns.compare(records, zones, inventory))
+
+
+def dns_lines(records) -> list[str]:
+    """What a plan says about DNS: the records it would change, and its conflicts."""
+    if records is None:
+        return []
+    _, plan = records
+    return [c.line for c in plan.changes] + [f"refused: {c}" for c in plan.conflicts]

@@ -12,7 +12,9 @@ from backstage.errors import BackstageError, HostsFailed, HostUnreachable
 
 __all__ = [
     "CommandReport",
+    "DnsReport",
     "EnvReport",
+    "GigReport",
     "HistoryReport",
     "HostsReport",
     "LogsReport",
@@ -79,18 +81,51 @@ class PlanReport(HostsReport):
     """``plan``: per host, the text saying what a deploy would change (with diffs)."""
 
     act: str = ""
+    dns: list[str] = field(default_factory=list)  # the records the Producer would change
 
     def about(self) -> dict:
-        return {"act": self.act}
+        return {"act": self.act, "dns": self.dns}
 
     def entry(self, result: object) -> dict:
         return {"plan": result}
 
     @property
     def text(self) -> str:
-        """What the ``plan`` task prints: each host's plan, one line for a host not planned."""
+        """What the ``plan`` task prints: each host's plan, one line for a host not planned,
+        then the DNS records that would change."""
         return "".join(f"{h}: {self.act}: {not_looked_at(h, r)}\n"
-                       if isinstance(r, BackstageError) else r for h, r in self.results.items())
+                       if isinstance(r, BackstageError) else r for h, r in self.results.items()) \
+            + "".join(f"dns: {line}\n" for line in self.dns)
+
+
+@dataclass
+class GigReport(HostsReport):
+    """``book-gig``, ``cancel-gig``: per host, whether its server block changed; ``dns``, the
+    records the Producer changed."""
+
+    gig: str = ""
+    dns: list[str] = field(default_factory=list)
+
+    def about(self) -> dict:
+        return {"gig": self.gig, "dns": self.dns}
+
+
+@dataclass
+class DnsReport:
+    """``dns``: per name and type, the records wanted, those the Producer has, the state."""
+
+    production: str
+    rows: list[dict]
+    exit_code: int = 0
+
+    def as_dict(self) -> dict:
+        return {"production": self.production, "records": self.rows}
+
+    @property
+    def text(self) -> str:
+        return "".join(f"{r['name']} {r['type']}  {r['state']}  wanted: "
+                       f"{', '.join(r['wanted']) or '(none)'}  actual: "
+                       f"{', '.join(r['actual']) or '(none)'}\n" for r in self.rows)
 
 
 def not_looked_at(host: str, error: BackstageError) -> str:
@@ -132,6 +167,21 @@ class StatusReport(HostsReport):
 
     act: str | None = None
     shown: dict[str, list[str]] = field(default_factory=dict)  # per host, the acts looked at
+    # Per host and HTTPS gig: issuer, not_after, days_left, warn (fewer than 14 days left).
+    certificates: dict[str, dict[str, dict]] = field(default_factory=dict)
+    dns: dict[str, str] = field(default_factory=dict)  # per gig: match, differ, missing
+
+    @property
+    def gig_lines(self) -> list[str]:
+        """What ``status`` prints under its table: each gig's records, each host's
+        certificates, and a warning for those expiring within 14 days."""
+        lines = [f"gig {gig}: dns {state}" for gig, state in self.dns.items()]
+        for host, gigs in self.certificates.items():
+            for gig, cert in gigs.items():
+                warn = "  WARNING: expires within 14 days: renew-certs" if cert["warn"] else ""
+                lines.append(f"{host}: gig {gig}: certificate from {cert['issuer']}, expires "
+                             f"{cert['not_after']} ({cert['days_left']} days){warn}")
+        return lines
 
     def as_dict(self) -> dict:
         """What ``status --json`` prints: per host, per act its state, or the host's error."""

@@ -178,5 +178,5 @@ def print_status(report: StatusReport) -> None:
                               f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
                               sess.get("socket") or "-")
     Console().print(table)
-    for line in broken:  # whole lines: the table may be cut to the terminal's width
+    for line in [*broken, *report.gig_lines]:  # whole lines: the table may be cut to the width
         print(line)

@@ -188,14 +188,32 @@ def history(p, limit=None, json_=False):
 
 @backstage_task(help=GIG)
 def book_gig(p, gig):
-    """Install a gig's nginx server block (nginx -t before reload)."""
+    """Install a gig's nginx server block (nginx -t before reload); its DNS records follow."""
     show(p.book_gig(gig))
 
 
 @backstage_task(help=GIG)
 def cancel_gig(p, gig):
-    """Remove a gig's nginx server block (nginx -t before reload)."""
+    """Remove a gig's DNS records, then its nginx server block (nginx -t before reload)."""
     show(p.cancel_gig(gig))
+
+
+@backstage_task(connects=False, help={"gig": "Only this gig's domains.", "json": "Print JSON."})
+def dns(p, gig=None, json_=False):
+    """List each gig domain's records: wanted, what the Producer (PowerDNS) has, whether equal."""
+    report = p.dns(gig)
+    if json_:
+        from backstage.tasks.reports import print_json
+
+        print_json(report.as_dict())
+    else:
+        print(report.text, end="")
+
+
+@backstage_task(help={"force": "Renew every acme certificate, due or not."})
+def renew_certs(p, force=False):
+    """Renew acme certificates expiring within [acme] renew_days; install them (nginx -t)."""
+    show(p.renew_certs(force=force))
 
 
 command_words: list[str] = []  # after `--`, set by the backstage program (program.py)
@@ -240,4 +258,5 @@ def env(p, act, json_=False):
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
-                book_gig, cancel_gig, lock, unlock, history, manage, exec_, logs, env, new_act)
+                book_gig, cancel_gig, dns, renew_certs, lock, unlock, history, manage, exec_, logs,
+                env, new_act)

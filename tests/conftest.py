@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.fleet_fixtures"]
+pytest_plugins = ["tests.support.fleet_fixtures", "tests.support.producer_services"]

@@ -316,8 +316,10 @@ def check_loaded(production: Production, baseline: Production) -> None:
                 directives(base_renderer.gig(base_layout, base_gig))
         for act, base_act in zip(production.acts, baseline.acts, strict=True):
             ini = renderer.vassal(layout, act, RELEASE, layout.venue_dir("v", DIGEST))
-            assert directives(ini) == directives(
-                base_renderer.vassal(base_layout, base_act, RELEASE, "/v"))
+            # The same kinds of directive (an act's import path may take one line more than
+            # the baseline's, whose only entry is the project's root).
+            assert set(directives(ini)) == set(directives(
+                base_renderer.vassal(base_layout, base_act, RELEASE, "/v")))
             # uWSGI expands these in option values: nothing from the inventory may add one.
             assert not re.search(r"[$@]\(", ini), ini
             env = act_environment()(production, act, layout)

@@ -59,7 +59,7 @@ def make_certificate(directory: Path, domain: str) -> tuple[Path, Path]:
 def test_tls_keys_load_with_defaults(project):
     production = load_production(write_inventory(project, tls_inventory()))
     gig = production.gigs["shop"]
-    assert gig.tls and gig.tls_certificate == CERT and gig.tls_key == KEY
+    assert gig.https and gig.tls_certificate == CERT and gig.tls_key == KEY
     assert gig.tls_port == 443
     assert gig.hsts is False and gig.hsts_max_age is None
 

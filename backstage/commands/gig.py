@@ -11,21 +11,33 @@ def reload_nginx(layout: Layout, services: Services) -> str:
     return nginx_command(layout, services, "-s", "reload")
 
 
+def private_payload(files: dict[str, str], private: tuple[str, ...]) -> bytes | None:
+    """What :func:`install_gigs` reads from stdin: the private files' contents, in order."""
+    data = b"".join(text.encode() for path, text in files.items() if path in private)
+    return data or None
+
+
 def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed: list[str],
-                 services: Services) -> Script:
+                 services: Services, private: tuple[str, ...] = ()) -> Script:
     """Write (or remove) gig files, run ``nginx -t``, and reload only if it passes.
 
     When the test fails, every file is put back as it was, so nginx keeps serving (and would
-    restart with) the previous configuration.
+    restart with) the previous configuration. ``private`` files (certificate keys) are
+    read from stdin (see :func:`private_payload`), 0600 in a 0700 folder.
     """
     paths = [*files, *removed]
     if not paths:
         return script
     script.step("gig")
+    for folder in dict.fromkeys(path.rpartition("/")[0] for path in private if path in files):
+        script.run("install", "-d", "-m", "700", folder)
     for path in paths:
         script.raw(f"if [ -e {q(path)} ]; then {argv('cp', '-p', path, path + '.backstage-old')}; fi")
     for path, content in files.items():
-        script.write_file(path, content)
+        if path in private:
+            script.receive_file(path, len(content.encode()))
+        else:
+            script.write_file(path, content)
     script.run("rm", "-f", *removed)
     restore = "; ".join(
         f"if [ -e {q(p + '.backstage-old')} ]; then {argv('mv', '-f', p + '.backstage-old', p)}; "

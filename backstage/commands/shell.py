@@ -64,6 +64,13 @@ class Script:
         self.run("chmod", mode, tmp)
         return self.run("mv", "-f", tmp, path)
 
+    def receive_file(self, path: str, size: int) -> "Script":
+        """Replace a file atomically with the next ``size`` bytes of stdin: a secret (never in
+        argv), 0600 from its first byte. ``dd bs=1`` reads no byte past its own."""
+        tmp = f"{path}.backstage-new"
+        self.raw(f"(umask 077 && dd bs=1 count={int(size)} status=none of={q(tmp)})")
+        return self.run("mv", "-f", tmp, path)
+
     def link(self, target: str, path: str) -> "Script":
         """Point a symlink at a new target atomically (``rename`` over the old link)."""
         tmp = f"{path}.backstage-new"

@@ -28,7 +28,9 @@ def probe_spec(production: Production, host: str, layout: Layout) -> dict:
         "owners": list(stage_modes(layout, production.group)) if system else [],
         "files": [layout.emperor_ini, layout.emperor_unit, layout.nginx_conf, layout.uwsgi,
                   layout.default_server_conf,
-                  *(layout.gig_conf(g) for g in gigs)],
+                  *(layout.gig_conf(g) for g in gigs),
+                  *(f for g in gigs if production.gigs[g].tls == "acme"
+                    for f in (layout.tls_certificate(g), layout.tls_key(g)))],
         "links": [*(layout.current(a) for a in acts), *(layout.stable_socket(a) for a in acts),
                   *filter(None, [layout.distribution_default_site]),
                   *(layout.venue_link(v) for v in venues)],

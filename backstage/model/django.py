@@ -88,8 +88,11 @@ def working_directory(production: Production, act_name: str, layout: Layout,
 def allowed_hosts(production: Production, act_name: str) -> list[str]:
     """The gigs' domains, the health check's host and loopback names."""
     act = production.acts[act_name]
-    domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
-    health = act.health.host or (domains[0] if domains else "localhost")
+    gig_domains = [d for g in production.gigs_of(act_name) for d in production.gigs[g].domains]
+    health = act.health.host or (gig_domains[0].replace("*", "www", 1) if gig_domains
+                                 else "localhost")
+    # A wildcard gig domain *.example.com is Django's .example.com (it and its subdomains).
+    domains = [d.removeprefix("*") for d in gig_domains]
     return list(dict.fromkeys([*domains, health, "localhost", "127.0.0.1"]))
 
 
@@ -98,9 +101,9 @@ def trusted_origins(production: Production, act_name: str, layout: Layout) -> li
     not the scheme's own."""
     origins = []
     for gig in (production.gigs[g] for g in production.gigs_of(act_name)):
-        scheme, port = ("https", gig.tls_port) if gig.tls else ("http",
+        scheme, port = ("https", gig.tls_port) if gig.https else ("http",
                                                                  gig.port or layout.http_port)
-        suffix = "" if port == (443 if gig.tls else 80) else f":{port}"
+        suffix = "" if port == (443 if gig.https else 80) else f":{port}"
         origins += [f"{scheme}://{domain}{suffix}" for domain in gig.domains]
     return origins
 

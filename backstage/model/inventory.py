@@ -30,6 +30,7 @@ from backstage.model.secrets import Redactor, Secret
 
 Name = Annotated[str, AfterValidator(names.name)]
 Domain = Annotated[str, AfterValidator(names.domain)]
+GigDomain = Annotated[str, AfterValidator(names.gig_domain)]
 Int = Annotated[int, Strict()]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 EnvKey = Annotated[str, AfterValidator(names.env_key)]
@@ -38,6 +39,9 @@ Interpreter = Annotated[str, AfterValidator(names.interpreter)]
 RemotePath = Annotated[str, AfterValidator(names.absolute_path)]
 UrlPrefix = Annotated[str, AfterValidator(names.url_prefix)]
 UnixUser = Annotated[str, AfterValidator(names.unix_user)]
+IPv4 = Annotated[str, AfterValidator(names.ipv4)]
+IPv6 = Annotated[str, AfterValidator(names.ipv6)]
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9_.:\[\]-]+(/[A-Za-z0-9_./~%-]*)?$")]
 
 
 class Section(BaseModel):
@@ -67,6 +71,9 @@ class Host(Section):
     nginx_group: str = Field("www-data", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     # "sudo": connect as an unprivileged user and run each remote command through `sudo -n`.
     become: Literal["sudo"] | None = None
+    # The addresses the world reaches this host at: the A and AAAA records of its gigs.
+    public_address: IPv4 | None = None
+    public_address6: IPv6 | None = None
 
 
 class Venue(Section):
@@ -238,7 +245,7 @@ class Gig(Section):
     """An act booked at one or more domains: one nginx server block."""
 
     act: Name
-    domains: tuple[Domain, ...] = Field(min_length=1)
+    domains: tuple[GigDomain, ...] = Field(min_length=1)
     port: Port | None = None
     static: UrlPrefix | Literal[False] = "/static/"  # false: not served by nginx
     media: UrlPrefix | Literal[False] = "/media/"
@@ -249,17 +256,61 @@ class Gig(Section):
     tls_key: RemotePath | None = None
     tls_port: Port = 443
     hsts: Annotated[bool, Strict()] | Annotated[int, Strict(), Field(ge=1, le=63072000)] = False
+    # "acme": the certificate comes from the [acme] directory (renew-certs), not from files.
+    tls: Literal["acme"] | None = None
+    # false: the Producer leaves this gig's DNS records alone (managed elsewhere).
+    dns: Annotated[bool, Strict()] = True
 
     @property
-    def tls(self) -> bool:
-        return self.tls_certificate is not None
+    def https(self) -> bool:
+        return self.tls_certificate is not None or self.tls == "acme"
 
     @property
     def hsts_max_age(self) -> int | None:
         """Seconds of ``Strict-Transport-Security`` to send, or None (HTTPS only)."""
-        if not self.tls or self.hsts is False:
+        if not self.https or self.hsts is False:
             return None
         return HSTS_DEFAULT_MAX_AGE if self.hsts is True else self.hsts
+
+
+class Producer(Section):
+    """The DNS server whose records follow the gigs: PowerDNS, through its HTTP API.
+
+    Its API key is the value of ``api_key_secret`` in the ``secrets`` file (KEY=value lines,
+    relative to the inventory), never in the inventory itself.
+    """
+
+    kind: Literal["powerdns"] = "powerdns"
+    api_url: HttpUrl
+    server_id: str = Field("localhost", pattern=r"^[A-Za-z0-9_.-]+$")
+    zones: tuple[Domain, ...] = Field(min_length=1)
+    secrets: Path
+    api_key_secret: Annotated[str, AfterValidator(names.env_key)]
+    ttl: Int = Field(300, ge=1, le=604800)
+    timeout: float = Field(10.0, gt=0, le=300)
+
+    def zone_of(self, domain: str) -> str | None:
+        """The managed zone a domain is in (the longest that matches), or None."""
+        matches = [z for z in self.zones if domain == z or domain.endswith("." + z)]
+        return max(matches, key=len) if matches else None
+
+    def api_key(self) -> Secret:
+        key = read_secrets(self.secrets).get(self.api_key_secret)
+        if key is None:
+            raise InventoryError(self.secrets, self.api_key_secret, "not in the secrets file "
+                                 "(producer.api_key_secret names it)")
+        return key
+
+
+class Acme(Section):
+    """The ACME directory certificates of ``tls = "acme"`` gigs come from (DNS-01 through
+    the Producer). The account key lives on the workstation, under the cache directory."""
+
+    directory: HttpUrl
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    # The CA bundle that verifies the directory's own HTTPS (a test or private ACME server).
+    ca_bundle: Path | None = None
+    renew_days: Int = Field(30, ge=1, le=365)
 
 
 class Production(Section):
@@ -273,6 +324,8 @@ class Production(Section):
     acts: dict[Name, Act] = {}
     databases: dict[Name, Database] = {}
     gigs: dict[Name, Gig] = {}
+    producer: Producer | None = None
+    acme: Acme | None = None
 
     @property
     def name(self) -> str:
@@ -457,6 +510,10 @@ def _resolve_local_paths(production: Production) -> Production:
                     "settings_file": resolve(a.settings_file, f"acts.{n}.settings_file")})
                 for n, a in production.acts.items()
             },
+            "producer": production.producer and production.producer.model_copy(update={
+                "secrets": resolve(production.producer.secrets, "producer.secrets")}),
+            "acme": production.acme and production.acme.model_copy(update={
+                "ca_bundle": resolve(production.acme.ca_bundle, "acme.ca_bundle")}),
         }
     )
 
@@ -473,6 +530,7 @@ def check_production(production: Production) -> None:
     _check_hosts(production, fail)
     _check_users(production, fail)
     _check_socket_paths(production, fail)
+    _check_producer(production, fail)
 
 
 class _Failer:
@@ -500,10 +558,12 @@ def _check_files(production, fail):
             if not act.secrets.is_file():
                 fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
             read_env_file(act.secrets)  # each line is KEY=value, or the file is refused now
-    for key in ("config", "known_hosts"):
-        value = getattr(production.ssh, key)
+    for key, value in [("ssh.config", production.ssh.config),
+                       ("ssh.known_hosts", production.ssh.known_hosts),
+                       ("producer.secrets", production.producer and production.producer.secrets),
+                       ("acme.ca_bundle", production.acme and production.acme.ca_bundle)]:
         if value is not None and not value.is_file():
-            fail(f"ssh.{key}", f"no such file: {value}")
+            fail(key, f"no such file: {value}")
 
 
 def check_modules(production: Production) -> None:
@@ -642,7 +702,16 @@ def _check_tls(production, fail):
         if (gig.tls_certificate is None) != (gig.tls_key is None):
             missing = "tls_key" if gig.tls_key is None else "tls_certificate"
             fail(f"gigs.{name}.{missing}", "HTTPS needs both tls_certificate and tls_key")
-        if not gig.tls:
+        if gig.tls == "acme" and (production.acme is None or production.producer is None
+                                  or gig.tls_certificate):
+            fail(f"gigs.{name}.tls", "tls = \"acme\" needs [acme] and [producer] sections "
+                 "(DNS-01) and no tls_certificate/tls_key")
+        outside = [d for d in gig.domains if gig.tls == "acme" and
+                   production.producer.zone_of(d) is None]
+        if outside:
+            fail(f"gigs.{name}.domains", f"domain {outside[0]!r} is in no zone the producer "
+                 "manages: its DNS-01 challenge could not be answered")
+        if not gig.https:
             if gig.hsts is not False:
                 fail(f"gigs.{name}.hsts", "HSTS needs HTTPS: set tls_certificate and tls_key")
             continue
@@ -725,3 +794,23 @@ def _check_socket_paths(production, fail):
                 fail(f"acts.{act}", f"its sockets on host {host_name!r} would be "
                      f"{len(path.encode())} bytes long ({path}), over uWSGI's limit of "
                      f"{MAX_SOCKET_PATH}: use shorter production/act names or host root")
+
+
+def _check_producer(production, fail):
+    """With a Producer, each gig's domains are in a zone it manages (unless ``dns = false``)
+    and each host those records point at has a public address."""
+    producer = production.producer
+    if producer is None:
+        return
+    for name, gig in production.gigs.items():
+        if not gig.dns:
+            continue
+        for domain in gig.domains:
+            if producer.zone_of(domain) is None:
+                fail(f"gigs.{name}.domains", f"domain {domain!r} is in no zone the producer "
+                     f"manages ({', '.join(producer.zones)}): add its zone, or set dns = false")
+        for host in production.hosts_of(gig.act):
+            if production.hosts[host].public_address is None and \
+                    production.hosts[host].public_address6 is None:
+                fail(f"hosts.{host}.public_address", f"required: gig {name!r} plays here and "
+                     "the producer makes its records")

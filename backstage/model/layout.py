@@ -308,6 +308,16 @@ class Layout:
     def gig_conf(self, gig: str) -> str:
         return join(self.nginx_sites, f"backstage-{self.production}-{gig}.conf")
 
+    def tls_dir(self, gig: str) -> str:
+        """A ``tls = "acme"`` gig's certificate and key (the folder 0700, the key 0600)."""
+        return self._at("tls", gig)
+
+    def tls_certificate(self, gig: str) -> str:
+        return join(self.tls_dir(gig), "fullchain.pem")
+
+    def tls_key(self, gig: str) -> str:
+        return join(self.tls_dir(gig), "privkey.pem")
+
 
 def release_of_link(target: str) -> str:
     """The release a link names: ``releases/<id>``, ``<act>/<id>.sock``, ``<act>@<id>.sock``."""

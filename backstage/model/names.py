@@ -5,6 +5,7 @@ they are kept to one safe alphabet. Every check here is a pure function that rai
 ``ValueError`` with the reason a user reads after the file and key.
 """
 
+import ipaddress
 import re
 
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -36,6 +37,32 @@ def domain(value: str) -> str:
     if len(value) > 253 or not all(DOMAIN_LABEL_RE.fullmatch(label) for label in labels):
         raise ValueError(f"bad domain {value!r}: use lower-case DNS labels separated by dots")
     return value
+
+
+def gig_domain(value: str) -> str:
+    """A domain a gig is booked at: a DNS name, or a wildcard ``*.`` and one."""
+    try:
+        domain(value.removeprefix("*."))
+    except ValueError:
+        raise ValueError(f"bad domain {value!r}: use lower-case DNS labels separated by dots, "
+                         "the first may be a wildcard *") from None
+    return value
+
+
+def ipv4(value: str) -> str:
+    """An IPv4 address, as an A record holds it."""
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"bad IPv4 address {value!r}") from None
+
+
+def ipv6(value: str) -> str:
+    """An IPv6 address, in the compressed form PowerDNS answers with."""
+    try:
+        return str(ipaddress.IPv6Address(value))
+    except ValueError:
+        raise ValueError(f"bad IPv6 address {value!r}") from None
 
 
 def env_key(value: str) -> str:

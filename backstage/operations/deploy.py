@@ -31,7 +31,7 @@ from backstage.model.django import deployment_environment
 from backstage.model.secrets import reveal
 from backstage.operations import checks
 from backstage.operations.changes import Changes, FileChange
-from backstage.operations.gig import gig_files
+from backstage.operations.gig import gig_files, private_files
 from backstage.operations.health import health_spec, nginx_health
 from backstage.operations.lock import new_lock
 from backstage.operations.releases import (
@@ -60,6 +60,7 @@ class DeployInputs:
     wheels: dict[str, str] = field(default_factory=dict)  # the venue's wheels -> sha256
     # (host run, its probe) -> the inputs with the venue's wheels for the host's platform
     per_host: Callable[[object, Observed], "DeployInputs"] | None = None
+    certificates: dict = field(default_factory=dict)  # acme gig -> (full chain, key)
 
     @property
     def by(self) -> str:
@@ -211,7 +212,8 @@ class HostDeploy:
     def plan(self) -> HostPlan:
         """Nothing (all as desired and serving), a repair, or a new release's phases."""
         act, current, observed = self.act_name, self.current, self.observed
-        gigs = gig_files(self.production, act, self.layout, self.renderer, observed)
+        gigs = gig_files(self.production, act, self.layout, self.renderer, observed,
+                         self.inputs.certificates)
         live = observed.live(act)
         if (current and current.endswith(self.inputs.bundle.digest[:8])
                 and observed.env_digest(act, current) == sha256(self.env_text) and not gigs):
@@ -302,9 +304,11 @@ class HostDeploy:
         script = sess_cmd.start_vassal(Script(), self.layout, self.act_name, self.release,
                                        self.vassal_ini(self.release))
         self.health_check(script, self.release)
-        gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services)
+        private = private_files(self.production, self.layout)
+        gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services, private)
+        payload = gig_cmd.private_payload(gigs, private)
         return Step("start", f"start {self.act_name}@{self.release}, health-check its socket",
-                    script.text())
+                    script.text(), payload and (lambda: payload))
 
     def switch(self, changes: Changes) -> Step:
         """Move traffic, retire the old vassal, clean up, check through nginx, unlock."""

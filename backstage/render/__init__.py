@@ -119,10 +119,10 @@ class Renderer:
             media_root=layout.media(gig.act),
             socket=layout.stable_socket(gig.act),
             read_timeout=HARAKIRI_SECONDS + 5,
-            tls=gig.tls,
+            tls=gig.https,
             tls_port=gig.tls_port,
-            tls_certificate=gig.tls_certificate,
-            tls_key=gig.tls_key,
+            tls_certificate=gig.tls_certificate or layout.tls_certificate(gig_name),
+            tls_key=gig.tls_key or layout.tls_key(gig_name),
             hsts_max_age=gig.hsts_max_age,
         )
 
@@ -133,7 +133,7 @@ class Renderer:
                 for g in self.production.gigs_of(a)]
         ports = sorted({layout.http_port, *(g.port for g in gigs if g.port)})
         return self._render("default_server.conf.j2", ports=ports,
-                            tls_ports=sorted({g.tls_port for g in gigs if g.tls}))
+                            tls_ports=sorted({g.tls_port for g in gigs if g.https}))
 
     def emperor_ini(self, layout: Layout, daemonize: bool) -> str:
         return self._render(
