@@ -217,6 +217,46 @@ def test_abort_drops_the_prepared_vassal_and_revert_goes_back_to_the_live_releas
     assert '"event":"rollback"' in revert.replace("\\", "")
 
 
+def smoke_production(tmp_path):
+    data = base_inventory()
+    data["acts"][ACT]["smoke"] = [{"path": "/", "contains": "Welcome"}]
+    return load_production(write_inventory(tmp_path, data, name="smoky"))
+
+
+def test_smoke_requests_run_before_the_switch_and_through_nginx_before_the_release_is_good(
+        production, tmp_path):
+    smoky = smoke_production(tmp_path)
+    state = HostState(smoky)
+    layout = state.layout
+    env_text = act_environment(smoky, ACT, layout)
+    state.deployed(deploy(smoky, state, inputs(smoky), env_text), env_text, "venue1")
+    plan = deploy(smoky, state, inputs(smoky), env_text + "X=1\n")
+    start, switch = plan.start[0].command, plan.switch[0].command
+    # Before the switch: through the release's own socket, after its health check.
+    assert plan.start[0].summary.endswith("health-check and smoke-test its socket")
+    assert start.index(" health ") < start.index(" smoke ")
+    assert layout.socket(ACT, plan.release) in start[start.index(" smoke "):]
+    # After it: through nginx (the gig's port and domain); only then is the release good,
+    # and only then is the old vassal retired (a failed check reverts to it at once).
+    smoke = switch.index(" smoke ")
+    assert '"port": 80' in switch[smoke:] and "shop.example.test" in switch[smoke:]
+    assert switch.index(layout.stable_socket(ACT)) < switch.index(" health ") < smoke
+    good = switch.index(f">> {layout.good_list(ACT)}")
+    assert smoke < good < switch.index("::step retire") < switch.index("::step cleanup")
+    # A failure there marks it bad; its answers go to history.
+    assert switch.index(layout.bad_list(ACT), smoke) < good
+    assert layout.history in switch[smoke:good] and '"event": "smoke"' in switch[smoke:good]
+
+
+def test_without_smoke_requests_the_plan_sends_none_and_marks_good_after_the_nginx_check(
+        production):
+    state = HostState(production)
+    plan = deploy(production, state, inputs(production))
+    switch = plan.switch[0].command
+    assert " smoke " not in plan.start[0].command and " smoke " not in switch
+    assert switch.index(" health ") < switch.index(f">> {state.layout.good_list(ACT)}")
+
+
 def test_a_deploy_is_refused_while_another_holds_the_lock_but_planned_in_a_dry_run(production):
     state = HostState(production)
     layout = state.layout

@@ -152,7 +152,10 @@ class Rollout:
         return [n for n in self.names if self.report.outcomes[n].result == phase_result]
 
     def _failures(self) -> int:
-        return sum(o.result in ("failed", "unreachable") for o in self.report.outcomes.values())
+        """Hosts out of the rollout: failed, unreachable, or reverted after failing their
+        checks through nginx."""
+        return sum(o.result in ("failed", "unreachable", "reverted")
+                   for o in self.report.outcomes.values())
 
     # --- phases ---------------------------------------------------------------------------
 
@@ -207,7 +210,8 @@ class Rollout:
         """Past max-fail: revert switched hosts, drop prepared vassals elsewhere."""
         self.report.stopped = reason
         self.options.reporter.info(f"stopping the rollout: {reason}")
-        to_revert = switched if self.rollback else []
+        to_revert = [n for n in switched if self.report.outcomes[n].result != "reverted"] \
+            if self.rollback else []
         self._parallel(to_revert, self._revert)
         # Failed hosts too: a host cut short (Ctrl-C) may have a prepared vassal running, and
         # one whose connection dropped mid-step may be reachable again.
@@ -219,6 +223,13 @@ class Rollout:
         outcome = self.report.outcomes[name]
         self._steps(name, "revert", [self.plans[name].revert])
         outcome.result, outcome.release_after = "reverted", self.plans[name].previous
+
+    def _revert_failed(self, batch: list[str]) -> None:
+        """Hosts of a batch that failed after their switch (a check through nginx) go back at
+        once, within ``--max-fail`` too: none keeps serving a release that failed its checks."""
+        if self.rollback:
+            self._parallel([n for n in batch if self.report.outcomes[n].result == "failed"],
+                           self._revert)
 
     def _abort(self, name: str) -> None:
         outcome = self.report.outcomes[name]
@@ -260,6 +271,7 @@ class Rollout:
             self.report.batches.append(batch)
             self.switched += batch
             self._parallel(batch, self._switch)
+            self._revert_failed(batch)
             if self._over_budget():
                 return self._stop(f"{self._failures()} host(s) failed "
                                   f"(--max-fail {self.max_fail})", self.switched)

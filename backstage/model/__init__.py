@@ -11,6 +11,7 @@ from backstage.model.inventory import (
     Health,
     Host,
     Production,
+    Smoke,
     Venue,
     load_production,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Layout",
     "Production",
     "RunAs",
+    "Smoke",
     "Venue",
     "load_production",
     "release_of_link",

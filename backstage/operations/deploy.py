@@ -30,7 +30,7 @@ from backstage.model.secrets import reveal
 from backstage.operations import checks
 from backstage.operations.changes import Changes, FileChange
 from backstage.operations.gig import gig_files
-from backstage.operations.health import health_spec, nginx_health
+from backstage.operations.health import health_spec, nginx_health, nginx_smoke, smoke_spec
 from backstage.operations.lock import new_lock
 from backstage.operations.releases import (
     leftovers,
@@ -304,20 +304,32 @@ class HostDeploy:
         script = sess_cmd.start_vassal(Script(), self.layout, self.act_name, self.release,
                                        self.vassal_ini(self.release))
         self.health_check(script, self.release)
+        smoke = smoke_spec(self.production, self.act_name, self.smoke_record())
+        if smoke:
+            sess_cmd.smoke_check(script, self.layout, self.python, self.act_name, self.release,
+                                 smoke)
         gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services)
-        return Step("start", f"start {self.act_name}@{self.release}, health-check its socket",
+        checked = "health-check and smoke-test" if smoke else "health-check"
+        return Step("start", f"start {self.act_name}@{self.release}, {checked} its socket",
                     script.text())
 
+    def smoke_record(self) -> dict:
+        return {"release": self.release, "by": self.inputs.by}
+
     def switch(self, changes: Changes) -> Step:
-        """Move traffic, retire the old vassal, clean up, check through nginx, unlock."""
-        act, release = self.act_name, self.release
-        script = sess_cmd.switch(Script(), self.layout, act, release)
+        """Move traffic, check through nginx (health, smoke), record the release good, retire
+        the old vassal (only now: a failed check reverts to it at once), clean up, unlock."""
+        act, release, layout = self.act_name, self.release, self.layout
+        script = sess_cmd.relink(Script().step("switch"), layout, act, release)
         # Recorded at once: a deploy cut short after this point (killed) still shows in history.
         self.history(script, "deploy", release=release, previous=self.current)
+        nginx_health(script, self.production, act, layout, self.python)
+        nginx_smoke(script, self.production, act, release, layout, self.python,
+                    self.smoke_record())
+        sess_cmd.mark_good(script, layout, act, release)
         changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]
-        sess_cmd.retire(script, self.layout, act, changes.retired)
+        sess_cmd.retire(script, layout, act, changes.retired)
         self.cleanup(script, changes)
-        nginx_health(script, self.production, act, self.layout, self.python)
         self.unlock(script)
         return Step("switch", f"switch {act} to {release}", script.text())
 
@@ -337,7 +349,7 @@ class HostDeploy:
             sess_cmd.switch(script, layout, act, previous)
         else:
             sess_cmd.unlink_live(script, layout, act)
-        sess_cmd.discard(script, layout, act, self.release)
+        sess_cmd.discard(script, layout, act, self.release, grace=sess_cmd.RETIRE_GRACE_SECONDS)
         self.history(script, "rollback", release=previous, previous=self.release,
                      reason="rollout stopped")
         self.unlock(script)
