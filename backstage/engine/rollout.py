@@ -2,14 +2,16 @@
 
 Phases, each across all selected hosts before the next begins:
 
-1. **prepare** (in parallel, at most ``Options.parallel`` hosts at once): probe, plan, take the
-   lock, build the venue if needed, upload the release, ``check --deploy``, host-local
-   migrations, ``collectstatic``. Traffic is untouched.
+1. **prepare** (in parallel, at most ``Options.parallel`` hosts at once): probe every host,
+   say whether the fleet is split and resume the release of a killed deploy of the same code,
+   and only then plan, take the lock (taking over one whose holder is gone), build the venue
+   if needed, upload the release, ``check --deploy``, host-local migrations,
+   ``collectstatic``. Traffic is untouched.
 2. **migrate** shared databases once, on the first prepared host (inventory order).
 3. **start** (in parallel): the new vassal starts beside the live one and is health-checked
    through its own socket. Traffic is still untouched.
-4. **switch** in batches (``serial`` hosts each), each batch health-checked through nginx
-   before the next one starts.
+4. **switch** in batches (``serial`` hosts each), each batch checked through nginx (health,
+   smoke requests) before the next one starts.
 
 Failed and unreachable hosts count against ``max_fail``. Past it the rollout stops: hosts
 that already switched are reverted to their previous release (unless ``rollback`` is off), so
@@ -25,7 +27,14 @@ from backstage.engine.hosts import HostRun, Options
 from backstage.errors import BackstageError, HostUnreachable, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
-from backstage.operations.deploy import DeployInputs, HostPlan, plan_deploy
+from backstage.operations.deploy import (
+    DeployInputs,
+    HostPlan,
+    describe_split,
+    plan_deploy,
+    resumed_release,
+    split,
+)
 from backstage.render import Renderer
 from backstage.util import utc_now
 
@@ -159,18 +168,40 @@ class Rollout:
 
     # --- phases ---------------------------------------------------------------------------
 
-    def _prepare(self, name: str) -> None:
+    def _probe(self, name: str) -> None:
         run = self.runs[name] = HostRun(self.production, name, self.options)
         started = time.monotonic()
-        observed = run.probe({self.production.acts[self.inputs.act].venue:
-                              self.inputs.venue_digest}, wheels=sorted(self.inputs.wheels))
+        self.observed[name] = run.probe({self.production.acts[self.inputs.act].venue:
+                                         self.inputs.venue_digest},
+                                        wheels=sorted(self.inputs.wheels))
         self.report.outcomes[name].durations["probe"] = time.monotonic() - started
-        self.observed[name] = observed
+
+    def _survey(self) -> None:
+        """Before any plan: say if the fleet is split, and resume the release a killed deploy
+        of the same code was rolling out (every host then ends on that one release id)."""
+        act = self.inputs.act
+        by_release = split(act, self.observed)
+        if by_release:
+            self.options.reporter.info(describe_split(act, by_release))
+        resumed = resumed_release(self.inputs, self.observed)
+        if resumed:
+            self.inputs.resume(resumed)
+            self.report.release = resumed
+            self.options.reporter.info(f"resuming the abandoned rollout of {act} release "
+                                       f"{resumed} (its deploy's process is gone)")
+
+    def _prepare(self, name: str) -> None:
+        run, observed = self.runs[name], self.observed[name]
         plan = self.plans[name] = plan_deploy(self.production, name, run.layout, observed,
                                               self.renderer, self.inputs,
                                               self.env_for(run.layout))
         outcome = self.report.outcomes[name]
         outcome.release_before = outcome.release_after = plan.previous
+        for lock_name, holder in plan.taken_over.items():
+            self.options.reporter.info(
+                f"{name}  taking over {lock_name}: its holder is gone ({holder.get('by')}, "
+                f"pid {holder.get('pid')}, {holder.get('command')} "
+                f"{holder.get('release') or ''}".rstrip() + ")")
         if plan.noop:
             outcome.result = "unchanged"
             self.options.reporter.info(f"{name}  {self.inputs.act} is up to date: nothing to change")
@@ -255,7 +286,9 @@ class Rollout:
         return self.report
 
     def _run(self) -> None:
-        self._parallel(self.names, self._prepare)
+        self._parallel(self.names, self._probe)
+        self._survey()
+        self._parallel(self._live(), self._prepare)
         if self._over_budget():
             return self._stop(f"{self._failures()} host(s) failed to prepare "
                               f"(--max-fail {self.max_fail})", [])

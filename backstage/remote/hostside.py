@@ -411,6 +411,7 @@ def status(spec):
             "live": link_target(info["stable"]),
             "sesses": sesses,
             "facts": live(info),
+            "lock": read_text(info["lock"]) if "lock" in info else None,
         }
     return {"acts": acts}
 

@@ -126,6 +126,8 @@ def _(report: PlanReport, as_json: bool = False) -> None:
 def _(report: RollbackReport, as_json: bool = False) -> None:
     for host, result in report.done.items():
         print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
+    if report.split():
+        print(f"{report.split()}: deploy-act or rollback --to brings them to one")
     report.check()
 
 
@@ -201,7 +203,7 @@ def print_status(report: StatusReport) -> None:
                               f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
                               sess.get("socket") or "-")
     Console().print(table)
-    for line in broken:  # whole lines: the table may be cut to the terminal's width
+    for line in broken + report.notes():  # whole lines: the table may be cut to its width
         print(line)
 
 
