@@ -82,7 +82,7 @@ def test_a_killed_rollout_is_named_by_status_and_converged_by_the_next_deploy(st
     heading = f"Killed at {name}"
     set_heading(stage, heading)
     killed = deploy(stage)
-    wait_for(stage, host, condition.format(root=ROOT, live=f"releases/{old}"), killed)
+    wait_for(stage, host, condition.format(root=ROOT, live=old), killed)
     time.sleep(delay)
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()

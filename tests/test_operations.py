@@ -523,11 +523,11 @@ def test_status_names_a_split_fleet_and_a_gone_deploy_s_lock():
 
     holder = {k: v for k, v in gone_deploy("R2").items() if k != "token"}
     report = StatusReport("shop", {"h1": act("R2"), "h2": act("R1", holder), "h3": act("R1")})
-    assert report.notes() == [
-        "storefront is split across releases: R1 on h2, h3; R2 on h1: run deploy-act to bring "
-        "every host to one release",
-        "h2: storefront locked by ada@ws (pid 4194311, deploy-act R2): its process is gone: the "
-        "next deploy-act takes it over"]
+    split, lock = report.notes()
+    assert split == ("storefront is split across releases: R1 on h2, h3; R2 on h1: run "
+                     "deploy-act to bring every host to one release")
+    assert lock == ("h2: storefront locked by ada@ws (pid 4194311, deploy-act R2): its process "
+                    "is gone: the next deploy-act takes it over")
     assert StatusReport("shop", {"h1": act("R1"), "h2": act("R1")}).notes() == []
     rolled = RollbackReport("shop", {"h1": {"release": "R1", "previous": "R2"},
                                      "h2": {"release": "R0", "previous": "R1"}}, act="storefront")
