@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from backstage.engine.executor import failures
 from backstage.engine.rollout import RolloutReport
 from backstage.errors import BackstageError, HostsFailed, HostUnreachable
+from backstage.model import release_of_link
+from backstage.operations import checks
+from backstage.operations.deploy import describe_split
 
 __all__ = [
     "CommandReport",
@@ -24,6 +27,19 @@ __all__ = [
     "SessReport",
     "StatusReport",
 ]
+
+
+def lock_note(host: str, act: str, holder: dict) -> str:
+    """``h2: storefront locked by ada@ws (pid 42, deploy-act 2026...-abcd1234): its process
+    is gone, the next deploy-act takes it over`` (or: held)."""
+    intent = " ".join(str(holder[k]) for k in ("command", "release") if holder.get(k))
+    about = f"{holder.get('by')} (pid {holder.get('pid')}, {intent})"
+    if checks.lock_is_stale(holder):
+        state = "its process is gone: the next deploy-act takes it over"
+    else:
+        state = "held (a live process, another machine, or taken by hand)"
+    return f"{host}: {act} locked by {about}: {state}"
+
 
 def error_entry(error: BackstageError) -> dict:
     """A host's error in ``as_dict()``: its one line, and whether the host was unreachable."""
@@ -146,6 +162,14 @@ class RollbackReport(HostsReport):
     def about(self) -> dict:
         return {"act": self.act}
 
+    def split(self) -> str | None:
+        """A line naming the hosts on each release when the rollback left them on different
+        ones (each host goes back to its own previous good release), else None."""
+        by_release: dict[str, list[str]] = {}
+        for host, result in self.done.items():
+            by_release.setdefault(result["release"], []).append(host)
+        return describe_split(self.act, by_release) if len(by_release) > 1 else None
+
 
 @dataclass
 class SessReport(HostsReport):
@@ -182,6 +206,21 @@ class StatusReport(HostsReport):
                 lines.append(f"{host}: gig {gig}: certificate from {cert['issuer']}, expires "
                              f"{cert['not_after']} ({cert['days_left']} days){warn}")
         return lines
+
+    def notes(self) -> list[str]:
+        """Lines for what no single host shows: an act whose hosts are on different releases
+        (a split fleet), and who holds an act's lock, with a killed deploy's intent."""
+        lines, live = [], {}
+        for host, acts in self.done.items():
+            for act, info in acts.items():
+                live.setdefault(act, {}).setdefault(
+                    release_of_link(info["current"]) if info["current"] else "nothing",
+                    []).append(host)
+                if info.get("lock"):
+                    lines.append(lock_note(host, act, info["lock"]))
+        splits = [describe_split(act, by) for act, by in live.items() if len(by) > 1]
+        return [*(f"{line}: run deploy-act to bring every host to one release"
+                  for line in splits), *lines]
 
     def as_dict(self) -> dict:
         """What ``status --json`` prints: per host, per act its state, or the host's error."""

@@ -83,6 +83,8 @@ def _(report: PlanReport, as_json: bool = False) -> None:
 def _(report: RollbackReport, as_json: bool = False) -> None:
     for host, result in report.done.items():
         print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
+    if report.split():
+        print(f"{report.split()}: deploy-act or rollback --to brings them to one")
     report.check()
 
 
@@ -178,5 +180,5 @@ def print_status(report: StatusReport) -> None:
                               f"{sess['uptime']}s" if sess.get("uptime") is not None else "-",
                               sess.get("socket") or "-")
     Console().print(table)
-    for line in [*broken, *report.gig_lines]:  # whole lines: the table may be cut to the width
+    for line in [*broken, *report.notes(), *report.gig_lines]:  # whole lines, not cut
         print(line)

@@ -408,6 +408,76 @@ def test_hostside_health_of_a_tls_gigs_act_is_sent_as_https(tmp_path):
         "on", "https", "https")
 
 
+SMOKE = {"host": "shop.example.test", "timeout": 2,
+         "record": {"event": "smoke", "act": "storefront", "release": "r2", "via": "socket"}}
+
+
+def smoke_answers(vassal, checks, history=None):
+    spec = {"socket": vassal.path, **SMOKE, "checks": checks}
+    if history:
+        spec["history"] = str(history)
+    return sh(hostside_inline(PY, "smoke", spec))
+
+
+def test_hostside_smoke_sends_each_request_once_and_checks_status_and_body(tmp_path):
+    vassal = FakeVassal(tmp_path / "v.sock")
+    history = tmp_path / "history.jsonl"
+    try:
+        result = smoke_answers(vassal, [
+            {"path": "/", "status": 200, "contains": "from the vassal", "method": "GET"},
+            {"path": "/about?x=1", "status": 200, "contains": None, "method": "HEAD"}], history)
+    finally:
+        vassal.close()
+    assert result.returncode == 0, result.stderr
+    assert [(e["REQUEST_METHOD"], e["PATH_INFO"], e["QUERY_STRING"], e["HTTP_HOST"])
+            for e in vassal.requests] == [("GET", "/", "", "shop.example.test"),
+                                          ("HEAD", "/about", "x=1", "shop.example.test")]
+    entry = json.loads(history.read_text())
+    assert next(iter(entry)) == "time" and entry["time"].endswith("Z")
+    assert entry["ok"] is True and entry["release"] == "r2" and entry["via"] == "socket"
+    assert [r["status"] for r in entry["results"]] == [200, 200]
+
+
+@pytest.mark.parametrize("status, check, reason", [
+    (500, {"path": "/", "status": 200, "contains": None, "method": "GET"},
+     b"GET / answered 500 (expected 200): hello from the vassal"),
+    (200, {"path": "/", "status": 200, "contains": "Welcome", "method": "GET"},
+     b"GET / answered 200 without 'Welcome'"),
+])
+def test_hostside_smoke_fails_on_a_wrong_status_or_a_missing_text(tmp_path, status, check,
+                                                                   reason):
+    vassal = FakeVassal(tmp_path / "v.sock", status=status)
+    history = tmp_path / "history.jsonl"
+    try:
+        result = smoke_answers(vassal, [check], history)
+    finally:
+        vassal.close()
+    assert result.returncode == 1
+    assert reason in result.stderr and b"smoke check via " in result.stderr
+    assert len(vassal.requests) == 1  # no retries: the health check waited already
+    entry = json.loads(history.read_text())
+    assert entry["ok"] is False and reason.decode() in entry["error"]
+
+
+def test_smoke_check_failure_removes_the_release_and_marks_it_bad(short_tmp):
+    layout = made(Layout("shop", "user", str(short_tmp), 8080))
+    ini = Path(layout.vassal("storefront", R2))
+    ini.write_text("x\n")
+    Path(layout.act_dir("storefront")).mkdir(parents=True)
+    vassal = FakeVassal(Path(layout.socket("storefront", R2)), status=500)
+    checks = [{"path": "/", "status": 200, "contains": None, "method": "GET"}]
+    try:
+        result = run(sess.smoke_check(Script(), layout, PY, "storefront", R2,
+                                      {**SMOKE, "checks": checks}))
+    finally:
+        vassal.close()
+    assert result.returncode == 1
+    assert failed_step(result.stderr.decode()) == "smoke"
+    assert not ini.exists()
+    assert Path(layout.bad_list("storefront")).read_text() == f"{R2}\n"
+    assert json.loads(Path(layout.history).read_text())["ok"] is False
+
+
 # --- sesses ---------------------------------------------------------------------------------
 
 R0, R1, R2 = "20231231T000000Z-00000000", "20240101T000000Z-11111111", "20240102T000000Z-22222222"

@@ -337,7 +337,39 @@ ERRORS = [
     ("tiny-log-size", _set("acts", "storefront", "log_max_size", "100"),
      "acts.storefront.log_max_size", "too small: at least 1k"),
     ("no-hosts", _set("hosts", {}), "hosts", "at least 1"),
+    # smoke requests
+    ("smoke-not-a-list", _set("acts", "storefront", "smoke", {"path": "/"}),
+     "acts.storefront.smoke", "expected a list of tables"),
+    ("smoke-item-not-a-table", _set("acts", "storefront", "smoke", ["/"]),
+     "acts.storefront.smoke", "expected a list of tables"),
+    ("smoke-no-path", _set("acts", "storefront", "smoke", [{"status": 200}]),
+     "acts.storefront.smoke.0.path", "required key is missing"),
+    ("smoke-bad-path", _set("acts", "storefront", "smoke", [{"path": "/", }, {"path": "home"}]),
+     "acts.storefront.smoke.1.path", "bad request path 'home': it must start with '/'"),
+    ("smoke-space-in-path", _set("acts", "storefront", "smoke", [{"path": "/a b"}]),
+     "acts.storefront.smoke.0.path", "no spaces"),
+    ("smoke-bad-status", _set("acts", "storefront", "smoke", [{"path": "/", "status": 999}]),
+     "acts.storefront.smoke.0.status", "less than or equal to 599"),
+    ("smoke-bad-method", _set("acts", "storefront", "smoke", [{"path": "/", "method": "POST"}]),
+     "acts.storefront.smoke.0.method", "'GET' or 'HEAD'"),
+    ("smoke-head-contains", _set("acts", "storefront", "smoke",
+                                 [{"path": "/", "method": "HEAD", "contains": "x"}]),
+     "acts.storefront.smoke.0", "'contains' needs a body"),
+    ("smoke-empty-contains", _set("acts", "storefront", "smoke", [{"path": "/", "contains": ""}]),
+     "acts.storefront.smoke.0.contains", "at least 1 character"),
+    ("smoke-unknown-key", _set("acts", "storefront", "smoke", [{"path": "/", "bogus": 1}]),
+     "acts.storefront.smoke.0.bogus", "unknown key"),
 ]
+
+
+def test_smoke_requests_load_with_defaults(project):
+    data = base_inventory()
+    data["acts"]["storefront"]["smoke"] = [{"path": "/"}, {"path": "/api?x=1", "status": 404,
+                                                           "contains": "Not", "method": "GET"}]
+    smoke = load_production(write_inventory(project, data)).acts["storefront"].smoke
+    assert [s.model_dump() for s in smoke] == [
+        {"path": "/", "status": 200, "contains": None, "method": "GET"},
+        {"path": "/api?x=1", "status": 404, "contains": "Not", "method": "GET"}]
 
 
 @pytest.mark.parametrize(("mutate", "key", "reason"), [e[1:] for e in ERRORS],

@@ -8,6 +8,9 @@ env change, gig change, repair, rollback target, abort and revert, and the other
 """
 
 import copy
+import json
+import os
+import socket
 
 import pytest
 
@@ -19,7 +22,14 @@ from backstage.facts.observed import Observed
 from backstage.facts.status import read_status, workers_of
 from backstage.model import Layout, load_production
 from backstage.operations import history
-from backstage.operations.deploy import DeployInputs, act_environment, plan_deploy
+from backstage.operations.deploy import (
+    DeployInputs,
+    act_environment,
+    describe_split,
+    plan_deploy,
+    resumed_release,
+    split,
+)
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import new_lock, plan_lock, plan_unlock
 from backstage.operations.rollback import plan_rollback
@@ -223,6 +233,138 @@ def test_abort_drops_the_prepared_vassal_and_revert_goes_back_to_the_live_releas
     assert '"event":"rollback"' in revert.replace("\\", "")
 
 
+def smoke_production(tmp_path):
+    data = base_inventory()
+    data["acts"][ACT]["smoke"] = [{"path": "/", "contains": "Welcome"}]
+    return load_production(write_inventory(tmp_path, data, name="smoky"))
+
+
+def test_smoke_requests_run_before_the_switch_and_through_nginx_before_the_release_is_good(
+        production, tmp_path):
+    smoky = smoke_production(tmp_path)
+    state = HostState(smoky)
+    layout = state.layout
+    env_text = act_environment(smoky, ACT, layout)
+    state.deployed(deploy(smoky, state, inputs(smoky), env_text), env_text, "venue1")
+    plan = deploy(smoky, state, inputs(smoky), env_text + "X=1\n")
+    start, switch = plan.start[0].command, plan.switch[0].command
+    # Before the switch: through the release's own socket, after its health check.
+    assert plan.start[0].summary.endswith("health-check and smoke-test its socket")
+    assert start.index(" health ") < start.index(" smoke ")
+    assert layout.socket(ACT, plan.release) in start[start.index(" smoke "):]
+    # After it: through nginx (the gig's port and domain); only then is the release good,
+    # and only then is the old vassal retired (a failed check reverts to it at once).
+    smoke = switch.index(" smoke ")
+    assert '"port": 80' in switch[smoke:] and "shop.example.test" in switch[smoke:]
+    assert switch.index(layout.stable_socket(ACT)) < switch.index(" health ") < smoke
+    good = switch.index(f">> {layout.good_list(ACT)}")
+    assert smoke < good < switch.index("::step retire") < switch.index("::step cleanup")
+    # A failure there marks it bad; its answers go to history.
+    assert switch.index(layout.bad_list(ACT), smoke) < good
+    assert layout.history in switch[smoke:good] and '"event": "smoke"' in switch[smoke:good]
+
+
+def test_without_smoke_requests_the_plan_sends_none_and_marks_good_after_the_nginx_check(
+        production):
+    state = HostState(production)
+    plan = deploy(production, state, inputs(production))
+    switch = plan.switch[0].command
+    assert " smoke " not in plan.start[0].command and " smoke " not in switch
+    assert switch.index(" health ") < switch.index(f">> {state.layout.good_list(ACT)}")
+
+
+def hold_lock(state: HostState, holder: dict) -> None:
+    lock = lock_cmd.act_lock(ACT)
+    state.data["exists"][state.layout.lock_dir(lock)] = True
+    state.data["texts"][state.layout.lock_info(lock)] = json.dumps(holder)
+
+
+def gone_deploy(release: str) -> dict:
+    """The lock of a deploy from this machine whose process is gone (a pid never used)."""
+    return {"by": "ada@ws", "host": socket.gethostname(), "pid": 2**22 + 7, "time": "t",
+            "command": "deploy-act", "act": ACT, "release": release, "token": "deadbeef"}
+
+
+def test_a_lock_whose_holder_is_gone_is_taken_over_by_token_and_recorded(production):
+    state = HostState(production)
+    hold_lock(state, gone_deploy("20260101T000000000Z-00000000"))
+    plan = deploy(production, state, inputs(production))
+    assert list(plan.taken_over) == [lock_cmd.act_lock(ACT)]
+    command = plan.prepare[0].command  # the first step takes the locks
+    lock_dir = state.layout.lock_dir(lock_cmd.act_lock(ACT))
+    # Freed only while the gone holder's token is still in it, then taken as usual.
+    assert command.index("deadbeef") < command.index(f"mv -T {lock_dir}.taking-")
+    assert '"event":"takeover"' in command.replace("\\", "")
+
+
+@pytest.mark.parametrize("holder", [
+    {"host": "elsewhere"},  # another machine: cannot be judged from here
+    {"pid": os.getpid()},  # a live process
+    {"command": "lock"},  # taken by hand: held until unlock
+])
+def test_a_lock_whose_holder_may_live_is_never_taken_over(production, holder):
+    state = HostState(production)
+    hold_lock(state, {**gone_deploy("r"), **holder})
+    with pytest.raises(LockHeld):
+        deploy(production, state, inputs(production))
+
+
+def test_a_deploy_after_a_killed_one_resumes_its_release_of_the_same_code(production):
+    deploy_inputs = inputs(production)
+    digest = deploy_inputs.bundle.digest[:8]
+    killed = f"20260101T000000000Z-{digest}"
+    hosts = {name: HostState(production) for name in ("h1", "h2", "h3")}
+    hold_lock(hosts["h2"], gone_deploy(killed))
+    hold_lock(hosts["h3"], gone_deploy(killed))
+    observed = {name: state.observed() for name, state in hosts.items()}
+    assert resumed_release(deploy_inputs, observed) == killed
+    deploy_inputs.resume(killed)
+    assert deploy_inputs.release == killed and deploy_inputs.lock["release"] == killed
+    assert deploy(production, hosts["h2"], deploy_inputs).release == killed
+    # Other code, a release that failed somewhere, or a live holder: a new release id.
+    assert resumed_release(inputs(production), {"h2": hold_other(production, "x")}) is None
+    hosts["h1"].data["texts"][hosts["h1"].layout.bad_list(ACT)] = f"{killed}\n"
+    observed["h1"] = hosts["h1"].observed()
+    assert resumed_release(inputs(production), observed) is None
+
+
+def hold_other(production, digest: str) -> Observed:
+    state = HostState(production)
+    hold_lock(state, gone_deploy(f"20260101T000000000Z-{digest}"))
+    return state.observed()
+
+
+def test_a_host_a_killed_deploy_switched_is_checked_and_its_switch_finished(production):
+    state = HostState(production)
+    env_text = act_environment(production, ACT, state.layout)
+    first = deploy(production, state, inputs(production), env_text)
+    state.deployed(first, env_text, "venue1")
+    state.data["texts"][state.layout.good_list(ACT)] = ""  # killed before its checks passed
+    hold_lock(state, gone_deploy(first.release))
+    plan = deploy(production, state, inputs(production), env_text)
+    assert plan.repair and (plan.release, plan.previous) == (first.release, first.release)
+    assert step_names(plan.prepare) == [] and step_names(plan.switch) == ["switch"]
+    command = plan.switch[0].command
+    assert command.index(" health ") < command.index(f">> {state.layout.good_list(ACT)}")
+
+
+def test_split_names_each_release_and_its_hosts(production):
+    states = {name: HostState(production) for name in ("h1", "h2", "h3")}
+    env_text = act_environment(production, ACT, states["h1"].layout)
+    for name in ("h1", "h2", "h3"):
+        states[name].deployed(deploy(production, states[name], inputs(production, now=1e9)),
+                              env_text, "venue1")
+    observed = {name: state.observed() for name, state in states.items()}
+    assert split(ACT, observed) is None
+    newer = deploy(production, states["h1"], inputs(production, now=2e9), env_text + "X=1\n")
+    states["h1"].deployed(newer, env_text, "venue1")
+    observed["h1"] = states["h1"].observed()
+    by_release = split(ACT, observed)
+    assert by_release == {newer.release: ["h1"], newer.previous: ["h2", "h3"]}
+    assert describe_split(ACT, by_release) == (
+        f"{ACT} is split across releases: {newer.previous} on h2, h3; {newer.release} on h1")
+
+
 def test_a_deploy_is_refused_while_another_holds_the_lock_but_planned_in_a_dry_run(production):
     state = HostState(production)
     layout = state.layout
@@ -382,3 +524,22 @@ def test_history_merges_hosts_newest_first_and_shows_unreadable_lines():
     assert [(e["host"], e["event"]) for e in merged] == [("web2", "stop"), ("web1", "deploy")]
     assert web1[1] == {"event": "unreadable", "line": '{"time": "2026-01-0'}
 
+
+
+def test_status_names_a_split_fleet_and_a_gone_deploy_s_lock():
+    from backstage.reports import RollbackReport, StatusReport
+
+    def act(release, lock=None):
+        return {"storefront": {"current": f"releases/{release}", "lock": lock, "sesses": []}}
+
+    holder = {k: v for k, v in gone_deploy("R2").items() if k != "token"}
+    report = StatusReport("shop", {"h1": act("R2"), "h2": act("R1", holder), "h3": act("R1")})
+    split, lock = report.notes()
+    assert split == ("storefront is split across releases: R1 on h2, h3; R2 on h1: run "
+                     "deploy-act to bring every host to one release")
+    assert lock == ("h2: storefront locked by ada@ws (pid 4194311, deploy-act R2): its process "
+                    "is gone: the next deploy-act takes it over")
+    assert StatusReport("shop", {"h1": act("R1"), "h2": act("R1")}).notes() == []
+    rolled = RollbackReport("shop", {"h1": {"release": "R1", "previous": "R2"},
+                                     "h2": {"release": "R0", "previous": "R1"}}, act="storefront")
+    assert rolled.split() == "storefront is split across releases: R0 on h2; R1 on h1"

@@ -28,7 +28,22 @@ def health_check(script: Script, layout: Layout, python: str, act: str, release:
                  check: dict) -> Script:
     """Check the new release through its own socket; on failure remove it, mark it bad and
     show the act's log (its startup errors, not the live release's requests)."""
-    script.step("health")
+    return release_check(script, layout, python, act, release, "health", check)
+
+
+def smoke_check(script: Script, layout: Layout, python: str, act: str, release: str,
+                smoke: dict) -> Script:
+    """Send the act's smoke requests to the new release through its own socket (``smoke``:
+    the checks, Host, timeout, and the history record of the answers); on failure as
+    :func:`health_check`."""
+    return release_check(script, layout, python, act, release, "smoke",
+                         {**smoke, "history": layout.history})
+
+
+def release_check(script: Script, layout: Layout, python: str, act: str, release: str,
+                  verb: str, check: dict) -> Script:
+    """Run one of the host helper's checks on a release through its own socket."""
+    script.step(verb)
     spec = {"socket": layout.socket(act, release), **check}
     log_tail = (f"{{ grep -av {q(REQUEST_LOG_LINE)} {q(layout.act_log(act))} 2>/dev/null || true; }} "
                 f"| tail -n {LOG_TAIL_LINES} >&2")
@@ -38,10 +53,10 @@ def health_check(script: Script, layout: Layout, python: str, act: str, release:
         mark_bad(layout, act, release),
         f"echo {q('--- last lines of ' + layout.act_log(act) + ', without requests:')} >&2",
         log_tail,
-        'printf \'%s\\n\' "$health" >&2',
+        'printf \'%s\\n\' "$answer" >&2',
         "exit 1",
     ])
-    return script.raw(f"if ! health=$({hostside(layout, python, 'health', spec)} 2>&1); "
+    return script.raw(f"if ! answer=$({hostside(layout, python, verb, spec)} 2>&1); "
                       f"then {on_failure}; fi")
 
 
@@ -52,15 +67,32 @@ def health_via_nginx(script: Script, layout: Layout, python: str, check: dict) -
     return script.raw(hostside(layout, python, "health", check))
 
 
+def smoke_via_nginx(script: Script, layout: Layout, python: str, act: str, release: str,
+                    smoke: dict) -> Script:
+    """Send the smoke requests through nginx (``smoke`` names the port, and TLS if any) once
+    traffic is switched; on failure mark the release bad (the rollout then reverts)."""
+    script.step("smoke via nginx")
+    spec = {**smoke, "history": layout.history}
+    return script.raw(f"if ! answer=$({hostside(layout, python, 'smoke', spec)} 2>&1); then "
+                      f"{mark_bad(layout, act, release)}; "
+                      'printf \'%s\\n\' "$answer" >&2; exit 1; fi')
+
+
+def mark_good(script: Script, layout: Layout, act: str, release: str) -> Script:
+    """Record a release as good (one a rollback may go back to): once its checks passed."""
+    return script.raw(f"printf '%s\\n' {q(release)} >> {q(layout.good_list(act))}")
+
+
 def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
-    """Point the stable socket (what nginx uses) and ``current`` at the new release.
+    """Point the stable socket (what nginx uses) and ``current`` at a release that passed its
+    checks before (a rollback's, a revert's), and record it good again.
 
     nginx resolves the socket path at every connect, so new requests go to the new release
-    from the rename on, without a reload.
+    from the rename on, without a reload. A deploy relinks (:func:`relink`) and records its
+    release good only once it passed its checks through nginx (:func:`mark_good`).
     """
     script.step("switch")
-    relink(script, layout, act, release)
-    return script.raw(f"printf '%s\\n' {q(release)} >> {q(layout.good_list(act))}")
+    return mark_good(relink(script, layout, act, release), layout, act, release)
 
 
 def relink(script: Script, layout: Layout, act: str, release: str) -> Script:
@@ -124,11 +156,21 @@ def revive(script: Script, layout: Layout, act: str, release: str) -> Script:
     return rescan_emperor(script, layout)
 
 
-def discard(script: Script, layout: Layout, act: str, release: str) -> Script:
-    """Remove a release's vassal that a stopped rollout prepared (it is not marked bad)."""
+def discard(script: Script, layout: Layout, act: str, release: str,
+            grace: float | None = None) -> Script:
+    """Remove a release's vassal that a stopped rollout prepared (it is not marked bad).
+
+    With ``grace`` (a revert: the release took traffic), in the background that many seconds
+    later, as :func:`retire` does: it first serves what nginx queued on its socket just before
+    the switch back.
+    """
     script.step("discard")
-    script.run("rm", "-f", layout.vassal(act, release), layout.vassal(act, release) + STOPPED_SUFFIX)
-    return rescan_emperor(script, layout)
+    remove = argv("rm", "-f", layout.vassal(act, release),
+                  layout.vassal(act, release) + STOPPED_SUFFIX)
+    if grace is None:
+        return rescan_emperor(script.raw(remove), layout)
+    later = "; ".join([argv("sleep", str(grace)), remove, rescan_line(layout)])
+    return script.raw(f"( {later} ) </dev/null >/dev/null 2>&1 &")
 
 
 def unlink_live(script: Script, layout: Layout, act: str) -> Script:

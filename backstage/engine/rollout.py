@@ -2,14 +2,16 @@
 
 Phases, each across all selected hosts before the next begins:
 
-1. **prepare** (in parallel, at most ``Options.parallel`` hosts at once): probe, plan, take the
-   lock, build the venue if needed, upload the release, ``check --deploy``, host-local
-   migrations, ``collectstatic``. Traffic is untouched.
+1. **prepare** (in parallel, at most ``Options.parallel`` hosts at once): probe every host,
+   say whether the fleet is split and resume the release of a killed deploy of the same code,
+   and only then plan, take the lock (taking over one whose holder is gone), build the venue
+   if needed, upload the release, ``check --deploy``, host-local migrations,
+   ``collectstatic``. Traffic is untouched.
 2. **migrate** shared databases once, on the first prepared host (inventory order).
 3. **start** (in parallel): the new vassal starts beside the live one and is health-checked
    through its own socket. Traffic is still untouched.
-4. **switch** in batches (``serial`` hosts each), each batch health-checked through nginx
-   before the next one starts.
+4. **switch** in batches (``serial`` hosts each), each batch checked through nginx (health,
+   smoke requests) before the next one starts.
 
 Failed and unreachable hosts count against ``max_fail``. Past it the rollout stops: hosts
 that already switched are reverted to their previous release (unless ``rollback`` is off), so
@@ -25,7 +27,14 @@ from backstage.engine.hosts import HostRun, Options
 from backstage.errors import BackstageError, HostUnreachable, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
-from backstage.operations.deploy import DeployInputs, HostPlan, plan_deploy
+from backstage.operations.deploy import (
+    DeployInputs,
+    HostPlan,
+    describe_split,
+    plan_deploy,
+    resumed_release,
+    split,
+)
 from backstage.render import Renderer
 from backstage.util import utc_now
 
@@ -153,21 +162,46 @@ class Rollout:
         return [n for n in self.names if self.report.outcomes[n].result == phase_result]
 
     def _failures(self) -> int:
-        return sum(o.result in ("failed", "unreachable") for o in self.report.outcomes.values())
+        """Hosts out of the rollout: failed, unreachable, or reverted after failing their
+        checks through nginx."""
+        return sum(o.result in ("failed", "unreachable", "reverted")
+                   for o in self.report.outcomes.values())
 
     # --- phases ---------------------------------------------------------------------------
 
-    def _prepare(self, name: str) -> None:
+    def _probe(self, name: str) -> None:
         run = self.runs[name] = HostRun(self.production, name, self.options)
         started = time.monotonic()
-        observed = run.probe()
-        inputs = self.host_inputs[name] = self.inputs.per_host(run, observed)
+        self.observed[name] = run.probe()
         self.report.outcomes[name].durations["probe"] = time.monotonic() - started
-        self.observed[name] = observed
+
+    def _survey(self) -> None:
+        """Before any plan: say if the fleet is split, and resume the release a killed deploy
+        of the same code was rolling out (every host then ends on that one release id)."""
+        act = self.inputs.act
+        by_release = split(act, self.observed)
+        if by_release:
+            self.options.reporter.info(describe_split(act, by_release))
+        resumed = resumed_release(self.inputs, self.observed)
+        if resumed:
+            self.inputs.resume(resumed)
+            self.report.release = resumed
+            self.options.reporter.info(f"resuming the abandoned rollout of {act} release "
+                                       f"{resumed} (its deploy's process is gone)")
+
+    def _prepare(self, name: str) -> None:
+        run, observed = self.runs[name], self.observed[name]
+        # The venue's wheels for the host's platform (after the survey: a resumed release).
+        inputs = self.host_inputs[name] = self.inputs.per_host(run, observed)
         plan = self.plans[name] = plan_deploy(self.production, name, run.layout, observed,
                                               self.renderer, inputs, self.env_for(run.layout))
         outcome = self.report.outcomes[name]
         outcome.release_before = outcome.release_after = plan.previous
+        for lock_name, holder in plan.taken_over.items():
+            self.options.reporter.info(
+                f"{name}  taking over {lock_name}: its holder is gone ({holder.get('by')}, "
+                f"pid {holder.get('pid')}, {holder.get('command')} "
+                f"{holder.get('release') or ''}".rstrip() + ")")
         if plan.noop:
             outcome.result = "unchanged"
             self.options.reporter.info(f"{name}  {self.inputs.act} is up to date: nothing to change")
@@ -207,7 +241,8 @@ class Rollout:
         """Past max-fail: revert switched hosts, drop prepared vassals elsewhere."""
         self.report.stopped = reason
         self.options.reporter.info(f"stopping the rollout: {reason}")
-        to_revert = switched if self.rollback else []
+        to_revert = [n for n in switched if self.report.outcomes[n].result != "reverted"] \
+            if self.rollback else []
         self._parallel(to_revert, self._revert)
         # Failed hosts too: a host cut short (Ctrl-C) may have a prepared vassal running, and
         # one whose connection dropped mid-step may be reachable again.
@@ -219,6 +254,13 @@ class Rollout:
         outcome = self.report.outcomes[name]
         self._steps(name, "revert", [self.plans[name].revert])
         outcome.result, outcome.release_after = "reverted", self.plans[name].previous
+
+    def _revert_failed(self, batch: list[str]) -> None:
+        """Hosts of a batch that failed after their switch (a check through nginx) go back at
+        once, within ``--max-fail`` too: none keeps serving a release that failed its checks."""
+        if self.rollback:
+            self._parallel([n for n in batch if self.report.outcomes[n].result == "failed"],
+                           self._revert)
 
     def _abort(self, name: str) -> None:
         outcome = self.report.outcomes[name]
@@ -244,7 +286,9 @@ class Rollout:
         return self.report
 
     def _run(self) -> None:
-        self._parallel(self.names, self._prepare)
+        self._parallel(self.names, self._probe)
+        self._survey()
+        self._parallel(self._live(), self._prepare)
         if self._over_budget():
             return self._stop(f"{self._failures()} host(s) failed to prepare "
                               f"(--max-fail {self.max_fail})", [])
@@ -260,6 +304,7 @@ class Rollout:
             self.report.batches.append(batch)
             self.switched += batch
             self._parallel(batch, self._switch)
+            self._revert_failed(batch)
             if self._over_budget():
                 return self._stop(f"{self._failures()} host(s) failed "
                                   f"(--max-fail {self.max_fail})", self.switched)

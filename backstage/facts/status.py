@@ -1,5 +1,8 @@
 """What ``status`` asks the host helper about acts, and how its answer is read."""
 
+import json
+
+from backstage.commands.lock import act_lock
 from backstage.facts.live import live_paths, live_state
 from backstage.model import Layout
 
@@ -7,18 +10,34 @@ from backstage.model import Layout
 def status_spec(layout: Layout, acts: list[str]) -> dict:
     return {
         "vassals": layout.vassals,
-        "acts": {a: {"stats": layout.stats_socket(a, "{release}"), **live_paths(layout, a)}
+        "acts": {a: {"stats": layout.stats_socket(a, "{release}"), **live_paths(layout, a),
+                     "lock": layout.lock_info(act_lock(a))}
                  for a in acts},
     }
 
 
 def read_status(layout: Layout, answer: dict) -> dict:
-    """Per act: its sesses, its links, and ``broken``: why its live release does not serve
-    (None when it does, or when it was never deployed or was stopped on purpose)."""
+    """Per act: its sesses, its links, ``broken``: why its live release does not serve
+    (None when it does, or when it was never deployed or was stopped on purpose), and
+    ``lock``: who holds the act's lock (None: nobody), with a deploy's intent (its release)."""
     found = answer["acts"]
     for act, info in found.items():
         info["broken"] = live_state(layout, act, info.pop("facts")).broken
+        info["lock"] = lock_holder(info.get("lock"))
     return found
+
+
+def lock_holder(text: str | None) -> dict | None:
+    """A lock's holder as ``status`` shows it: its token left out (it frees the lock)."""
+    if text is None:
+        return None
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        holder = None
+    if not isinstance(holder, dict):
+        return {"by": "unknown (unreadable lock file)"}
+    return {k: v for k, v in holder.items() if k != "token"}
 
 
 def workers_of(status: dict, act: str, release: str) -> list[int]:

@@ -9,7 +9,7 @@ import importlib
 # Where each name lives: imported on first use (PEP 562), so that a light module of this
 # layer (``backstage.model.locate``, ``names``) does not load pydantic and the inventory.
 _HOMES = {
-    **dict.fromkeys(["Act", "Database", "Gig", "Health", "Host", "Production", "Venue",
+    **dict.fromkeys(["Act", "Database", "Gig", "Health", "Host", "Production", "Smoke", "Venue",
                      "load_production"], "backstage.model.inventory"),
     **dict.fromkeys(["Layout", "RunAs", "release_of_link"], "backstage.model.layout"),
 }
@@ -23,6 +23,7 @@ __all__ = [
     "Layout",
     "Production",
     "RunAs",
+    "Smoke",
     "Venue",
     "load_production",
     "release_of_link",

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -101,6 +102,25 @@ class Health(Section):
         return self.status or (200 if self.path else None)
 
 
+class Smoke(Section):
+    """One request a new release must answer as expected, through its own socket before it
+    takes traffic and through nginx after (the Host header is the act's first domain).
+
+    Only methods that change nothing: a smoke request reaches the production's data.
+    """
+
+    path: Annotated[str, AfterValidator(names.url_path)]
+    status: Int = Field(200, ge=100, le=599)
+    contains: str | None = Field(None, min_length=1, max_length=200)
+    method: Literal["GET", "HEAD"] = "GET"
+
+    @model_validator(mode="after")
+    def _body_for_contains(self):
+        if self.contains is not None and self.method == "HEAD":
+            raise ValueError("'contains' needs a body: use method = \"GET\"")
+        return self
+
+
 RelativeDir = Annotated[str, AfterValidator(names.relative_dir)]
 # The module name of an act's settings_file in its release (next to the settings overlay).
 ACT_SETTINGS_MODULE = "backstage_act_settings"
@@ -143,6 +163,8 @@ class Act(Section):
     static: Annotated[bool, Strict()] = True  # false: no collectstatic
     needs: tuple[Name, ...] = ()  # acts a deploy of several switches before this one
     health: Health = Health()
+    smoke: Annotated[tuple[Smoke, ...], BeforeValidator(names.list_of_tables)] = \
+        Field((), max_length=50)
     keep_releases: Int = Field(5, ge=2, le=100)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).

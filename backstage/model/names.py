@@ -159,6 +159,24 @@ def url_prefix(value: str) -> str:
     return value
 
 
+URL_PATH_RE = re.compile(r"/[A-Za-z0-9_./?=&%~:@!$'()*+,;-]{0,500}")
+
+
+def url_path(value: str) -> str:
+    """A request's path (with its query), as sent: starts with '/', URL characters only."""
+    if not URL_PATH_RE.fullmatch(value):
+        raise ValueError(f"bad request path {value!r}: it must start with '/' and hold only "
+                         "URL characters (no spaces; percent-encode the rest)")
+    return value
+
+
+def list_of_tables(value):
+    """A list of inline tables (``key = [{ ... }, ...]``), before its tables are read."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError("expected a list of tables, such as [{ path = \"/\" }]")
+    return value
+
+
 def body_size(value: str) -> str:
     """An nginx size such as ``10m``."""
     if not SIZE_RE.fullmatch(value):

@@ -69,6 +69,19 @@ def not_locked(host: str, observed: Observed, locks: list[str]) -> None:
         raise LockHeld(host, holder, stale=lock_is_stale(holder), lock=lock)
 
 
+def locks_to_take_over(host: str, observed: Observed, locks: list[str]) -> dict[str, dict]:
+    """The locks a deploy may take over: held by a holder that is provably gone (see
+    :func:`lock_is_stale`) and freeable (its token is known). Any other held lock refuses at
+    once, naming its holder: a live process's lock, or one elsewhere, is never broken."""
+    held = observed.held_locks(locks)
+    gone = {lock: holder for lock, holder in held.items()
+            if lock_is_stale(holder) and holder.get("token")}
+    for lock, holder in held.items():
+        if lock not in gone:
+            raise LockHeld(host, holder, stale=lock_is_stale(holder), lock=lock)
+    return gone
+
+
 def lock_is_stale(holder: dict) -> bool:
     """A lock taken from this machine by a process that no longer exists is stale.
 

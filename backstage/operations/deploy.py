@@ -32,7 +32,7 @@ from backstage.model.secrets import reveal
 from backstage.operations import checks
 from backstage.operations.changes import Changes, FileChange
 from backstage.operations.gig import gig_files, private_files
-from backstage.operations.health import health_spec, nginx_health
+from backstage.operations.health import health_spec, nginx_health, nginx_smoke, smoke_spec
 from backstage.operations.lock import new_lock
 from backstage.operations.releases import (
     leftovers,
@@ -61,6 +61,16 @@ class DeployInputs:
     # (host run, its probe) -> the inputs with the venue's wheels for the host's platform
     per_host: Callable[[object, Observed], "DeployInputs"] | None = None
     certificates: dict = field(default_factory=dict)  # acme gig -> (full chain, key)
+    resumed: str | None = None  # an abandoned rollout's release of this code, taken up again
+
+    @property
+    def release(self) -> str:
+        """The release id this deploy makes: the bundle's, or the abandoned rollout's it
+        resumes (so every host ends on one release id; see :func:`resumed_release`)."""
+        return self.resumed or self.bundle.release
+
+    def resume(self, release: str) -> None:
+        self.resumed = self.lock["release"] = release
 
     @property
     def by(self) -> str:
@@ -86,9 +96,39 @@ def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
     act = require_act(production, act_name)
     # Every act's secrets file stays out, so the acts of one repository share one tree.
     secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
-    return DeployInputs(act_name, bundle.pack(act.source, exclude=secrets), "",
-                        lambda skip: b"", new_lock("deploy-act", act_name),
+    packed = bundle.pack(act.source, exclude=secrets)
+    return DeployInputs(act_name, packed, "", lambda skip: b"",
+                        new_lock("deploy-act", act_name, release=packed.release),
                         deploy_locks(production, act_name))
+
+
+def resumed_release(inputs: DeployInputs, observed: dict[str, Observed]) -> str | None:
+    """The release of the same code that an abandoned deploy of the act was rolling out (the
+    intent in a lock whose holder is gone, on any host), unless it failed anywhere: a deploy
+    after a killed one then brings every host to that very release id."""
+    found = {holder.get("release") for facts in observed.values()
+             for holder in facts.held_locks(inputs.locks).values()
+             if holder.get("command") == "deploy-act" and holder.get("act") == inputs.act
+             and checks.lock_is_stale(holder)}
+    same_code = sorted(r for r in found if isinstance(r, str)
+                       and r.endswith("-" + inputs.bundle.digest[:8]))
+    bad = set().union(*(facts.bad_releases(inputs.act) for facts in observed.values()))
+    usable = [r for r in same_code if r not in bad]
+    return usable[-1] if usable else None
+
+
+def split(act: str, observed: dict[str, Observed]) -> dict[str, list[str]] | None:
+    """Release -> hosts, when the hosts' live releases of the act differ (None: not split)."""
+    by_release: dict[str, list[str]] = {}
+    for host, facts in observed.items():
+        by_release.setdefault(facts.current_release(act) or "nothing", []).append(host)
+    return by_release if len(by_release) > 1 else None
+
+
+def describe_split(act: str, by_release: dict[str, list[str]]) -> str:
+    """One line: ``storefront is split across releases: R2 on h1; R1 on h2, h3``."""
+    parts = [f"{release} on {', '.join(hosts)}" for release, hosts in sorted(by_release.items())]
+    return f"{act} is split across releases: {'; '.join(parts)}"
 
 
 def act_environment(production: Production, act_name: str, layout: Layout) -> str:
@@ -151,6 +191,7 @@ class HostPlan:
     migrate: Step | None = None  # shared databases: run on one host only (see migrations)
     changes: Changes = field(default_factory=Changes)
     repair: bool = False  # the live release again, not a new one (see HostDeploy.repair)
+    taken_over: dict[str, dict] = field(default_factory=dict)  # stale locks: name -> holder
 
     @property
     def noop(self) -> bool:
@@ -177,14 +218,15 @@ class HostDeploy:
         self.python = production.hosts[host].python
         checks.privileged(host, observed)
         checks.stage_ready(host, observed)
-        if not dry_run:
-            checks.not_locked(host, observed, inputs.locks)
+        # Locks whose holder is gone (a killed deploy): taken over, and said so.
+        self.taken_over = {} if dry_run else checks.locks_to_take_over(host, observed,
+                                                                       inputs.locks)
         self.venue_dir = layout.venue_dir(self.act.venue, inputs.venue_digest)
         self.run_as = (checks.act_user(host, observed, production.act_user(self.act_name),
                                        production.hosts[host].nginx_group)
                        if layout.kind == "system" else None)
         self.current = observed.current_release(self.act_name)
-        self.release = inputs.bundle.release
+        self.release = inputs.release
 
     def manage(self) -> Manage:
         """How the new release's ``manage.py`` runs (as its vassal runs the app)."""
@@ -199,6 +241,18 @@ class HostDeploy:
         return history.append(script, self.layout, {"time": self.inputs.time, "event": event,
                                                     "act": self.act_name, **record,
                                                     "by": self.inputs.by})
+
+    def lock(self) -> Script:
+        """Take the deploy's locks, first freeing those whose holder is gone (each only if
+        its holder's token is still there: a racing deploy may have taken it over first)."""
+        script = Script()
+        for name, holder in self.taken_over.items():
+            lock.release(script, self.layout, [name], holder["token"])
+        if self.taken_over:
+            holders = [{k: v for k, v in h.items() if k != "token"}
+                       for h in self.taken_over.values()]
+            self.history(script, "takeover", locks=sorted(self.taken_over), holder=holders[0])
+        return lock.acquire(script, self.layout, self.inputs.locks, self.inputs.lock)
 
     def unlock(self, script: Script) -> Script:
         return lock.release(script, self.layout, self.inputs.locks, self.inputs.lock["token"])
@@ -220,11 +274,14 @@ class HostDeploy:
             vassal = observed.vassal_digest(act, current)  # None unless enabled
             if vassal == sha256(self.vassal_ini(current)) and live.repair is None:
                 checks.gigs_served(self.host, observed, act, self.production.gigs_of(act))
-                return HostPlan(current, current, self.run_as)
+                return self.finish() if self.taken_over else HostPlan(current, current,
+                                                                      self.run_as)
             if live.repair in ("relink", "start") and current not in observed.bad_releases(act) \
                     and vassal in (None, sha256(self.vassal_ini(current))):
                 return self.repair(live)
-        plan = HostPlan(self.release, current, self.run_as)
+        if self.release == current:  # the resumed release is live here, with changes to make
+            self.release = self.inputs.bundle.release
+        plan = HostPlan(self.release, current, self.run_as, taken_over=self.taken_over)
         self.describe(plan.changes, live, gigs)
         plan.prepare = self.prepare(plan.changes)
         plan.start = [self.start(gigs)]
@@ -252,7 +309,7 @@ class HostDeploy:
         """Take the locks; build the venue if needed; upload, check, migrate host-local
         databases and collect static files. Traffic is untouched."""
         steps = []
-        script = lock.acquire(Script(), self.layout, self.inputs.locks, self.inputs.lock)
+        script = self.lock()
         if not self.observed.venue_built(self.act.venue, self.inputs.venue_digest):
             changes.venue = self.venue_dir
             steps.append(self.venue(script))
@@ -304,22 +361,35 @@ class HostDeploy:
         script = sess_cmd.start_vassal(Script(), self.layout, self.act_name, self.release,
                                        self.vassal_ini(self.release))
         self.health_check(script, self.release)
+        smoke = smoke_spec(self.production, self.act_name, self.smoke_record())
+        if smoke:
+            sess_cmd.smoke_check(script, self.layout, self.python, self.act_name, self.release,
+                                 smoke)
         private = private_files(self.production, self.layout)
         gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services, private)
         payload = gig_cmd.private_payload(gigs, private)
-        return Step("start", f"start {self.act_name}@{self.release}, health-check its socket",
+        checked = "health-check and smoke-test" if smoke else "health-check"
+        return Step("start", f"start {self.act_name}@{self.release}, {checked} its socket",
                     script.text(), payload and (lambda: payload))
 
+    def smoke_record(self, release: str | None = None) -> dict:
+        """What each smoke check's history entry says besides its answers."""
+        return {"release": release or self.release, "by": self.inputs.by}
+
     def switch(self, changes: Changes) -> Step:
-        """Move traffic, retire the old vassal, clean up, check through nginx, unlock."""
-        act, release = self.act_name, self.release
-        script = sess_cmd.switch(Script(), self.layout, act, release)
+        """Move traffic, check through nginx (health, smoke), record the release good, retire
+        the old vassal (only now: a failed check reverts to it at once), clean up, unlock."""
+        act, release, layout = self.act_name, self.release, self.layout
+        script = sess_cmd.relink(Script().step("switch"), layout, act, release)
         # Recorded at once: a deploy cut short after this point (killed) still shows in history.
         self.history(script, "deploy", release=release, previous=self.current)
+        nginx_health(script, self.production, act, layout, self.python)
+        nginx_smoke(script, self.production, act, release, layout, self.python,
+                    self.smoke_record())
+        sess_cmd.mark_good(script, layout, act, release)
         changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]
-        sess_cmd.retire(script, self.layout, act, changes.retired)
+        sess_cmd.retire(script, layout, act, changes.retired)
         self.cleanup(script, changes)
-        nginx_health(script, self.production, act, self.layout, self.python)
         self.unlock(script)
         return Step("switch", f"switch {act} to {release}", script.text())
 
@@ -339,7 +409,7 @@ class HostDeploy:
             sess_cmd.switch(script, layout, act, previous)
         else:
             sess_cmd.unlink_live(script, layout, act)
-        sess_cmd.discard(script, layout, act, self.release)
+        sess_cmd.discard(script, layout, act, self.release, grace=sess_cmd.RETIRE_GRACE_SECONDS)
         self.history(script, "rollback", release=previous, previous=self.release,
                      reason="rollout stopped")
         self.unlock(script)
@@ -354,9 +424,9 @@ class HostDeploy:
         undone if the rollout stops: the host did not serve before.
         """
         act, release, layout = self.act_name, live.release, self.layout
-        plan = HostPlan(release, release, self.run_as, repair=True)
+        plan = HostPlan(release, release, self.run_as, repair=True, taken_over=self.taken_over)
         plan.changes.repair = live.reasons
-        script = lock.acquire(Script(), layout, self.inputs.locks, self.inputs.lock)
+        script = self.lock()
         if live.repair == "start":
             ini = self.vassal_ini(release)
             plan.changes.files = [FileChange(layout.vassal(act, release), ini)]
@@ -376,6 +446,29 @@ class HostDeploy:
         unlock = self.unlock(Script()).text()
         plan.abort = Step("abort", f"leave {act}@{release} as it is", unlock)
         plan.revert = Step("revert", f"leave {act}@{release} as it is", unlock)
+        return plan
+
+    def finish(self) -> HostPlan:
+        """The code is live here, but a deploy whose lock is taken over was cut short on this
+        host, maybe mid-switch: check the release through nginx (health, smoke), then do what
+        that switch had left (record the release good, retire the other vassals), so the host
+        ends on a checked release. Nothing to undo if the checks fail (the rollout stops)."""
+        act, release, layout = self.act_name, self.current, self.layout
+        plan = HostPlan(release, release, self.run_as, repair=True, taken_over=self.taken_over)
+        plan.changes.repair = ["a deploy cut short was here: checking it and finishing its switch"]
+        script = self.lock().step("switch")
+        nginx_health(script, self.production, act, layout, self.python)
+        nginx_smoke(script, self.production, act, release, layout, self.python,
+                    self.smoke_record(release))
+        if release not in self.observed.good_releases(act):
+            sess_cmd.mark_good(script, layout, act, release)
+        plan.changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]
+        sess_cmd.retire(script, layout, act, plan.changes.retired)
+        self.unlock(script)
+        plan.switch.append(Step("switch", f"check {act}@{release} through nginx, finish its "
+                                "switch", script.text()))
+        unlock = self.unlock(Script()).text()
+        plan.abort = plan.revert = Step("abort", f"leave {act}@{release} as it is", unlock)
         return plan
 
     def cleanup(self, script: Script, changes: Changes) -> Script:

@@ -19,10 +19,14 @@ def whoami() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def new_lock(command: str, act: str | None = None, message: str | None = None) -> dict:
-    """What a lock records about its holder (the token lets only the holder free it)."""
+def new_lock(command: str, act: str | None = None, message: str | None = None,
+             release: str | None = None) -> dict:
+    """What a lock records about its holder (the token lets only the holder free it) and, for
+    a deploy, its intent: the release it rolls out (what a later deploy resumes, if the
+    holder is gone; see :func:`backstage.operations.deploy.resumed_release`)."""
     return {"by": whoami(), "host": socket.gethostname(), "pid": os.getpid(), "time": utc_now(),
-            "command": command, "act": act, "message": message, "token": secrets.token_hex(8)}
+            "command": command, "act": act, "message": message, "token": secrets.token_hex(8),
+            **({"release": release} if release else {})}
 
 
 def lock_scope(production: Production, host: str, act_name: str | None) -> list[str]:

@@ -117,9 +117,10 @@ def stats(path):
         conn.close()
 
 
-def read_all(conn):
-    """Everything a connection sends until the other side closes it."""
-    chunks = []
-    while chunk := conn.recv(65536):
+def read_all(conn, limit=None):
+    """Everything a connection sends until the other side closes it (or ``limit`` bytes)."""
+    chunks, size = [], 0
+    while (limit is None or size < limit) and (chunk := conn.recv(65536)):
         chunks.append(chunk)
+        size += len(chunk)
     return b"".join(chunks)

@@ -306,8 +306,12 @@ def processes(args):
     return sorted(found)
 
 
-def uwsgi_request(sock_path, host, path, timeout, https=False):
-    """One GET over the uwsgi protocol; returns (status, first bytes of the body).
+# How much of a page a check reads: enough for ``contains``, bounded against a huge answer.
+BODY_LIMIT = 1 << 20
+
+
+def uwsgi_request(sock_path, host, path, timeout, method="GET", https=False):
+    """One request over the uwsgi protocol; returns (status, body, at most BODY_LIMIT).
 
     ``https``: as nginx passes a request of a TLS gig (a project that redirects to HTTPS
     answers it, not with its redirect)."""
@@ -315,7 +319,7 @@ def uwsgi_request(sock_path, host, path, timeout, https=False):
     if "?" in path:
         path, query = path.split("?", 1)
     env = {
-        "REQUEST_METHOD": "GET", "REQUEST_URI": path + ("?" + query if query else ""),
+        "REQUEST_METHOD": method, "REQUEST_URI": path + ("?" + query if query else ""),
         "PATH_INFO": path, "QUERY_STRING": query, "SERVER_PROTOCOL": "HTTP/1.1",
         "SERVER_NAME": host, "SERVER_PORT": "80", "HTTP_HOST": host,
         "REMOTE_ADDR": "127.0.0.1", "REQUEST_SCHEME": "http",
@@ -331,16 +335,17 @@ def uwsgi_request(sock_path, host, path, timeout, https=False):
     conn = connect_unix(sock_path, timeout)
     try:
         conn.sendall(struct.pack("<BHB", 0, len(body), 0) + body)
-        data = read_all(conn)
+        data = read_all(conn, BODY_LIMIT)
     finally:
         conn.close()
     head, _, rest = data.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].split()
-    return int(status_line[1]) if len(status_line) > 1 else 0, rest[:200].decode("utf-8", "replace")
+    return int(status_line[1]) if len(status_line) > 1 else 0, rest.decode("utf-8", "replace")
 
 
-def http_request(port, host, path, timeout, tls=False):
-    """One GET through the host's nginx on loopback; returns (status, first bytes of the body).
+def http_request(port, host, path, timeout, tls=False, method="GET"):
+    """One request through the host's nginx on loopback; returns (status, body, at most
+    BODY_LIMIT).
 
     With ``tls`` the handshake names ``host`` (SNI: nginx refuses a name no gig books) and the
     certificate is not verified: this checks the act behind nginx, on 127.0.0.1, not the
@@ -364,11 +369,24 @@ def http_request(port, host, path, timeout, tls=False):
     else:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Host": host, "User-Agent": "backstage-health-check"})
+        conn.request(method, path, headers={"Host": host, "User-Agent": "backstage-health-check"})
         response = conn.getresponse()
-        return response.status, response.read(200).decode("utf-8", "replace")
+        return response.status, response.read(BODY_LIMIT).decode("utf-8", "replace")
     finally:
         conn.close()
+
+
+def request(spec, path, method="GET"):
+    """One request to a release's own socket (``socket``) or through nginx (``port``)."""
+    if "socket" in spec:
+        return uwsgi_request(spec["socket"], spec["host"], path, spec["timeout"], method,
+                             spec.get("https", False))
+    return http_request(spec["port"], spec["host"], path, spec["timeout"],
+                        spec.get("tls", False), method)
+
+
+def where(spec):
+    return spec.get("socket") or f"127.0.0.1:{spec.get('port')}"
 
 
 def health(spec):
@@ -378,29 +396,62 @@ def health(spec):
     through nginx (``port``) once a gig points at it.
     """
     last = "no answer"
-    where = spec.get("socket") or f"127.0.0.1:{spec.get('port')}"
     for attempt in range(spec["retries"]):
         if attempt:
             time.sleep(spec.get("interval", 0.5))
         try:
-            if "socket" in spec:
-                status, body = uwsgi_request(spec["socket"], spec["host"], spec["path"],
-                                             spec["timeout"], spec.get("https", False))
-            else:
-                status, body = http_request(spec["port"], spec["host"], spec["path"],
-                                            spec["timeout"], spec.get("tls", False))
+            status, body = request(spec, spec["path"])
         except FileNotFoundError:
-            last = f"{where}: the vassal never opened its socket (see its log above)"
+            last = f"{where(spec)}: the vassal never opened its socket (see its log above)"
             continue
         except OSError as exc:
-            last = f"{where}: {exc.strerror or exc}"
+            last = f"{where(spec)}: {exc.strerror or exc}"
             continue
         expected = spec["status"]
         if status == expected or (expected is None and 100 <= status < 500):
             return {"ok": True, "status": status, "attempts": attempt + 1}
         wanted = "below 500" if expected is None else expected
-        last = f"{where}{spec['path']} answered {status} (expected {wanted}): {body}"
+        last = f"{where(spec)}{spec['path']} answered {status} (expected {wanted}): {body[:200]}"
     return {"ok": False, "error": last}
+
+
+def smoke(spec):
+    """Send each of an act's smoke requests once (the health check has waited for the
+    release, or for nginx's reload); every one must answer its status, and its body contain
+    ``contains`` when given. What each answered goes to history (``history``, ``record``)."""
+    results, failures = [], []
+    for check in spec["checks"]:
+        line = f"{check['method']} {check['path']}"
+        try:
+            status, body = request(spec, check["path"], check["method"])
+        except OSError as exc:
+            failures.append(f"{line}: {exc.strerror or exc}")
+            results.append({"path": check["path"], "ok": False, "status": None})
+            continue
+        wrong = status != check["status"]
+        missing = check.get("contains") is not None and check["contains"] not in body
+        if wrong:
+            failures.append(f"{line} answered {status} (expected {check['status']}): "
+                            f"{body[:200]}")
+        elif missing:
+            failures.append(f"{line} answered {status} without {check['contains']!r}")
+        results.append({"path": check["path"], "ok": not (wrong or missing), "status": status})
+    error = f"smoke check via {where(spec)} failed: " + "; ".join(failures) if failures else None
+    if spec.get("history"):
+        append_history(spec["history"], {**spec["record"], "ok": not failures,
+                                         "results": results, "error": error})
+    return {"ok": False, "error": error} if failures else {"ok": True, "results": results}
+
+
+def append_history(path, record):
+    """Append one entry to the production's history, as the shell's lines write them: the
+    time (the host's clock, UTC, milliseconds) first, then the fields in sorted order."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    fields = {k: v for k, v in record.items() if v is not None}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"time": stamp, **dict(sorted(fields.items()))},
+                           separators=(",", ":")) + "\n")
 
 
 def status(spec):
@@ -430,6 +481,7 @@ def status(spec):
             "live": link_target(info["stable"]),
             "sesses": sesses,
             "facts": live(info),
+            "lock": read_text(info["lock"]) if "lock" in info else None,
         }
     return {"acts": acts}
 
@@ -515,8 +567,8 @@ def environment(spec):
     return {"keys": keys}
 
 
-VERBS = {"probe": probe, "environment": environment, "health": health, "status": status, "reloaded": reloaded,
-         "verify": verify, "closed": closed, "own": own}
+VERBS = {"probe": probe, "environment": environment, "health": health, "smoke": smoke,
+         "status": status, "reloaded": reloaded, "verify": verify, "closed": closed, "own": own}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))

@@ -6,8 +6,8 @@ non-zero, and that the next deploy succeeds.
 Where a fault rules one of these out, the test says so and asserts what does hold: a killed
 Emperor takes its vassals down, and so does a host going down (no request fails before the
 fault; after setup-stage the live release serves again); a deploy SIGKILLed after its switch
-leaves the new, already checked, release live; SIGKILL leaves the lock, which the next deploy
-reports as stale with the way out (unlock).
+leaves the new release live; SIGKILL leaves the lock, which the next deploy takes over (its
+holder is provably gone), then finishing or redoing what was cut short.
 """
 
 import hashlib
@@ -326,7 +326,7 @@ def test_ctrl_c(live, phase):
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_sigkill(live, phase):
-    """SIGKILL leaves the lock: the next deploy names it as stale and says to run unlock."""
+    """SIGKILL leaves the lock: the next deploy takes it over, its holder being gone."""
     deploy = deploy_in_background(live, phase)
     os.killpg(deploy.pid, signal.SIGKILL)
     deploy.wait()
@@ -337,11 +337,7 @@ def test_sigkill(live, phase):
         assert (last["event"], last["release"]) == ("deploy", release)
     else:
         assert_nothing_lost(live)
-    refused = live.stage.cli("deploy-act", "storefront", check=False)
-    assert refused.returncode == 1
-    assert "deploy lock STALE (its process is gone; run 'unlock' to clear it): " in refused.stderr
-    assert f"pid={deploy.pid}" in refused.stderr
-    assert "unlocked (stale lock" in live.stage.cli("unlock").stderr
+    # The next deploy takes the lock over (its holder is provably gone): no unlock needed.
     next_deploy_succeeds(live.stage, f"After SIGKILL in {phase}")
 
 
@@ -408,10 +404,8 @@ def test_host_restarted(live):
     live.stage.cli("setup-stage")
     wait_serving(live.stage)
     assert_nothing_lost(live)
-    # The host was down when the deploy gave up: its lock is left, stale.
-    refused = live.stage.cli("deploy-act", "storefront", check=False)
-    assert "deploy lock STALE (its process is gone; run 'unlock' to clear it)" in refused.stderr
-    live.stage.cli("unlock")
+    # The host was down when the deploy gave up: its lock is left, stale, and the next
+    # deploy takes it over.
     next_deploy_succeeds(live.stage, "After a restart")
 
 

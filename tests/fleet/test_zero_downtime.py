@@ -128,7 +128,7 @@ def test_second_deploy_fails_at_once_naming_the_holder(stage):
     assert first.wait(120) == 0, first.stderr
 
 
-def test_sigkill_mid_upload_leaves_live_release_and_a_stale_lock(stage):
+def test_sigkill_mid_upload_leaves_live_release_and_the_next_deploy_takes_the_lock_over(stage):
     big = stage.source / "greetings" / "static" / "greetings" / "big.bin"
     big.write_bytes(os.urandom(30 * 1024 * 1024))
     live = heading(stage)
@@ -141,14 +141,15 @@ def test_sigkill_mid_upload_leaves_live_release_and_a_stale_lock(stage):
         big.unlink()
     assert heading(stage) == live
 
-    done = stage.cli("deploy-act", "storefront", check=False)
-    assert done.returncode == 1
-    assert "STALE" in done.stderr and f"pid={deploy.pid}" in done.stderr
-    assert "command=deploy-act" in done.stderr
-
-    unlocked = stage.cli("unlock")
-    assert "unlocked (stale lock" in unlocked.stderr
-    stage.cli("deploy-act", "storefront")
+    status = stage.cli("status", "--act", "storefront")
+    assert "h1: storefront locked by " in status.stdout and f"pid {deploy.pid}" in status.stdout
+    assert "its process is gone: the next deploy-act takes it over" in status.stdout
+    done = stage.cli("deploy-act", "storefront")
+    assert "h1  taking over act/storefront: its holder is gone" in done.stderr
+    assert f"pid {deploy.pid}, deploy-act" in done.stderr
+    entries = stage.fleet.run("h1", f"cat {ROOT}/state/history.jsonl").stdout.splitlines()
+    takeover = [json.loads(e) for e in entries if '"takeover"' in e][-1]
+    assert takeover["holder"]["pid"] == deploy.pid and "token" not in takeover["holder"]
     assert heading(stage) == live
 
 
