@@ -2,8 +2,11 @@
 through a real PowerDNS the Producer writes, a fleet of two hosts serving the gig over HTTPS,
 checked with curl against pebble's root."""
 
+import contextlib
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -75,12 +78,23 @@ def test_one_dns01_certificate_serves_the_gig_on_both_hosts(acme_stage, pebble):
                          r"expires \S+ \(\d+ days\)$", status, re.MULTILINE), status
 
 
-def wrk(stage, host: str, seconds: int) -> subprocess.Popen:
-    """``wrk -c50`` over HTTPS against the gig on ``host``, from inside its namespace."""
-    return subprocess.Popen(
-        ["ip", "netns", "exec", stage.fleet.host(host).netns, "wrk", "-t2", "-c50",
-         f"-d{seconds}s", "-H", f"Host: {DOMAIN}", "https://127.0.0.1:443/"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@contextlib.contextmanager
+def wrk(stage, host: str, seconds: int):
+    """``wrk -c50`` over HTTPS against the gig on ``host``, from inside its namespace, naming
+    the gig's domain in the handshake (SNI: nginx refuses one no gig books). The domain
+    resolves to 127.0.0.1 through the namespace's own hosts file (``ip netns exec`` mounts
+    ``/etc/netns/<ns>/hosts`` over ``/etc/hosts``), removed afterwards."""
+    netns = stage.fleet.host(host).netns
+    hosts = Path("/etc/netns", netns, "hosts")
+    hosts.parent.mkdir(parents=True, exist_ok=True)
+    hosts.write_text(f"127.0.0.1 localhost {DOMAIN}\n")
+    try:
+        yield subprocess.Popen(
+            ["ip", "netns", "exec", netns, "wrk", "-t2", "-c50", f"-d{seconds}s",
+             f"https://{DOMAIN}:443/"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+    finally:
+        shutil.rmtree(hosts.parent, ignore_errors=True)
 
 
 def test_renew_certs_replaces_only_when_due_or_forced(acme_stage, pebble):
@@ -88,9 +102,9 @@ def test_renew_certs_replaces_only_when_due_or_forced(acme_stage, pebble):
     orders, before = pebble.orders(), serial(stage, "h1")
     stage.cli("renew-certs")
     assert pebble.orders() == orders and serial(stage, "h1") == before
-    load = wrk(stage, "h1", 12)
-    stage.cli("renew-certs", "--force")
-    out, _ = load.communicate(timeout=60)
+    with wrk(stage, "h1", 12) as load:
+        stage.cli("renew-certs", "--force")
+        out, _ = load.communicate(timeout=60)
     assert re.search(r"^\s*\d+ requests in", out, re.MULTILINE), out
     assert "Non-2xx" not in out and "Socket errors" not in out, out
     assert pebble.orders() == orders + 1

@@ -92,7 +92,8 @@ def test_exec_runs_as_the_act_user_in_its_environment_and_venue(stage):
     script = ("import os, sys; print(os.getuid(), os.getcwd(), sys.prefix, "
               "os.environ['BACKSTAGE_ACT'], 'DJANGO_SECRET_KEY' in os.environ)")
     out = cli(stage, "exec", "storefront", command=["python", "-c", script]).stdout.split()
-    assert out[0] == uid and out[1] == "/srv/backstage/days/acts/storefront/shared"
+    # Where the app runs: the project's root in the live release.
+    assert out[0] == uid and out[1].startswith("/srv/backstage/days/acts/storefront/releases/")
     assert "/venues/storefront-" in out[2] and out[3:] == ["storefront", "True"]
     assert cli(stage, "exec", "storefront", command=["sh", "-c", "exit 7"],
                check=False).returncode == 7
