@@ -25,9 +25,10 @@ def deploy(stage) -> tuple[int, float, str]:
 
 
 def host_files(stage, folder: str) -> dict[str, str]:
-    """Relative path -> sha256 of each file under a folder of h1 (collectstatic's output and
-    bytecode aside), as the host sees them."""
-    script = (f"cd {folder} && find . \\( -path ./.backstage-static -o -name __pycache__ \\) -prune -o "
+    """Relative path -> sha256 of each file under a folder of h1 (collectstatic's output, the
+    settings overlay Backstage adds and bytecode aside), as the host sees them."""
+    script = (f"cd {folder} && find . \\( -path ./.backstage-static -o -path "
+              "./.backstage-settings -o -name __pycache__ \\) -prune -o "
               "-type f -print0 | xargs -0 sha256sum")
     out = stage.fleet.run("h1", ["bash", "-c", script]).stdout
     return {path.removeprefix("./"): digest
