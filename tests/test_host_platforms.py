@@ -298,3 +298,15 @@ def test_the_host_hashes_its_wheels_only_for_a_venue_it_has_not_built(tmp_path, 
     again = inputs_for_host(template, pins, wheels, "shop", "python3", run,
                             observed_with(facts, venues))
     assert calls == [] and again.venue_digest == built.venue_digest
+
+
+def test_a_workstation_compiles_only_for_its_own_platform():
+    """A Linux workstation or CI runner like the hosts compiles what no builder host can (a
+    fresh server has no compiler); never for another interpreter, architecture or glibc."""
+    from backstage.engine.builders import builds_here
+
+    own = Platform.from_probe(hostside.platform_facts())
+    assert builds_here(own) == bool(shutil.which("gcc") or shutil.which("cc"))
+    for other in (DEBIAN_13, OLD_GLIBC, ARM):
+        if other != own:
+            assert not builds_here(other)

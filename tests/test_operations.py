@@ -436,6 +436,8 @@ def test_a_stage_as_desired_needs_no_step_and_a_bare_host_all_of_them(production
                      files={}, pids={layout.nginx_pidfile: None}, nginx=None,
                      provision={"python": "3.11", "venv": False, "sysctl_text": None})
     [step] = plan_stage_on(production, bare)
+    # The nginx package brings Debian's welcome site: disabled in the same run.
+    assert layout.distribution_default_site in step.command
     for change in ("nginx", "python3-venv", "create", "act users", "virtualenv",
                    "Emperor's configuration", "start the Emperor", "start nginx"):
         assert change in step.summary

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from backstage.artefacts import requirements, wheelhouse
+from backstage.artefacts import lockfiles, requirements, wheelhouse
 from backstage.artefacts.platforms import Platform
 from backstage.errors import BackstageError
 
@@ -223,10 +223,18 @@ def built_wheel(platform: Platform, source: SourceBuild, build: Builder) -> Path
 def resolve_pins(requirements_file: Path | None, extra: tuple[str, ...] = ()) -> Pins:
     """Resolve a requirements file (and ``extra`` requirements) once per input, on the
     workstation; bad input is one line naming the file (and line), exit code 2."""
-    inputs = requirements.read(requirements_file) if requirements_file else requirements.Inputs()
-    arguments = [*(["-r", str(requirements_file)] if requirements_file else []), *extra]
+    inputs, top = requirements.Inputs(), requirements_file
+    # A lockfile or pyproject.toml is read as the requirements file it exports (its project's
+    # folder is where pip runs): see backstage.artefacts.lockfiles.
+    exported = lockfiles.export(requirements_file) if requirements_file else None
+    if exported is not None:
+        inputs = requirements.Inputs(files=list(exported.sources), cwd=exported.cwd)
+        top = requirements.exported_file(exported.text)
+    if top is not None:
+        requirements.read(top, inputs)
+    arguments = [*(["-r", str(top)] if top else []), *extra]
     label = str(requirements_file) if requirements_file else " ".join(extra)
-    cwd = requirements_file.parent if requirements_file else None
+    cwd = inputs.cwd or (requirements_file.parent if requirements_file else None)
     report_file = wheelhouse.cache_dir() / "pins" / f"{inputs.key(extra)}.json"
     if not report_file.exists():
         report_file.parent.mkdir(parents=True, exist_ok=True)

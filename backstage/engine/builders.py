@@ -11,6 +11,7 @@ that platform and a compiler, else the host asking, if it has a C compiler and P
 import base64
 import dataclasses
 import io
+import sys
 import tarfile
 import threading
 from collections import defaultdict
@@ -27,6 +28,8 @@ from backstage.facts.observed import Observed
 from backstage.model import Production
 from backstage.operations.deploy import DeployInputs, deploy_inputs
 from backstage.operations.steps import Step
+from backstage.remote.hostside import platform_facts
+from backstage.transport.local import LocalTransport
 
 BUILDER_ROLE = "builder"
 
@@ -41,6 +44,17 @@ def platform_of(host: str, observed: Observed) -> Platform:
         return Platform.from_probe(observed.platform)
     except (KeyError, ValueError, BackstageError) as exc:
         raise BackstageError(f"{host}: cannot tell which wheels it installs: {exc}") from None
+
+
+def builds_here(platform: Platform) -> bool:
+    """Whether this workstation can compile for ``platform``: it is its own platform (same
+    interpreter, architecture and glibc), and it has a C compiler and the Python headers."""
+    facts = platform_facts()
+    try:
+        mine = Platform.from_probe(facts)
+    except (KeyError, ValueError, BackstageError):
+        return False
+    return mine == platform and bool(facts.get("compiler") and facts.get("headers"))
 
 
 class PlatformWheels:
@@ -79,6 +93,8 @@ class PlatformWheels:
                     return lambda p, source, found=found: self.build(found[0], p, source)
         if can_build(observed):
             return lambda p, source: self.build(run, p, source)
+        if builds_here(platform):
+            return lambda p, source: self.build_here(p, source)
         return None
 
     def builder_host(self, name: str, run: HostRun, observed: Observed):
@@ -97,17 +113,36 @@ class PlatformWheels:
             return self.builders[name]
 
     def build(self, run: HostRun, platform: Platform, source: SourceBuild) -> tuple[str, bytes]:
-        if not self.compile:
-            raise Unservable(f"{source.name} {source.version} is not compiled for {platform.key} "
-                             f"yet: a deploy compiles it on {run.name} (plan compiles nothing)")
+        self.may_compile(platform, source, run.name)
         command = build_cmd.build_wheel(run.host.python, source.sdist.name, list(source.requires))
         summary = f"compile {source.name} {source.version} for {platform.key}"
         out = run.execute(Step("build", summary, command, source.payload))
+        return self.built(run.name, platform, out)
+
+    def build_here(self, platform: Platform, source: SourceBuild) -> tuple[str, bytes]:
+        """Compile on this workstation, whose platform is the hosts' (a Linux workstation or
+        CI runner like them): the same command a builder host runs, run here."""
+        self.may_compile(platform, source, "this workstation")
+        command = build_cmd.build_wheel(sys.executable, source.sdist.name, list(source.requires))
+        done = LocalTransport().run(command, stdin=source.payload())
+        if not done.ok:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BackstageError(f"compiling {source.name} {source.version} for {platform.key} "
+                                 f"on this workstation failed: {last}")
+        return self.built("this workstation", platform, done.stdout)
+
+    def may_compile(self, platform: Platform, source: SourceBuild, where: str) -> None:
+        if not self.compile:
+            raise Unservable(f"{source.name} {source.version} is not compiled for {platform.key} "
+                             f"yet: a deploy compiles it on {where} (plan compiles nothing)")
+
+    def built(self, where: str, platform: Platform, out: str) -> tuple[str, bytes]:
+        """The wheel a build printed (a base64 tar), recorded as built ``where``."""
         with tarfile.open(fileobj=io.BytesIO(base64.b64decode(out.strip()))) as tar:
             [member] = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".whl")]
             name, data = member.name.rsplit("/", 1)[-1], tar.extractfile(member).read()
-        self.builds.append({"host": run.name, "platform": platform.key, "wheel": name})
-        self.options.reporter.info(f"{run.name}  built {name} for {platform.key}")
+        self.builds.append({"host": where, "platform": platform.key, "wheel": name})
+        self.options.reporter.info(f"{where}  built {name} for {platform.key}")
         return name, data
 
     def close(self) -> None:

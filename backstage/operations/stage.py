@@ -73,7 +73,10 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
             script.step("nginx-config").write_file(layout.nginx_conf, conf)
             changes.append("write nginx's configuration")
     default, distro = renderer.default_server(layout, host), layout.distribution_default_site
-    distro = distro if (observed.link(distro) or "").endswith("sites-available/default") else None
+    # The nginx package this run installs brings the welcome site too: disable it now.
+    installs_nginx = provisioning is not None and "nginx" in provisioning.packages
+    distro = distro if installs_nginx or (observed.link(distro) or "").endswith(
+        "sites-available/default") else None
     if observed.digest(layout.default_server_conf) != sha256(default) or distro:
         cmd.default_server(script, layout, default, distro)
         changes.append("answer unknown Host headers with 404")

@@ -113,7 +113,9 @@ class SystemdFleet(Fleet):
         """Make the image's local repository the host's package source (as an internal mirror)."""
         self.run(name, ["sh", "-c", "cat > /etc/apt/sources.list.d/fleet.list"], input=APT_SOURCE)
 
-    def _prepare(self, name: str, users: Sequence[str]) -> FleetHost:
+    def _prepare(self, name: str, users: Sequence[str], userland: Path | None = None) -> FleetHost:
+        """As :meth:`Fleet._prepare`, from the host's image (its own Debian: ``userland``, for
+        namespace hosts, does not apply)."""
         image = self.images[name]
         hostdir = self.workdir / "hosts" / name
         for sub in ("upper", "work", "root", "srv", "ssh"):

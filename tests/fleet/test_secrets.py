@@ -40,9 +40,10 @@ class Watcher(threading.Thread):
         self.join(timeout=30)
 
 
+# Settings are first loaded in a deploy's first management step, ``check`` (all the steps run
+# in one process, started once: backstage/remote/managesteps.py).
 SETTINGS_HOOK = '''
-import sys as _sys
-if "check" in _sys.argv and os.environ.get("LEAK_SECRETS_ON_CHECK") == "1":
+if os.environ.get("LEAK_SECRETS_ON_CHECK") == "1":
     raise ImproperlyConfigured(
         f"refusing key {SECRET_KEY} and token {os.environ.get('API_TOKEN')}")
 '''

@@ -112,10 +112,25 @@ def wait_for_lock(stage) -> None:
     raise AssertionError("the deploy never took the lock")
 
 
+PAUSE = """
+import time
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("greetings", "0001_initial")]
+    operations = [migrations.RunPython(lambda apps, schema_editor: time.sleep(8))]
+"""
+
+
 def test_second_deploy_fails_at_once_naming_the_holder(stage):
     views = stage.source / VIEWS  # undo the broken health check of an earlier test, if any
     views.write_text(views.read_text().replace("    return HttpResponse('broken', status=500)\n", ""))
     edit(stage, HOME, "<h1>", "<h1>Locked ")
+    # The first deploy holds its lock for a few seconds at least (a warm deploy may otherwise
+    # be over before the second one has started).
+    (stage.source / "greetings" / "migrations" / "0002_pause.py").write_text(PAUSE)
     first = deploy_in_background(stage)
     wait_for_lock(stage)
     started = time.monotonic()
