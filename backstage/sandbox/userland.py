@@ -23,8 +23,10 @@ from pathlib import Path
 
 CACHE_ENV = "BACKSTAGE_FLEET_CACHE"
 DEFAULT_CACHE = Path("/var/cache/backstage-fleet")
+# libxml2: what the Emperor's uWSGI links (setup-stage would install it otherwise).
 PACKAGES = ("openssh-server", "python3", "python3-venv", "python3-dev", "gcc", "libc6-dev",
-            "nginx-light", "procps", "util-linux", "socat", "iproute2", "curl", "ca-certificates")
+            "nginx-light", "procps", "util-linux", "socat", "iproute2", "curl", "ca-certificates",
+            "libxml2")
 DONE = "complete"
 
 
@@ -51,10 +53,19 @@ def userland(release: str = "trixie", packages: tuple[str, ...] = PACKAGES) -> P
             if done.returncode != 0:
                 raise RuntimeError(f"debootstrap {release} failed: {done.stdout[-2000:]}"
                                    f"{done.stderr[-2000:]}")
+            offline(building / "rootfs")
             (building / DONE).touch()
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(building, folder)
     return folder / "rootfs"
+
+
+def offline(rootfs: Path) -> None:
+    """No package source: a test host never reaches the network (what it lacks, setup-stage
+    then names in one line instead of trying a mirror)."""
+    (rootfs / "etc" / "apt" / "sources.list").write_text("")
+    for source in (rootfs / "etc" / "apt" / "sources.list.d").glob("*"):
+        source.unlink()
 
 
 if __name__ == "__main__":
