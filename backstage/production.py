@@ -75,7 +75,7 @@ from backstage.reports import (
 from backstage.transport.base import Pty
 from backstage.transport.terminal import pty_of, raw_terminal
 
-__all__ = ["Production", *reports.__all__]  # noqa: PLE0604 (the reports, importable from here)
+__all__ = ["Production", *reports.__all__]  # the reports, importable from here too
 
 DEFAULT_HISTORY = 20
 DEFAULT_LOG_LINES = 50
