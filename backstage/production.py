@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from backstage import reports
 from backstage.artefacts import wheelhouse
 from backstage.artefacts.locks import resolve_pins
 from backstage.artefacts.wheelhouse import cache_dir
@@ -36,7 +35,7 @@ from backstage.engine.builders import PlatformWheels, platform_inputs
 from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
-from backstage.engine.rollout import Rollout, limits
+from backstage.engine.rollout import Rollout, RolloutReport, limits
 from backstage.errors import BackstageError, UsageError, known_hint
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
@@ -75,7 +74,21 @@ from backstage.reports import (
 from backstage.transport.base import Pty
 from backstage.transport.terminal import pty_of, raw_terminal
 
-__all__ = ["Production", *reports.__all__]  # the reports, importable from here too
+__all__ = [
+    "CommandReport",
+    "DnsReport",
+    "EnvReport",
+    "GigReport",
+    "HistoryReport",
+    "HostsReport",
+    "LogsReport",
+    "PlanReport",
+    "Production",
+    "RollbackReport",
+    "RolloutReport",
+    "SessReport",
+    "StatusReport",
+]
 
 DEFAULT_HISTORY = 20
 DEFAULT_LOG_LINES = 50
