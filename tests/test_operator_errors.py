@@ -15,32 +15,12 @@ from pathlib import Path
 import pytest
 
 from backstage import errors
+from tests.support.inventories import example_inventory
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKSTAGE = ROOT / ".venv" / "bin" / "backstage"
-EXAMPLE = ROOT / "examples" / "storefront"
 
-INVENTORY = f"""
-[ssh]
-config = "ssh_config"
-known_hosts = "known_hosts"
-
-[hosts.web1]
-roles = ["web"]
-[hosts.web2]
-roles = ["web"]
-[hosts.db1]
-roles = ["db"]
-
-[venues.shop]
-requirements = "{EXAMPLE}/requirements.txt"
-
-[acts.storefront]
-venue = "shop"
-source = "{EXAMPLE}"
-settings = "storefront.settings"
-roles = ["web"]
-"""
+INVENTORY = example_inventory({"web1": "web", "web2": "web", "db1": "db"})
 
 # (name, argv, what the one line must say)
 NEGATIVE_RUNS = [

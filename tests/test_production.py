@@ -8,6 +8,7 @@ import pytest
 
 from backstage.errors import HostsFailed, UsageError
 from backstage.model.locate import find_inventory
+from tests.support.inventories import example_inventory
 
 
 @pytest.fixture
@@ -61,26 +62,7 @@ def test_the_venue_api_finds_a_hosts_inventory_by_the_same_rule(inventories):
 
 # --- Production, with hosts that cannot be reached -----------------------------------------
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "storefront"
-INVENTORY = f"""
-[ssh]
-config = "ssh_config"
-known_hosts = "known_hosts"
-
-[hosts.web1]
-roles = ["web"]
-[hosts.web2]
-roles = ["web"]
-
-[venues.shop]
-requirements = "{EXAMPLE}/requirements.txt"
-
-[acts.storefront]
-venue = "shop"
-source = "{EXAMPLE}"
-settings = "storefront.settings"
-roles = ["web"]
-"""
+INVENTORY = example_inventory({"web1": "web", "web2": "web"})
 
 
 @pytest.fixture
