@@ -3,11 +3,10 @@ change nothing there (no lock, no file, no helper, no history line)."""
 
 import json
 import re
-import time
 
 import pytest
 
-from tests.support.deploying import deployed
+from tests.support.deploying import deployed, settled
 from tests.support.testbed import REPO
 
 pytestmark = pytest.mark.fleet
@@ -46,19 +45,6 @@ def snapshot(stage) -> dict:
     return json.loads(out.stdout)
 
 
-def settled(stage) -> str:
-    """Wait until the old release's vassal is retired (in the background after a deploy);
-    return the live release."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        names = stage.fleet.run("h1", ["ls", f"{ROOT}/vassals"]).stdout.split()
-        if sum(n.endswith(".ini") for n in names) == 1:
-            break
-        time.sleep(0.1)
-    link = stage.fleet.run("h1", ["readlink", f"{ROOT}/acts/storefront/current"]).stdout
-    return link.strip().rsplit("/", 1)[1]
-
-
 def override(stage, name: str, old: str, new: str) -> None:
     folder = stage.work / "templates"
     folder.mkdir(exist_ok=True)
@@ -68,7 +54,7 @@ def override(stage, name: str, old: str, new: str) -> None:
 
 
 def test_unchanged_act_plans_no_changes(stage):
-    live = settled(stage)
+    live = settled(stage, PRODUCTION)
     before = snapshot(stage)
     for args in (("plan", "storefront"), ("deploy-act", "storefront", "--dry-run")):
         done = stage.cli(*args)
@@ -77,7 +63,7 @@ def test_unchanged_act_plans_no_changes(stage):
 
 
 def test_changed_templates_show_diffs_and_change_nothing(stage):
-    live = settled(stage)
+    live = settled(stage, PRODUCTION)
     override(stage, "gig.conf.j2", "# Gig ", "# planned gig change\n# Gig ")
     override(stage, "vassal.ini.j2", "master = true", "master = true\n; planned vassal change")
     helpers = stage.fleet.run("h1", f"ls {ROOT}/stage/hostside-*.py").stdout.split()
@@ -112,7 +98,7 @@ def test_changed_templates_show_diffs_and_change_nothing(stage):
     stage.cli("deploy-act", "storefront")
     gig = stage.fleet.run("h1", ["cat", GIG]).stdout
     assert gig.startswith("# planned gig change\n")
-    new_live = settled(stage)
+    new_live = settled(stage, PRODUCTION)
     vassal = stage.fleet.run("h1", ["cat", f"{ROOT}/vassals/storefront@{new_live}.ini"]).stdout
     assert "; planned vassal change\n" in vassal
     assert stage.cli("plan", "storefront").stdout == \
@@ -120,7 +106,7 @@ def test_changed_templates_show_diffs_and_change_nothing(stage):
 
 
 def test_plan_reports_a_held_lock_and_an_env_change_without_the_secret(stage):
-    settled(stage)
+    settled(stage, PRODUCTION)
     stage.cli("lock", "--message", "maintenance")
     try:
         secrets = stage.work / "secrets.env"

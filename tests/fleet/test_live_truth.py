@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.deploying import deployed
+from tests.support.deploying import deployed, settled
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "truth"
@@ -35,22 +35,10 @@ def live(stage) -> str:
         edit = stage.source / "storefront" / "settings.py"
         edit.write_text(edit.read_text() + f"\n# fresh release {time.time()}\n")
         stage.cli("deploy-act", "storefront")
-    release = settled(stage)
+    release = settled(stage, PRODUCTION)
     status, page = stage.page("/")
     assert status == 200 and f"release: {release}" in page
     return release
-
-
-def settled(stage) -> str:
-    """Wait until only the live release's vassal is enabled; return the live release."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        names = stage.fleet.run("h1", ["ls", f"{ROOT}/vassals"]).stdout.split()
-        if sum(n.endswith(".ini") for n in names) == 1:
-            break
-        time.sleep(0.1)
-    link = stage.fleet.run("h1", ["readlink", f"{ACT}/current"]).stdout
-    return link.strip().rsplit("/", 1)[1]
 
 
 def assert_seen_broken(stage, live: str, reason: str) -> None:
@@ -67,7 +55,7 @@ def assert_seen_broken(stage, live: str, reason: str) -> None:
 def assert_repaired(stage, done) -> str:
     """The deploy exited 0 (``check``), said what it repaired, and the site serves again."""
     assert "up to date" not in done.stderr, done.stderr
-    release = settled(stage)
+    release = settled(stage, PRODUCTION)
     status, page = stage.page("/")
     assert status == 200 and f"release: {release}" in page, (status, page)
     assert stage.page("/static/greetings/style.css")[0] == 200

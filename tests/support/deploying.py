@@ -1,5 +1,6 @@
 """Test helpers around :mod:`tests.support.testbed`: skip where fleets cannot run."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,3 +40,17 @@ def deployed(work: Path, production: str) -> Iterator[Stage]:
         yield stage
     finally:
         stage.fleet.stop()
+
+
+def settled(stage: Stage, production: str, act: str = "storefront", host: str = "h1") -> str:
+    """Wait until only the live release's vassal is enabled (the old one is retired in the
+    background after a deploy); return the live release."""
+    root = f"/srv/backstage/{production}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        names = stage.fleet.run(host, ["ls", f"{root}/vassals"]).stdout.split()
+        if sum(n.endswith(".ini") for n in names) == 1:
+            break
+        time.sleep(0.1)
+    link = stage.fleet.run(host, ["readlink", f"{root}/acts/{act}/current"]).stdout
+    return link.strip().rsplit("/", 1)[1]
