@@ -150,7 +150,7 @@ def test_plan_names_what_the_overlay_sets(tmp_path):
     assert overlay_summary(prod, "web") == (
         "web.settings.production overlaid: DATABASES (default: visits), ALLOWED_HOSTS, "
         "CSRF_TRUSTED_ORIGINS, STATIC_ROOT, STATIC_URL, MEDIA_ROOT, MEDIA_URL, SECRET_KEY, "
-        "SECURE_PROXY_SSL_HEADER, LOGGING (README: the settings overlay)")
+        "SECURE_PROXY_SSL_HEADER, LOGGING (docs/inventory.md: the settings overlay)")
     assert overlay_summary(production(tmp_path, api="settings_overlay = false"), "api") is None
 
 

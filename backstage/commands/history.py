@@ -5,7 +5,7 @@ import json
 from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout
 
-# How many entries a host's history keeps (a deploy's cleanup trims it; README, "What
+# How many entries a host's history keeps (a deploy's cleanup trims it; docs/internals.md, "What
 # Backstage keeps on a host").
 HISTORY_LIMIT = 1000
 

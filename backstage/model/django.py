@@ -44,7 +44,7 @@ def overlay_summary(production: Production, act_name: str) -> str | None:
     names = [f"DATABASES ({aliases})" if aliases else "DATABASES (sqlite files into data/)",
              *OVERRIDDEN[1:]]
     own = act.settings or str(act.settings_file)
-    return f"{own} overlaid: {', '.join(names)} (README: the settings overlay)"
+    return f"{own} overlaid: {', '.join(names)} (docs/inventory.md: the settings overlay)"
 
 
 def settings_module(production: Production, act_name: str) -> str:

@@ -472,7 +472,7 @@ class HostDeploy:
         return plan
 
     def cleanup(self, script: Script, changes: Changes) -> Script:
-        """After a switch, bound what the host keeps (README, "What Backstage keeps on a
+        """After a switch, bound what the host keeps (docs/internals.md, "What Backstage keeps on a
         host"): old releases, trees and venues nothing uses, leftovers of killed commands and
         gone releases, release lists naming releases no longer there, old history, and the
         act's log past its ``log_max_size``."""
