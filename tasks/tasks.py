@@ -121,7 +121,7 @@ def setup_stage(p, dry_run=False):
                 "and reverts (default 0).",
     "no-rollback": "When the rollout stops, leave switched hosts on the new release.",
     "parallel": "Hosts worked on at once while preparing (default 32).",
-    "json": "Print one JSON document (schema: docs/rollout.schema.json) on stdout.",
+    "json": "Print one JSON document (schema: backstage/rollout.schema.json) on stdout.",
     "dry-run": "Only show what would change, as the plan task does; change nothing.",
 })
 def deploy_act(p, act=None, all_=False, serial=None, max_fail=None, no_rollback=False,

@@ -84,6 +84,7 @@ def test_a_built_wheel_ships_the_tasks_and_templates_and_runs_from_anywhere(tmp_
                  for p in (REPO / "templates").rglob("*") if p.is_file()}
     assert templates and templates <= shipped, sorted(templates - shipped)
     assert {f"backstage/tasks/{p.name}" for p in (REPO / "tasks").glob("*.py")} <= shipped
+    assert "backstage/rollout.schema.json" in shipped
 
     target = tmp_path / "installed"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",

@@ -13,7 +13,7 @@ from tests.support.postgres import HOST_SOCKET_DIR, start_postgres
 
 pytestmark = pytest.mark.fleet
 HOSTS = ["h1", "h2", "h3", "h4"]
-SCHEMA = json.loads((REPO / "docs" / "rollout.schema.json").read_text())
+SCHEMA = json.loads((REPO / "backstage" / "rollout.schema.json").read_text())
 HOME = "greetings/templates/greetings/home.html"
 DATABASES = f"""
 [databases.users]
