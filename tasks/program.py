@@ -11,14 +11,31 @@ from backstage import __version__
 from backstage.errors import UsageError, did_you_mean
 from backstage.tasks import ns, tasks
 
+# Invoke's core options that mean something here. The others (--pty, --hide, --dry, --echo,
+# --warn-only, --prompt-for-sudo-password, --config...) set up Invoke's own run(), which no
+# task of Backstage uses: they are neither listed nor accepted.
+CORE_OPTIONS = {"help", "list", "list-format", "version", "complete", "print-completion-script"}
+
 
 class BackstageProgram(Program):
     """Invoke's Program, with its command-line errors as one line and exit code 2, like every
-    usage error of Backstage (Invoke prints them bare and exits 1)."""
+    usage error of Backstage (Invoke prints them bare and exits 1), and only the core options
+    that apply."""
 
     def parse_core(self, argv):
         with usage_errors(self):
             super().parse_core(argv)
+        for name, argument in self.args.items():
+            if name not in CORE_OPTIONS and argument.got_value:
+                raise Exit(f"backstage: error: unknown option --{name}",
+                           code=UsageError.exit_code)
+
+    def print_help(self):
+        print(f"Usage: {self.binary} [--help|--list|--version] <task> [--task-options] ...")
+        print("\nOptions:\n")
+        self.print_columns([row for row in self.initial_context.help_tuples()
+                            if set(re.findall(r"--([\w-]+)", row[0])) & CORE_OPTIONS])
+        self.list_tasks()
 
     def parse_tasks(self):
         with usage_errors(self):
@@ -105,8 +122,8 @@ def optional_acts(argv: list[str]) -> list[str]:
     ``deploy-act '' --all``. An act is the first word after the task name that is neither an
     option nor an option's value."""
     tasks = [i for i, w in enumerate(argv) if w in ACT_OPTION or w == ACT_OR_ALL]
-    if not tasks:
-        return argv
+    if not tasks or any(w in ("--help", "-h") for w in argv[:tasks[0]]):
+        return argv  # help on the task (see help_first), not a run of it
     task, start = argv[tasks[0]], tasks[0] + 1
     takes_value = {f"--{name}" for a in ns.tasks[task].get_arguments()
                    if a.kind is not bool for name in a.names}

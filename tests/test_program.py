@@ -58,3 +58,29 @@ def test_a_table_at_80_columns_in_a_pipe_cuts_no_release_id():
     rows = [line.split("│") for line in lines if line.startswith("│")]
     assert "".join(row[5].strip() for row in rows) == release
     assert "".join(row[6].strip() for row in rows) == previous
+
+
+def backstage(*words: str):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "backstage", *words], text=True,
+                          capture_output=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("task", ["deploy-act", "status", "unlock", "rollback"])
+def test_help_after_a_task_is_its_help(task):
+    """``deploy-act --help`` once answered "unknown task ''" (an empty act was added for
+    ``--all`` after the help was moved first)."""
+    done = backstage(task, "--help")
+    assert done.returncode == 0, done.stderr
+    assert f"backstage [--core-opts] {task} [--options]" in done.stdout
+
+
+def test_invoke_core_options_that_do_not_apply_are_neither_listed_nor_accepted():
+    shown = backstage("--help")
+    assert shown.returncode == 0 and "--list" in shown.stdout and "--version" in shown.stdout
+    for option in ("--pty", "--hide", "--dry", "--prompt-for-sudo-password", "--echo",
+                   "--warn-only", "--command-timeout", "--config", "--write-pyc"):
+        assert option not in shown.stdout
+    refused = backstage("--pty", "status")
+    assert (refused.returncode, refused.stderr) == (2, "backstage: error: unknown option --pty\n")
