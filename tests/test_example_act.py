@@ -1,4 +1,5 @@
-"""The storefront example act works under Backstage's environment contract.
+"""The storefront example act works as Backstage runs it: its own plain settings under
+Backstage's settings overlay, which reads the deployment's environment.
 
 Everything runs the real example in subprocesses (as uWSGI and the deploy steps would), with
 every path pointed at ``tmp_path`` so nothing is written into the repository.
@@ -7,6 +8,7 @@ every path pointed at ``tmp_path`` so nothing is written into the repository.
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "storefront"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "storefront"
 HOST = "shop.example.test"
 
 # Calls storefront.wsgi.application the way uWSGI does and prints the responses as JSON.
@@ -53,21 +56,35 @@ def clean_environ():
 
 
 def act_env(root, **databases):
-    """Production-like environment for the act, everything under ``root``."""
+    """Production-like environment for the act, everything under ``root``: the overlay (as
+    a release holds it) over the example's own settings."""
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
+    overlay = root / ".backstage-settings"
+    overlay.mkdir(exist_ok=True)
+    shutil.copy2(REPO / "templates" / "backstage_settings.py", overlay)
     databases = {
         name: {"ENGINE": "django.db.backends.sqlite3", "NAME": str(data / f"{name}.sqlite3")}
         for name in ("users", "greetings")
     } | databases
     return clean_environ() | {
+        "PYTHONPATH": f"{EXAMPLE}:{overlay}",
+        "DJANGO_SETTINGS_MODULE": "backstage_settings",
+        "BACKSTAGE_SETTINGS": "storefront.settings",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),  # 64 characters
-        "BACKSTAGE_ALLOWED_HOSTS": f"{HOST}, localhost",
+        "BACKSTAGE_ALLOWED_HOSTS": f"{HOST},localhost",
         "BACKSTAGE_DATABASES": json.dumps(databases),
         "BACKSTAGE_STATIC_ROOT": str(root / "static"),
         "BACKSTAGE_MEDIA_ROOT": str(root / "media"),
+        "BACKSTAGE_ACT_DATA_DIR": str(data / "storefront"),
         "BACKSTAGE_RELEASE": "r1",
     }
+
+
+def test_the_example_settings_know_nothing_of_backstage():
+    """Issue 14: the example deploys through the overlay, not by reading Backstage's names."""
+    for path in (EXAMPLE / "storefront").glob("*.py"):
+        assert "BACKSTAGE" not in path.read_text(), path
 
 
 def run(env, *args, check=True):
@@ -180,3 +197,11 @@ def test_healthz_fails_when_a_database_is_not_migrated(migrated, tmp_path):
     databases["greetings"]["NAME"] = str(tmp_path / "empty.sqlite3")
     [response] = wsgi(env | {"BACKSTAGE_DATABASES": json.dumps(databases)}, ("GET", "/healthz"))
     assert response["status"] == 500
+
+
+def test_the_example_runs_without_backstage(tmp_path):
+    """Its own settings alone: a developer's ``migrate`` and ``check`` with no overlay."""
+    env = clean_environ() | {"DJANGO_DEBUG": "1", "STOREFRONT_DATA_DIR": str(tmp_path)}
+    manage(env, "migrate", "--database", "users", "--noinput")
+    assert "people_person" in tables(tmp_path / "users.sqlite3")
+    assert "System check identified no issues" in manage(env, "check").stdout

@@ -33,8 +33,8 @@ def prepare(source, env) -> list[str]:
     """Run the steps as a deploy does; the step markers it printed."""
     done = subprocess.run([sys.executable, "-c", standalone("managesteps"),
                            str(source / "manage.py"), json.dumps(STEPS)],
-                          cwd=source, env=env | {"PYTHONPATH": str(source),
-                                                "DJANGO_SETTINGS_MODULE": "storefront.settings"},
+                          cwd=source, env=env | {"PYTHONPATH": env["PYTHONPATH"].replace(
+                                                    str(EXAMPLE), str(source))},
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return [line.removeprefix("::step ") for line in done.stderr.splitlines()

@@ -27,9 +27,9 @@ release_dir = f"{root}/releases/{release}"
 environment = {
     "DJANGO_SETTINGS_MODULE": "storefront.settings",
     "DJANGO_SECRET_KEY": d["secret_key"],
-    "BACKSTAGE_ALLOWED_HOSTS": d["domain"],
-    "BACKSTAGE_DATA_DIR": f"{root}/shared/data",
-    "BACKSTAGE_STATIC_ROOT": f"{release_dir}/static",
+    "DJANGO_ALLOWED_HOSTS": d["domain"],
+    "STOREFRONT_DATA_DIR": f"{root}/shared/data",
+    "STOREFRONT_STATIC_ROOT": f"{release_dir}/static",
 }
 
 for path in (f"{root}/releases", f"{root}/venvs", f"{root}/wheels", release_dir):

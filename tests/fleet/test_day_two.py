@@ -22,7 +22,7 @@ pytestmark = pytest.mark.fleet
 USER = "bs-days-storefront"
 AUTH = """
 INSTALLED_APPS += ["django.contrib.contenttypes", "django.contrib.auth"]
-BACKSTAGE_APP_DATABASES.update({"auth": "users", "contenttypes": "users"})
+APP_DATABASES.update({"auth": "users", "contenttypes": "users"})
 """
 
 

@@ -1,7 +1,7 @@
 import json
 import logging
+import os
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -26,7 +26,7 @@ def home(request):
             "people": Person.objects.count(),
             "greetings": Greeting.objects.count(),
             "latest": Greeting.objects.order_by("-created", "-pk").first(),
-            "release": settings.BACKSTAGE_RELEASE,
+            "release": os.environ.get("BACKSTAGE_RELEASE", "dev"),  # what Backstage deploys
         },
     )
 

@@ -1,21 +1,18 @@
-"""Settings for the storefront example act.
+"""Settings for the storefront example act: plain Django settings, with nothing of Backstage.
 
-Everything host-specific comes from the environment, which is the contract between an act and
-Backstage (the vassal's ``env`` lines and the act's shared env file):
+Deployed by Backstage, its settings overlay sets what the deployment owns (``DATABASES`` for the
+logical databases ``users`` and ``greetings``, ``ALLOWED_HOSTS``, ``STATIC_ROOT``,
+``MEDIA_ROOT``...). Run anywhere else, these apply:
 
 =========================  =========================================================================
 DJANGO_SECRET_KEY          required unless DJANGO_DEBUG=1 (then an insecure dev key is used)
 DJANGO_DEBUG               "1" turns DEBUG on; anything else (or unset) means off
-BACKSTAGE_ALLOWED_HOSTS    comma-separated host names (default "localhost,127.0.0.1")
-BACKSTAGE_DATABASES        JSON object: logical database name -> Django DATABASES entry
-BACKSTAGE_DATA_DIR         local-dev only: where the sqlite files go when BACKSTAGE_DATABASES is
-                           unset (default: var/ next to manage.py)
-BACKSTAGE_STATIC_ROOT      collectstatic target, served by nginx at /static/ (default var/static)
-BACKSTAGE_MEDIA_ROOT       uploaded files, served by nginx at /media/ (default var/media)
-BACKSTAGE_RELEASE          release id shown in the page footer (default "dev")
+DJANGO_ALLOWED_HOSTS       comma-separated host names (default "localhost,127.0.0.1")
+STOREFRONT_DATA_DIR        where the sqlite files go (default: beside manage.py)
+STOREFRONT_STATIC_ROOT     collectstatic target (default var/static beside manage.py)
 =========================  =========================================================================
 
-Migrations run per logical database, never against ``default``::
+Migrations run per database, never against ``default``::
 
     python manage.py migrate --database users
     python manage.py migrate --database greetings
@@ -24,14 +21,13 @@ Migrations run per logical database, never against ``default``::
 loudly instead of silently creating a third database.
 """
 
-import json
 import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Scratch directory for local development only; deployed acts get every path from the environment.
+# Scratch directory for local development (collected static files, media).
 LOCAL_VAR_DIR = BASE_DIR / "var"
 
 DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
@@ -46,11 +42,9 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = [
     host.strip()
-    for host in os.environ.get("BACKSTAGE_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
     if host.strip()
 ]
-
-BACKSTAGE_RELEASE = os.environ.get("BACKSTAGE_RELEASE", "dev")
 
 INSTALLED_APPS = [
     # No auth/admin/sessions/messages (and so no contenttypes, which nothing here uses): every
@@ -80,51 +74,27 @@ TEMPLATES = [
 ]
 
 # --- Databases -------------------------------------------------------------------------------
-# Which logical database each app label lives in; storefront.routers.LogicalDatabaseRouter reads it.
-BACKSTAGE_APP_DATABASES = {
+# Which database each app label lives in; storefront.routers.LogicalDatabaseRouter reads it.
+APP_DATABASES = {
     "people": "users",
     "greetings": "greetings",
 }
-
-
-def _logical_databases():
-    raw = os.environ.get("BACKSTAGE_DATABASES")
-    if raw:
-        try:
-            databases = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ImproperlyConfigured(f"BACKSTAGE_DATABASES is not valid JSON: {exc}") from exc
-        if not isinstance(databases, dict) or not all(
-            isinstance(entry, dict) for entry in databases.values()
-        ):
-            raise ImproperlyConfigured("BACKSTAGE_DATABASES must be a JSON object of objects")
-    else:
-        data_dir = Path(os.environ.get("BACKSTAGE_DATA_DIR", LOCAL_VAR_DIR))
-        data_dir.mkdir(parents=True, exist_ok=True)  # sqlite does not create parent directories
-        databases = {
-            name: {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": str(data_dir / f"{name}.sqlite3"),
-            }
-            for name in sorted(set(BACKSTAGE_APP_DATABASES.values()))
-        }
-    if "default" in databases:
-        raise ImproperlyConfigured("BACKSTAGE_DATABASES must not define 'default'")
-    missing = set(BACKSTAGE_APP_DATABASES.values()) - set(databases)
-    if missing:
-        raise ImproperlyConfigured(f"BACKSTAGE_DATABASES lacks {', '.join(sorted(missing))}")
-    return databases
-
-
-DATABASES = {"default": {}, **_logical_databases()}
+DATA_DIR = Path(os.environ.get("STOREFRONT_DATA_DIR", BASE_DIR))
+DATABASES = {
+    "default": {},
+    **{
+        name: {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / f"{name}.sqlite3")}
+        for name in sorted(set(APP_DATABASES.values()))
+    },
+}
 DATABASE_ROUTERS = ["storefront.routers.LogicalDatabaseRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Static and media files (served by nginx, never by Django in production) -----------------
 STATIC_URL = "/static/"
-STATIC_ROOT = os.environ.get("BACKSTAGE_STATIC_ROOT", str(LOCAL_VAR_DIR / "static"))
+STATIC_ROOT = os.environ.get("STOREFRONT_STATIC_ROOT", str(LOCAL_VAR_DIR / "static"))
 MEDIA_URL = "/media/"
-MEDIA_ROOT = os.environ.get("BACKSTAGE_MEDIA_ROOT", str(LOCAL_VAR_DIR / "media"))
+MEDIA_ROOT = str(LOCAL_VAR_DIR / "media")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
