@@ -1,9 +1,9 @@
 """Route each Django app to the logical database it lives in (shared by every service).
 
-Backstage gives an act one Django ``DATABASES`` entry per logical database (``users``,
-``greetings``, ...). Which app lives where is declared once, in settings::
+A service has one Django ``DATABASES`` entry per logical database (``users``, ``greetings``,
+...). Which app lives where is declared once, in settings::
 
-    BACKSTAGE_APP_DATABASES = {"people": "users", "greetings": "greetings"}
+    APP_DATABASES = {"people": "users", "greetings": "greetings"}
 
 This router is generic: it knows nothing about the storefront beyond that mapping, so it can be
 copied into any act. Apps missing from the mapping fall through to ``default`` (the dummy backend
@@ -15,7 +15,7 @@ from django.conf import settings
 
 def database_for_app(app_label):
     """Return the database alias that holds ``app_label``'s tables (``None``: not mapped)."""
-    return settings.BACKSTAGE_APP_DATABASES.get(app_label)
+    return settings.APP_DATABASES.get(app_label)
 
 
 class LogicalDatabaseRouter:

@@ -1,15 +1,14 @@
 """Settings every service of the monorepo shares; each service's settings add its apps.
 
-Everything host-specific comes from the environment Backstage gives an act (see the
-storefront example's settings for the whole contract). A service's settings module does::
+Plain Django settings, with nothing of Backstage: deployed, Backstage's settings overlay sets
+the databases, allowed hosts and static root. A service's settings module does::
 
     from common.settings import *  # noqa: F403
     INSTALLED_APPS = [*SHARED_APPS, "people"]
-    BACKSTAGE_APP_DATABASES = {"people": "users"}
-    DATABASES = databases_for(BACKSTAGE_APP_DATABASES)
+    APP_DATABASES = {"people": "users"}
+    DATABASES = databases_for(APP_DATABASES)
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -22,8 +21,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set (or DJANGO_DEBUG=1)")
     SECRET_KEY = "django-insecure-monorepo-local-development-key"
 
-ALLOWED_HOSTS = [h for h in os.environ.get("BACKSTAGE_ALLOWED_HOSTS", "localhost").split(",") if h]
-BACKSTAGE_RELEASE = os.environ.get("BACKSTAGE_RELEASE", "dev")
+ALLOWED_HOSTS = ["localhost"]
 SHARED_APPS = ["django.contrib.staticfiles"]
 MIDDLEWARE = ["django.middleware.security.SecurityMiddleware",
               "django.middleware.common.CommonMiddleware",
@@ -32,23 +30,15 @@ TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP
 DATABASE_ROUTERS = ["common.routers.LogicalDatabaseRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "/static/"
-STATIC_ROOT = os.environ.get("BACKSTAGE_STATIC_ROOT", "/tmp/monorepo-static")
+STATIC_ROOT = str(Path(__file__).parents[2] / "var" / "static")
 USE_TZ = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 
 def databases_for(app_databases: dict[str, str]) -> dict:
-    """Django's DATABASES: the logical databases Backstage maps, and a dummy ``default``."""
-    raw = os.environ.get("BACKSTAGE_DATABASES")
-    if raw:
-        databases = json.loads(raw)
-    else:  # local development: sqlite files in var/
-        folder = Path(os.environ.get("BACKSTAGE_DATA_DIR", Path(__file__).parents[2] / "var"))
-        folder.mkdir(parents=True, exist_ok=True)
-        databases = {name: {"ENGINE": "django.db.backends.sqlite3",
-                            "NAME": str(folder / f"{name}.sqlite3")}
-                     for name in set(app_databases.values())}
-    missing = set(app_databases.values()) - set(databases)
-    if missing:
-        raise ImproperlyConfigured(f"BACKSTAGE_DATABASES lacks {', '.join(sorted(missing))}")
-    return {"default": {}, **databases}
+    """Django's DATABASES: one sqlite file per database the apps live in (beside the
+    repository's top folders, or in MONOREPO_DATA_DIR), and a dummy ``default``."""
+    folder = Path(os.environ.get("MONOREPO_DATA_DIR", Path(__file__).parents[3]))
+    return {"default": {}, **{name: {"ENGINE": "django.db.backends.sqlite3",
+                                     "NAME": str(folder / f"{name}.sqlite3")}
+                              for name in sorted(set(app_databases.values()))}}

@@ -5,5 +5,5 @@ from common.settings import SHARED_APPS, databases_for
 
 INSTALLED_APPS = [*SHARED_APPS, "greetings"]
 ROOT_URLCONF = "api.urls"
-BACKSTAGE_APP_DATABASES = {"greetings": "greetings"}
-DATABASES = databases_for(BACKSTAGE_APP_DATABASES)
+APP_DATABASES = {"greetings": "greetings"}
+DATABASES = databases_for(APP_DATABASES)

@@ -1,6 +1,7 @@
 """The API: ``GET /greetings`` lists greetings; ``POST /greetings text=X`` adds one."""
 
-from django.conf import settings
+import os
+
 from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -16,7 +17,7 @@ def greetings(request):
     if request.method == "POST":
         Greeting.objects.create(text=request.POST.get("text", "")[:200])
     texts = list(Greeting.objects.order_by("pk").values_list("text", flat=True))
-    return JsonResponse({"service": SERVICE, "release": settings.BACKSTAGE_RELEASE,
+    return JsonResponse({"service": SERVICE, "release": os.environ.get("BACKSTAGE_RELEASE", "dev"),
                          "greetings": texts})
 
 

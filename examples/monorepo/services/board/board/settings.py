@@ -5,5 +5,5 @@ from common.settings import SHARED_APPS, databases_for
 
 INSTALLED_APPS = [*SHARED_APPS, "people"]
 ROOT_URLCONF = "board.urls"
-BACKSTAGE_APP_DATABASES = {"people": "users"}
-DATABASES = databases_for(BACKSTAGE_APP_DATABASES)
+APP_DATABASES = {"people": "users"}
+DATABASES = databases_for(APP_DATABASES)

@@ -1,6 +1,7 @@
 """The board: ``GET /`` lists the people of this host's users database."""
 
-from django.conf import settings
+import os
+
 from django.http import JsonResponse
 from django.urls import path
 
@@ -12,7 +13,7 @@ SERVICE = "board"
 
 def people(request):
     names = list(Person.objects.order_by("pk").values_list("name", flat=True))
-    return JsonResponse({"service": SERVICE, "release": settings.BACKSTAGE_RELEASE,
+    return JsonResponse({"service": SERVICE, "release": os.environ.get("BACKSTAGE_RELEASE", "dev"),
                          "people": names})
 
 

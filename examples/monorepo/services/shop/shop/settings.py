@@ -5,5 +5,5 @@ from common.settings import SHARED_APPS, databases_for
 
 INSTALLED_APPS = [*SHARED_APPS, "people", "greetings"]
 ROOT_URLCONF = "shop.urls"
-BACKSTAGE_APP_DATABASES = {"people": "users", "greetings": "greetings"}
-DATABASES = databases_for(BACKSTAGE_APP_DATABASES)
+APP_DATABASES = {"people": "users", "greetings": "greetings"}
+DATABASES = databases_for(APP_DATABASES)
