@@ -162,7 +162,11 @@ class HostRun:
     def timed(self, name, summary, action):
         started = time.monotonic()
         self.options.reporter.started(self.name, name, summary)
-        result = action()
+        try:
+            result = action()
+        except BaseException:
+            self.options.reporter.ended(self.name, name)
+            raise
         self.options.reporter.finished(self.name, name, time.monotonic() - started,
                                        ok=getattr(result, "ok", True))
         return result

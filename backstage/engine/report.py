@@ -1,12 +1,15 @@
 """Progress lines for people: one line per host and step, on stderr, with rich.
 
-Errors and notes are redacted with the production's :class:`Redactor` before they are printed.
+On a terminal, the steps still running (a venue build, an upload) also show below those lines
+with their elapsed time, and go when they end. Errors and notes are redacted with the
+production's :class:`Redactor` before they are printed.
 """
 
 import threading
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from backstage.errors import BackstageError, StepFailed
 from backstage.model.secrets import Redactor
@@ -19,6 +22,10 @@ class Reporter:
         self.verbose = verbose
         self.redact = redact or Redactor()
         self.lock = threading.Lock()
+        self.running = (Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 TimeElapsedColumn(), console=self.console, transient=True)
+                        if self.console.is_terminal else None)
+        self.steps: dict[tuple[str, str], TaskID] = {}
 
     def _print(self, text: str) -> None:
         with self.lock:
@@ -27,8 +34,24 @@ class Reporter:
     def started(self, host: str, step: str, summary: str) -> None:
         if summary:
             self._print(f"[bold]{escape(host)}[/]  {escape(step):<8} {escape(summary)}")
+        if self.running is not None:
+            with self.lock:
+                if not self.steps:
+                    self.running.start()
+                self.steps[host, step] = self.running.add_task(
+                    f"[bold]{escape(host)}[/]  {escape(step)}")
+
+    def ended(self, host: str, step: str) -> None:
+        """The step is no longer running (finished, or raised): its live line goes."""
+        if self.running is not None:
+            with self.lock:
+                if (task := self.steps.pop((host, step), None)) is not None:
+                    self.running.remove_task(task)
+                if not self.steps:
+                    self.running.stop()
 
     def finished(self, host: str, step: str, seconds: float, ok: bool) -> None:
+        self.ended(host, step)
         mark = "[green]ok[/]" if ok else "[red]failed[/]"
         if self.verbose or step != "probe" or not ok:
             self._print(f"[bold]{escape(host)}[/]  {escape(step):<8} {mark} {seconds:.2f}s")
