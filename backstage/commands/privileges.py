@@ -84,6 +84,9 @@ def own_act_state(script: Script, layout: Layout, python: str, act: str, release
     script.run("install", "-d", "-o", user, "-g", run_as.group, "-m", "0700",
                layout.stats_dir(act))
     script.run("install", "-d", "-o", user, "-g", nginx, "-m", "2750", layout.media(act))
+    # data/ is the production's group's to write: another act may have made data/<act> first.
+    script.raw(hostside(layout, python, "own_folder", {"path": layout.act_data(act),
+                                                       "user": user, "group": run_as.group}))
     script.run("chown", "--no-dereference", f"{user}:{run_as.group}",
                layout.env_file(act, release))
     release_dir = layout.release(act, release)

@@ -174,7 +174,8 @@ def mark_bad(layout: Layout, act: str, release: str) -> str:
 
 def prepare_release(script: Script, layout: Layout, act: str, release: str, manage: Manage,
                     databases: dict[str, str], record: dict | None = None,
-                    run_as: RunAs | None = None, static: bool = True) -> Script:
+                    run_as: RunAs | None = None, static: bool = True,
+                    own_sqlite: bool = False) -> Script:
     """``check --deploy``, ``collectstatic`` (``static``; skipped where the act has no
     ``django.contrib.staticfiles``), then ``migrate`` each logical database (``databases``:
     logical name -> the act's Django alias for it), all in one Python process
@@ -182,6 +183,8 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
     so a release that fails before them has changed no database.
 
     ``record``: the history entry that says the databases were migrated (written once they are).
+    ``own_sqlite``: also migrate the project's own ``default`` database when it is a sqlite
+    file (the act names no logical database; see ``Act.migrates_own_sqlite``).
     """
     script.raw(manage_function(layout, act, release, manage, run_as,
                                program=standalone("managesteps")))
@@ -189,7 +192,10 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
              *([["collectstatic", "collectstatic", {"interactive": False, "clear": True,
                                                      "verbosity": 0}]] if static else []),
              *([f"migrate {database}", "migrate", {"interactive": False, "database": alias}]
-               for database, alias in databases.items())]
+               for database, alias in databases.items()),
+             *([["migrate default", "migrate", {"interactive": False, "database": "default",
+                                                "backstage_sqlite_only": True}]]
+               if own_sqlite else [])]
     script.raw("manage " + q(json.dumps(steps)) + f" || {{ {mark_bad(layout, act, release)}; "
                "exit 1; }")
     if databases and record:

@@ -21,7 +21,6 @@ Every value is a plain environment variable, so the same module serves every act
 file (0600, the act's) stays the one place secrets are written.
 """
 
-from posixpath import join
 
 from backstage.model.inventory import Production
 from backstage.model.layout import Layout
@@ -122,7 +121,7 @@ def deployment_environment(production: Production, act_name: str, layout: Layout
                                                                    layout)),
         "BACKSTAGE_DATABASES": databases,
         "BACKSTAGE_DATA_DIR": layout.data,
-        "BACKSTAGE_ACT_DATA_DIR": join(layout.data, act_name),
+        "BACKSTAGE_ACT_DATA_DIR": layout.act_data(act_name),
         "BACKSTAGE_MEDIA_ROOT": layout.media(act_name),
     }
     gigs = [production.gigs[g] for g in production.gigs_of(act_name)]

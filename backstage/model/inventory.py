@@ -193,6 +193,13 @@ class Act(Section):
         return tuple(dict.fromkeys(self.database_aliases.values()))
 
     @property
+    def migrates_own_sqlite(self) -> bool:
+        """An act that names no logical database keeps its project's own ``default``; where
+        that is a sqlite file, the overlay moved it to the host's ``data/<act>/``, and each
+        host's deploy migrates it (``startproject``'s ``db.sqlite3``, say)."""
+        return self.settings_overlay and not self.databases
+
+    @property
     def database_aliases(self) -> dict[str, str]:
         """Django alias -> logical database."""
         if isinstance(self.databases, dict):

@@ -121,6 +121,11 @@ class Layout:
     def data(self) -> str:
         return self._at("data")
 
+    def act_data(self, act: str) -> str:
+        """The act's own folder of ``data/``: its project's own sqlite files (the overlay
+        moves them there), the act user's alone."""
+        return join(self.data, act)
+
     @property
     def run(self) -> str:
         return self._at("run")

@@ -347,7 +347,7 @@ class HostDeploy:
             script, layout, act, release, self.manage(), migrated_here(self.production, act,
                                                                        shared=False),
             {"time": self.inputs.time, "event": "migrate", "act": act, "release": release,
-             "by": self.inputs.by}, run_as, self.act.static)
+             "by": self.inputs.by}, run_as, self.act.static, self.act.migrates_own_sqlite)
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
         return Step("release", f"upload release {release} ({upload.describe()}), "

@@ -537,6 +537,33 @@ def own(spec):
     return {"ok": True}
 
 
+def own_folder(spec):
+    """Make ``path`` a folder of ``user``, no one else's (0700), in a folder other acts' users
+    may write (``data/``). Anything already there under that name that is not the user's own
+    folder (a link, or a folder another act made first to read or redirect this act's files)
+    is renamed aside, kept as ``.foreign-<name>-<ns>``, never followed or used."""
+    uid, gid = pwd.getpwnam(spec["user"]).pw_uid, grp.getgrnam(spec["group"]).gr_gid
+    path = spec["path"]
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and (not stat.S_ISDIR(st.st_mode) or st.st_uid != uid):
+        aside = os.path.join(os.path.dirname(path),
+                             f".foreign-{os.path.basename(path)}-{time.time_ns()}")
+        os.rename(path, aside)
+        st = None
+    if st is None:
+        os.mkdir(path, 0o700)  # root's until given away below: no one else may rename it
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return {"ok": True}
+
+
 def reloaded(spec):
     """Wait until every worker of a vassal was replaced after a graceful reload."""
     deadline = time.time() + spec["timeout"]
@@ -568,7 +595,8 @@ def environment(spec):
 
 
 VERBS = {"probe": probe, "environment": environment, "health": health, "smoke": smoke,
-         "status": status, "reloaded": reloaded, "verify": verify, "closed": closed, "own": own}
+         "status": status, "reloaded": reloaded, "verify": verify, "closed": closed, "own": own,
+         "own_folder": own_folder}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))

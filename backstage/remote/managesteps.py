@@ -9,8 +9,9 @@ status 1, its error said as ``manage.py`` says it (a traceback only for unexpect
 
 Starting Django once instead of once per command saves its start (a third of a second or
 more each on a loaded host) for every step after the first. A ``migrate`` with nothing to apply
-is skipped and its step named ``migrate DB: skipped (unchanged)``. Standard library and Django
-only.
+is skipped and its step named ``migrate DB: skipped (unchanged)``; a step marked
+``backstage_sqlite_only`` (the project's own database) runs only where that is a sqlite file.
+Standard library and Django only.
 """
 
 import json
@@ -26,6 +27,10 @@ def main():
     sys.argv = [manage]
     for number, (name, command, options) in enumerate(steps):
         sys.stdout.flush()
+        if options.pop("backstage_sqlite_only", False) and not is_sqlite(options["database"]):
+            print(f"{STEP_MARKER}{name}: skipped (not a sqlite file of this host)",
+                  file=sys.stderr, flush=True)
+            continue
         if number and command == "migrate" and nothing_to_apply(options["database"]):
             print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
             continue
@@ -47,6 +52,13 @@ def static_files_installed() -> bool:
     from django.apps import apps
 
     return apps.is_installed("django.contrib.staticfiles")
+
+
+def is_sqlite(database: str) -> bool:
+    """Whether the database is a sqlite file (the project's own, on this host)."""
+    from django.db import connections
+
+    return connections[database].vendor == "sqlite"
 
 
 def nothing_to_apply(database: str) -> bool:

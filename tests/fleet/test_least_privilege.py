@@ -9,7 +9,10 @@ deployed by an unprivileged SSH user through ``sudo -n`` with exactly the README
 import json
 import re
 import shlex
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -415,3 +418,41 @@ def test_a_deploy_removes_secrets_a_deploy_cut_short_left(stage):
     env_files = on_host(stage, f"ls {env_dir}").stdout.split()
     assert f"env-{live_release(stage)}" in env_files
     assert all(name.removeprefix("env-") in releases for name in env_files), env_files
+
+
+def test_an_act_cannot_take_the_data_folder_of_an_act_added_later(stage):
+    """``data/`` is the production group's to write, so the storefront's user could make
+    ``data/newcomer/`` before the newcomer act is first deployed, with a link in it where the
+    newcomer's own sqlite file goes, and read or replace that act's data. The deploy moves such
+    a folder aside (kept), and gives the act a folder of its own, 0700. The newcomer is a
+    ``startproject`` naming no logical database: its own sqlite file is migrated there."""
+    loot = f"{ROOT}/acts/storefront/shared/loot.sqlite3"
+    planted = as_user(stage, USER, f"mkdir -m 0777 {ROOT}/data/newcomer && "
+                                   f"ln -s {loot} {ROOT}/data/newcomer/db.sqlite3")
+    assert planted.returncode == 0, planted.stderr
+    project = stage.work / "newcomer"
+    project.mkdir()
+    subprocess.run([str(Path(sys.executable).parent / "django-admin"), "startproject",
+                    "newcomer", str(project)], check=True)
+    inventory = stage.inventory.with_name("lp-newcomer.toml")
+    inventory.write_text('production = "lp"\n' + stage.inventory.read_text() + f"""
+[acts.newcomer]
+venue = "storefront"
+source = "{project}"
+settings = "newcomer.settings"
+""")
+    backstage("setup-stage", "--inventory", str(inventory), cwd=stage.work)
+    backstage("deploy-act", "newcomer", "--inventory", str(inventory), cwd=stage.work)
+
+    owner = on_host(stage, f"stat -c '%U %a %F' {ROOT}/data/newcomer").stdout.split(maxsplit=2)
+    assert owner == ["bs-lp-newcomer", "700", "directory\n"]
+    aside = on_host(stage, f"ls -d {ROOT}/data/.foreign-newcomer-*").stdout.split()
+    assert len(aside) == 1
+    assert on_host(stage, f"stat -c %U {aside[0]}").stdout.strip() == USER  # kept, not used
+    database = f"{ROOT}/data/newcomer/db.sqlite3"
+    assert on_host(stage, f"stat -c '%U %F' {database}").stdout.strip() == \
+        "bs-lp-newcomer regular file"
+    assert on_host(stage, f"test -e {loot}", check=False).returncode == 1
+    count = ("import sqlite3; print(sqlite3.connect(" + repr(database) + ")"
+             ".execute('select count(*) from django_migrations').fetchone()[0])")
+    assert int(on_host(stage, shlex.join(["python3", "-c", count])).stdout) > 10
