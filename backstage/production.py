@@ -43,7 +43,7 @@ from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
 from backstage.operations import certs, checks, dns, history
-from backstage.operations.certs import acme_gigs, challenge_patches, due
+from backstage.operations.certs import acme_gigs, challenge_patches, due, http01_answers
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
@@ -684,19 +684,31 @@ class Production:
         return certificates
 
     def _issue(self, gig: str) -> tuple[str, str]:
-        """A new certificate for the gig's domains, DNS-01 through the Producer."""
+        """A new certificate for the gig's domains: DNS-01 through the Producer, or HTTP-01
+        through the nginx of every host the gig's act plays on."""
         inventory = self.inventory
-        client = PowerDNS(inventory.producer, inventory.producer.api_key())
+        if inventory.acme.challenge == "http-01":
+            publish = self._http01_answers(inventory.gigs[gig].act)
+        else:
+            client = PowerDNS(inventory.producer, inventory.producer.api_key())
 
-        def publish(records, remove=False):
-            for zone, rrsets in challenge_patches(inventory, records, remove).items():
-                client.patch(zone, rrsets)
+            def publish(records, remove=False):
+                for zone, rrsets in challenge_patches(inventory, records, remove).items():
+                    client.patch(zone, rrsets)
 
         self.reporter.info(f"acme  gig {gig}: ordering a certificate for "
                            f"{', '.join(inventory.gigs[gig].domains)}")
         directory = AcmeDirectory(inventory.acme, cache_dir())
         return directory.issue(gig, list(inventory.gigs[gig].domains), publish,
                                lambda records: publish(records, remove=True))
+
+    def _http01_answers(self, act: str):
+        """``publish(answers, remove=False)`` for HTTP-01: the answers written on (or removed
+        from) every host of the act, any of which the directory may reach."""
+        def publish(answers: dict[str, list[str]], remove: bool = False) -> None:
+            self._on_hosts(self._options(), lambda run: run.execute(
+                http01_answers(run.layout, answers, remove)), act)
+        return publish
 
     def renew_certs(self, *, force: bool = False, hosts=None) -> HostsReport:
         """Renew the certificates of ``tls = "acme"`` gigs expiring within ``[acme]

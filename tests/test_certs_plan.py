@@ -76,3 +76,50 @@ def test_status_warns_about_a_certificate_expiring_within_14_days():
         certs.describe(certificate(["shop.test"], 20), NOW)
     assert (soon["warn"], soon["days_left"], soon["issuer"]) == (True, 10, "shop.test")
     assert later["warn"] is False
+
+
+def http01_production(tmp_path, domains=("shop.test",), challenge="http-01"):
+    """An HTTP-01 production: [acme] and no [producer]."""
+    project = make_project(tmp_path)
+    data = producer_inventory(project, tls="acme")
+    del data["producer"]
+    data["gigs"]["shop"]["domains"] = list(domains)
+    data["acme"] = {"directory": "https://127.0.0.1:14000/dir", "email": "ops@shop.test",
+                    "challenge": challenge}
+    return write_inventory(project, data)
+
+
+def test_http01_needs_no_producer_and_port_80_serves_the_answers(tmp_path):
+    from backstage.render import Renderer
+
+    prod = load_production(http01_production(tmp_path))
+    layout = Layout.for_host(prod.name, prod.hosts["web1"])
+    renderer = Renderer(prod)
+    where = f"alias {layout.acme_challenges}/;"
+    assert where in renderer.default_server(layout, "web1")
+    gig = renderer.gig(layout, "shop")
+    assert gig.index(where) < gig.index("return 301 https://")  # the redirect server's
+    step = certs.http01_answers(layout, {"tok_0123456789abcdef": ["tok_0123456789abcdef.xyz"]})
+    assert f"{layout.acme_challenges}/tok_0123456789abcdef" in step.command
+    withdraw = certs.http01_answers(layout, {"tok_0123456789abcdef": ["x"]}, remove=True)
+    assert "rm -rf -- " in withdraw.command and "tok_0123456789abcdef" in withdraw.command
+
+
+def test_http01_refuses_a_wildcard_domain_in_one_line(tmp_path):
+    import pytest
+
+    from backstage.errors import InventoryError
+
+    with pytest.raises(InventoryError, match=r"gigs\.shop\.domains: domain '\*\.shop\.test': "
+                                             "a wildcard certificate needs the DNS-01"):
+        load_production(http01_production(tmp_path, ("shop.test", "*.shop.test")))
+
+
+def test_dns01_still_needs_a_producer(tmp_path):
+    import pytest
+
+    from backstage.errors import InventoryError
+
+    path = http01_production(tmp_path, challenge="dns-01")
+    with pytest.raises(InventoryError, match=r"gigs\.shop\.tls: .*\[producer\] too"):
+        load_production(path)

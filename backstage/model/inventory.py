@@ -332,11 +332,14 @@ class Producer(Section):
 
 
 class Acme(Section):
-    """The ACME directory certificates of ``tls = "acme"`` gigs come from (DNS-01 through
-    the Producer). The account key lives on the workstation, under the cache directory."""
+    """The ACME directory certificates of ``tls = "acme"`` gigs come from: DNS-01 through the
+    Producer (any number of hosts, wildcard domains), or HTTP-01 through the hosts' nginx (no
+    Producer needed; no wildcard). The account key lives on the workstation, under the cache
+    directory."""
 
     directory: HttpUrl
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    challenge: Literal["dns-01", "http-01"] = "dns-01"
     # The CA bundle that verifies the directory's own HTTPS (a test or private ACME server).
     ca_bundle: Path | None = None
     renew_days: Int = Field(30, ge=1, le=365)
@@ -726,20 +729,33 @@ def _check_ports(production, fail):
             taken[port] = f"acts.{act_name}"
 
 
+def _check_acme_gig(production, name, gig, fail):
+    """A ``tls = "acme"`` gig: [acme], no certificate files of its own, and what its challenge
+    needs: DNS-01 a [producer] managing each domain's zone, HTTP-01 no wildcard domain."""
+    http01 = production.acme is not None and production.acme.challenge == "http-01"
+    if production.acme is None or gig.tls_certificate or (not http01 and
+                                                           production.producer is None):
+        fail(f"gigs.{name}.tls", "tls = \"acme\" needs an [acme] section ([producer] too for "
+             "its default challenge, DNS-01) and no tls_certificate/tls_key")
+    if http01:
+        wildcard = next((d for d in gig.domains if d.startswith("*.")), None)
+        if wildcard:
+            fail(f"gigs.{name}.domains", f"domain {wildcard!r}: a wildcard certificate needs "
+                 "the DNS-01 challenge (acme.challenge = \"dns-01\" and a [producer])")
+        return
+    outside = [d for d in gig.domains if production.producer.zone_of(d) is None]
+    if outside:
+        fail(f"gigs.{name}.domains", f"domain {outside[0]!r} is in no zone the producer "
+             "manages: its DNS-01 challenge could not be answered")
+
+
 def _check_tls(production, fail):
     for name, gig in production.gigs.items():
         if (gig.tls_certificate is None) != (gig.tls_key is None):
             missing = "tls_key" if gig.tls_key is None else "tls_certificate"
             fail(f"gigs.{name}.{missing}", "HTTPS needs both tls_certificate and tls_key")
-        if gig.tls == "acme" and (production.acme is None or production.producer is None
-                                  or gig.tls_certificate):
-            fail(f"gigs.{name}.tls", "tls = \"acme\" needs [acme] and [producer] sections "
-                 "(DNS-01) and no tls_certificate/tls_key")
-        outside = [d for d in gig.domains if gig.tls == "acme" and
-                   production.producer.zone_of(d) is None]
-        if outside:
-            fail(f"gigs.{name}.domains", f"domain {outside[0]!r} is in no zone the producer "
-                 "manages: its DNS-01 challenge could not be answered")
+        if gig.tls == "acme":
+            _check_acme_gig(production, name, gig, fail)
         if not gig.https:
             if gig.hsts is not False:
                 fail(f"gigs.{name}.hsts", "HSTS needs HTTPS: set tls_certificate and tls_key")

@@ -320,6 +320,12 @@ class Layout:
     def tls_certificate(self, gig: str) -> str:
         return join(self.tls_dir(gig), "fullchain.pem")
 
+    @property
+    def acme_challenges(self) -> str:
+        """HTTP-01 answers while an order waits (root's; nginx serves them on port 80 at
+        ``/.well-known/acme-challenge/``)."""
+        return self._at("acme-challenge")
+
     def tls_key(self, gig: str) -> str:
         return join(self.tls_dir(gig), "privkey.pem")
 

@@ -5,8 +5,11 @@ import datetime
 
 from cryptography import x509
 
+from backstage.commands import certs as certs_cmd
+from backstage.commands.shell import Script
 from backstage.model import Layout, Production
 from backstage.operations.dns import fqdn, mark
+from backstage.operations.steps import Step
 
 
 def acme_gigs(production: Production, act: str | None = None) -> list[str]:
@@ -47,6 +50,17 @@ def challenge_patches(production: Production, records: dict[str, list[str]],
             "comments": [mark(production)]}
         patches.setdefault(producer.zone_of(name.rstrip(".")), []).append(rrset)
     return patches
+
+
+def http01_answers(layout: Layout, answers: dict[str, list[str]], remove: bool = False) -> Step:
+    """The step that publishes HTTP-01 answers (token -> [key authorization]) on a host, or
+    withdraws them."""
+    if remove:
+        return Step("challenge", "withdraw the HTTP-01 answers",
+                    certs_cmd.withdraw_challenges(Script(), layout, list(answers)).text())
+    return Step("challenge", f"publish {len(answers)} HTTP-01 answer(s)",
+                certs_cmd.publish_challenges(Script(), layout, {t: v[0] for t, v in
+                                                                answers.items()}).text())
 
 
 def certificate_files(layout: Layout, gig: str, certificate: tuple[str, str]) -> dict[str, str]:

@@ -1,14 +1,15 @@
-"""Certificates from an ACME directory through certbot's ``acme`` library, DNS-01 only.
+"""Certificates from an ACME directory through certbot's ``acme`` library: DNS-01 or HTTP-01.
 
 The account key is made once and kept on the workstation, under the cache directory (0600):
 ``<cache>/acme/<digest of the directory URL>/account.pem``. Each certificate gets a key of
-its own. The challenge TXT records are published and withdrawn by the caller (the Producer),
-so this module knows nothing of DNS servers.
+its own. The challenges' answers (DNS-01: TXT records; HTTP-01: files nginx serves) are
+published and withdrawn by the caller, so this module knows nothing of DNS servers or hosts.
 """
 
 import datetime
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +25,11 @@ from backstage.model.inventory import Acme
 USER_AGENT = "backstage"
 # What the directory or the way to it can raise: each becomes one line naming the directory.
 FAILURES = (errors.Error, requests.RequestException, josepy.errors.Error, ValueError)
-# Names -> TXT values to publish, and the same to withdraw (see ``Publish``).
+# DNS-01: record names -> TXT values; HTTP-01: tokens -> the answer (one). Published before the
+# challenges are answered and withdrawn afterwards.
 Publish = Callable[[dict[str, list[str]]], None]
+KINDS = {"dns-01": challenges.DNS01, "http-01": challenges.HTTP01}
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")  # base64url (RFC 8555 8.3): a file name on hosts
 
 
 def new_key_pem() -> bytes:
@@ -63,7 +67,8 @@ class AcmeDirectory:
         self.key = account_key(account_folder(cache, settings))
 
     def fail(self, what: str, error: Exception) -> ProducerError:
-        detail = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        # One line: an authorization's error says why on the lines after its first.
+        detail = " ".join(str(error).split())[:500] or type(error).__name__
         return ProducerError(f"acme {self.settings.directory}: {what}: {detail}")
 
     def _client(self) -> client.ClientV2:
@@ -87,8 +92,8 @@ class AcmeDirectory:
 
     def issue(self, gig: str, domains: list[str], publish: Publish, withdraw: Publish,
               timeout: float = 90) -> tuple[str, str]:
-        """A certificate for ``domains``: (full chain, key), both PEM text. One order;
-        its DNS-01 records are published before the challenges are answered and withdrawn
+        """A certificate for ``domains``: (full chain, key), both PEM text. One order; its
+        challenges' answers are published before the challenges are answered and withdrawn
         afterwards, whatever happened."""
         acme = self._client()
         key_pem = new_key_pem()
@@ -96,15 +101,17 @@ class AcmeDirectory:
             order = acme.new_order(crypto_util.make_csr(key_pem, domains))
         except FAILURES as error:
             raise self.fail(f"gig {gig}: the order was refused", error) from None
+        kind = self.settings.challenge
         answers, records = [], {}
         for authorization in order.authorizations:
+            domain = authorization.body.identifier.value
             challenge = next((c for c in authorization.body.challenges
-                              if isinstance(c.chall, challenges.DNS01)), None)
+                              if isinstance(c.chall, KINDS[kind])), None)
             if challenge is None:
-                raise ProducerError(f"acme {self.settings.directory}: gig {gig}: no DNS-01 "
-                                    f"challenge for {authorization.body.identifier.value}")
-            name = challenge.chall.validation_domain_name(authorization.body.identifier.value)
-            records.setdefault(name, []).append(challenge.chall.validation(self.key))
+                raise ProducerError(f"acme {self.settings.directory}: gig {gig}: no "
+                                    f"{kind.upper()} challenge for {domain}")
+            name, value = self.answer(challenge.chall, domain)
+            records.setdefault(name, []).append(value)
             answers.append(challenge)
         publish(records)
         try:
@@ -113,10 +120,21 @@ class AcmeDirectory:
             deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout)
             done = acme.poll_and_finalize(order, deadline)
         except FAILURES as error:
-            raise self.fail(f"gig {gig}: the DNS-01 challenge failed", error) from None
+            raise self.fail(f"gig {gig}: the {kind.upper()} challenge failed", error) from None
         finally:
             withdraw(records)
         return done.fullchain_pem, key_pem.decode()
+
+    def answer(self, challenge, domain: str) -> tuple[str, str]:
+        """What to publish for a challenge: DNS-01 (TXT record name, value), HTTP-01 (token,
+        key authorization)."""
+        if isinstance(challenge, challenges.DNS01):
+            return challenge.validation_domain_name(domain), challenge.validation(self.key)
+        token = challenge.encode("token")
+        if not TOKEN.fullmatch(token):
+            raise ProducerError(f"acme {self.settings.directory}: an HTTP-01 token that is no "
+                                "base64url text")
+        return token, challenge.validation(self.key)
 
 
 class CertificateStore:

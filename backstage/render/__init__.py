@@ -124,7 +124,13 @@ class Renderer:
             tls_certificate=gig.tls_certificate or layout.tls_certificate(gig_name),
             tls_key=gig.tls_key or layout.tls_key(gig_name),
             hsts_max_age=gig.hsts_max_age,
+            acme_challenges=self.acme_challenges(layout) if gig.tls == "acme" else None,
         )
+
+    def acme_challenges(self, layout: Layout) -> str | None:
+        """Where port 80 finds HTTP-01 answers, when certificates come with that challenge."""
+        acme = self.production.acme
+        return layout.acme_challenges if acme and acme.challenge == "http-01" else None
 
     def default_server(self, layout: Layout, host: str) -> str:
         """The server of each port the host's gigs listen on that answers a Host header no
@@ -133,7 +139,8 @@ class Renderer:
                 for g in self.production.gigs_of(a)]
         ports = sorted({layout.http_port, *(g.port for g in gigs if g.port)})
         return self._render("default_server.conf.j2", ports=ports,
-                            tls_ports=sorted({g.tls_port for g in gigs if g.https}))
+                            tls_ports=sorted({g.tls_port for g in gigs if g.https}),
+                            acme_challenges=self.acme_challenges(layout))
 
     def emperor_ini(self, layout: Layout, daemonize: bool) -> str:
         return self._render(
