@@ -33,9 +33,10 @@ from pathlib import Path
 CACHE_ENV = "BACKSTAGE_FLEET_CACHE"
 DEFAULT_CACHE = Path("/var/cache/backstage-fleet")
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3")
-# What setup-stage installs on a fresh host (see backstage.model.provision), plus sudo for
-# hosts reached as a non-root user.
-REPOSITORY_PACKAGES = ("nginx", "python3-venv", "libxml2", "sudo")
+# What setup-stage installs on a fresh host (see backstage.model.provision): on every host,
+# and a C compiler and the Python headers on a host with the builder role; plus sudo for hosts
+# reached as a non-root user.
+REPOSITORY_PACKAGES = ("nginx", "python3-venv", "libxml2", "gcc", "python3-dev", "sudo")
 RELEASE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
                 "e2scrub_all.timer", "fstrim.timer", "console-getty.service",
