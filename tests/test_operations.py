@@ -468,6 +468,11 @@ def test_a_builder_is_provisioned_with_a_compiler_in_a_step_before_its_stage(pro
     [stage] = plan_stage(HOST, "python3", state.layout, state.observed(), Renderer(production),
                          lambda skip: b"", production.group, (production.act_user(ACT),))
     assert "nginx" in stage.summary and "gcc" not in stage.summary
+    # What --dry-run says of a builder: the whole provisioning, compiler included.
+    [dry] = plan_stage(HOST, "python3", state.layout, state.observed(), Renderer(production),
+                       lambda skip: b"", production.group, (production.act_user(ACT),),
+                       builder=True)
+    assert "install packages nginx gcc python3-dev" in dry.summary
     state = HostState(production)
     state.data["provision"].update(compiler=True, headers=True)
     assert plan_provisioning(HOST, state.layout, state.observed()) == []
