@@ -31,7 +31,7 @@ from backstage.artefacts import wheelhouse
 from backstage.artefacts.locks import resolve_pins
 from backstage.artefacts.wheelhouse import cache_dir
 from backstage.commands.stage import UWSGI_REQUIREMENT
-from backstage.engine.builders import PlatformWheels, platform_inputs
+from backstage.engine.builders import BUILDER_ROLE, PlatformWheels, builders_first, platform_inputs
 from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
@@ -53,7 +53,7 @@ from backstage.operations.manage import command_hosts, command_words, plan_comma
 from backstage.operations.preview import describe
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
-from backstage.operations.stage import plan_stage
+from backstage.operations.stage import plan_provisioning, plan_stage
 from backstage.operations.status import status_acts
 from backstage.producer.acme import AcmeDirectory, CertificateStore
 from backstage.producer.powerdns import PowerDNS
@@ -266,12 +266,18 @@ class Production:
         def on_host(run: HostRun):
             observed = run.probe(install=not dry_run)
             users = tuple(dict.fromkeys(inventory.act_user(a) for a in inventory.acts_on(run.name)))
+            builder = BUILDER_ROLE in run.host.roles
+            early = [] if dry_run or not builder else \
+                plan_provisioning(run.name, run.layout, observed)
+            for step in early:  # a builder's compiler first: it compiles uWSGI in this run
+                run.execute(step)
+            observed = run.probe(install=False) if early else observed
 
             def uwsgi_wheels(skip):  # the Emperor's uWSGI, for this host's platform
                 return wheelhouse.pack(list(wheels.resolved(pins, run, observed).wheels), skip)
 
             steps = plan_stage(run.name, run.host.python, run.layout, observed, renderer,
-                               uwsgi_wheels, inventory.group, users)
+                               uwsgi_wheels, inventory.group, users, builder)
             if any(s.payload for s in steps) and not dry_run:  # an unservable platform fails
                 wheels.resolved(pins, run, observed)
             for step in steps:
@@ -279,12 +285,15 @@ class Production:
                     self.reporter.info(f"{run.name}  would {step.summary}")
                 else:
                     run.execute(step)
-            if not steps:
+            if not early and not steps:
                 self.reporter.info(f"{run.name}  stage is ready: nothing to change")
-            return [s.summary for s in steps]
+            return [s.summary for s in early + steps]
 
         try:
-            return HostsReport(self.name, self._on_hosts(options, on_host))
+            results: dict[str, object] = {}
+            for wave in builders_first(inventory, select_hosts(inventory, options.hosts)):
+                results.update(run_on_hosts(inventory, wave, options, on_host))
+            return HostsReport(self.name, results)
         finally:
             wheels.close()
 

@@ -8,7 +8,9 @@ non-2xx responses. Also prints how fast a concurrent second deploy is refused.
 
 Run as root: ``.venv/bin/python bench/zero_downtime.py`` (about a minute). With ``--systemd``
 the host is a fresh Debian 12 systemd host (see ``backstage/sandbox/machines.py``) that
-``setup-stage`` provisions from its local apt repository first.
+``setup-stage`` provisions from its local apt repository first; with ``--systemd trixie`` a
+fresh Debian 13 one (Python 3.13), with the builder role: ``setup-stage`` gives it a compiler
+and compiles the Emperor's uWSGI there.
 """
 
 import subprocess
@@ -57,11 +59,19 @@ def concurrent_refusal(stage) -> float:
     return seconds
 
 
+RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
+
+
 def main():
-    systemd = sys.argv[1:] == ["--systemd"]
+    systemd = sys.argv[1] if sys.argv[1:2] == ["--systemd"] else None
+    release = sys.argv[2] if systemd and len(sys.argv) > 2 else "bookworm"
+    if release not in RELEASES:
+        sys.exit(f"zero_downtime.py: --systemd {release}: choose one of {', '.join(RELEASES)}")
+    # Debian 13's Python is not this workstation's: its host compiles uWSGI for itself.
+    roles = '["web", "builder"]' if systemd and release != "bookworm" else '["web"]'
     with tempfile.TemporaryDirectory(prefix="bs-bench-") as work:
-        stage = make_stage(Path(work), "bench", {"h1": 'roles = ["web"]'}, prefix="bsbench",
-                           image=Image("bookworm") if systemd else None)
+        stage = make_stage(Path(work), "bench", {"h1": f"roles = {roles}"}, prefix="bsbench",
+                           image=Image(release) if systemd else None)
         try:
             if systemd:
                 stage.fleet.add_apt_source("h1")
@@ -87,7 +97,7 @@ def main():
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-    host = "a fresh Debian 12 systemd host" if systemd else "a namespace host"
+    host = f"a fresh {RELEASES[release]} systemd host" if systemd else "a namespace host"
     print(f"\nload: {CONNECTIONS} concurrent connections from inside {host}, GET / via nginx")
     print(f"concurrent second deploy refused after {refusal:.2f}s (CLI start included)")
 

@@ -11,12 +11,14 @@ import copy
 import json
 import os
 import socket
+from types import SimpleNamespace
 
 import pytest
 
 from backstage.artefacts import bundle
 from backstage.commands import lock as lock_cmd
 from backstage.commands.privileges import stage_modes
+from backstage.engine.builders import builders_first
 from backstage.errors import BackstageError, LockHeld
 from backstage.facts.observed import Observed
 from backstage.facts.status import read_status, workers_of
@@ -34,7 +36,7 @@ from backstage.operations.gig import plan_gig
 from backstage.operations.lock import new_lock, plan_lock, plan_unlock
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import plan_sess
-from backstage.operations.stage import plan_stage
+from backstage.operations.stage import plan_provisioning, plan_stage
 from backstage.render import Renderer
 from backstage.util import sha256
 from tests.test_inventory import base_inventory, write_inventory
@@ -451,6 +453,37 @@ def test_a_stage_without_nginx_nor_a_package_source_is_refused_with_what_to_inst
     with pytest.raises(BackstageError, match="nginx not installed and the host has no apt "
                                              "package source: install them"):
         plan_stage_on(production, state)
+
+
+def test_a_builder_is_provisioned_with_a_compiler_in_a_step_before_its_stage(production):
+    """setup-stage takes a builder's provisioning first (then probes again), so the compiler
+    it installs compiles the Emperor's uWSGI in the same run; a web host gets no compiler."""
+    state = HostState(production)
+    state.data["nginx"] = None
+    state.data["provision"].update(compiler=False, headers=False)
+    [step] = plan_provisioning(HOST, state.layout, state.observed())
+    assert step.name == "provision" and step.payload is None
+    assert step.summary.startswith("install packages nginx gcc python3-dev")
+    assert "apt-get -q -y" in step.command and " gcc python3-dev" in step.command
+    [stage] = plan_stage(HOST, "python3", state.layout, state.observed(), Renderer(production),
+                         lambda skip: b"", production.group, (production.act_user(ACT),))
+    assert "nginx" in stage.summary and "gcc" not in stage.summary
+    # What --dry-run says of a builder: the whole provisioning, compiler included.
+    [dry] = plan_stage(HOST, "python3", state.layout, state.observed(), Renderer(production),
+                       lambda skip: b"", production.group, (production.act_user(ACT),),
+                       builder=True)
+    assert "install packages nginx gcc python3-dev" in dry.summary
+    state = HostState(production)
+    state.data["provision"].update(compiler=True, headers=True)
+    assert plan_provisioning(HOST, state.layout, state.observed()) == []
+
+
+def test_setup_stage_readies_builder_hosts_before_the_others():
+    hosts = {"a": ("web",), "b": ("builder", "web"), "c": (), "d": ("builder",)}
+    production = SimpleNamespace(hosts={n: SimpleNamespace(roles=r) for n, r in hosts.items()})
+    assert builders_first(production, ["a", "b", "c", "d"]) == [["b", "d"], ["a", "c"]]
+    assert builders_first(production, ["a", "c"]) == [["a", "c"]]
+    assert builders_first(production, ["d"]) == [["d"]]
 
 
 # --- start, stop, restart ------------------------------------------------------------------------

@@ -151,6 +151,15 @@ class PlatformWheels:
                 found[0].close()
 
 
+def builders_first(production: Production, names: list[str]) -> list[list[str]]:
+    """``setup-stage``'s waves: the hosts with the builder role, then the others (a builder
+    gets its compiler in its own setup-stage, before hosts of its platform ask it to compile
+    the Emperor's uWSGI). One wave when no or every host is a builder."""
+    builders = [n for n in names if BUILDER_ROLE in production.hosts[n].roles]
+    others = [n for n in names if n not in builders]
+    return [wave for wave in (builders, others) if wave]
+
+
 def platform_inputs(production: Production, act_name: str,
                     wheels: PlatformWheels) -> DeployInputs:
     """A deploy's inputs (:func:`~backstage.operations.deploy.deploy_inputs`) whose venue is

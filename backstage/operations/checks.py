@@ -25,11 +25,12 @@ def nginx_installed(host: str, observed: Observed) -> None:
         raise BackstageError(f"{host}: nginx is not installed (e.g. 'apt-get install nginx-light')")
 
 
-def provisioning(host: str, observed: Observed) -> Provisioning:
+def provisioning(host: str, observed: Observed, builder: bool = False) -> Provisioning:
     """What setup-stage installs and writes on a host of the system layout (see
-    :mod:`backstage.model.provision`); a host lacking packages and a source to get them fails."""
+    :mod:`backstage.model.provision`; a ``builder`` gets a compiler too); a host lacking
+    packages and a source to get them fails."""
     try:
-        return provision.decide(host, observed.host_facts(), LISTEN_BACKLOG)
+        return provision.decide(host, observed.host_facts(), LISTEN_BACKLOG, builder)
     except provision.ProvisionError as exc:
         raise BackstageError(str(exc)) from None
 

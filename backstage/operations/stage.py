@@ -16,14 +16,15 @@ from backstage.util import sha256
 
 def plan_stage(host: str, python: str, layout: Layout, observed: Observed, renderer: Renderer,
                uwsgi_wheels: Callable[[set[str]], bytes],
-               group: str = "", users: tuple[str, ...] = ()) -> list[Step]:
+               group: str = "", users: tuple[str, ...] = (), builder: bool = False) -> list[Step]:
     """The steps that bring a host's stage to the desired state; none when it is there.
 
     In the system layout, ``users`` are the act users of the host's acts, members of the
-    production's ``group``.
+    production's ``group``; a ``builder`` host is provisioned with a compiler too.
     """
     checks.privileged(host, observed)
-    provisioning = checks.provisioning(host, observed) if layout.kind == "system" else None
+    provisioning = checks.provisioning(host, observed, builder) \
+        if layout.kind == "system" else None
     if provisioning is None:
         checks.somaxconn(host, observed)
         checks.nginx_installed(host, observed)
@@ -89,6 +90,21 @@ def plan_stage(host: str, python: str, layout: Layout, observed: Observed, rende
     if not script:
         return []
     return [Step("stage", "; ".join(changes), script.text(), payload)]
+
+
+def plan_provisioning(host: str, layout: Layout, observed: Observed) -> list[Step]:
+    """A builder host's provisioning (its compiler and Python headers too) as a step of its
+    own, which setup-stage takes before it plans the rest from a new probe: the compiler it
+    installs then compiles the Emperor's uWSGI in the same run. None outside the system
+    layout or when nothing is missing."""
+    if layout.kind != "system":
+        return []
+    checks.privileged(host, observed)
+    provisioning = checks.provisioning(host, observed, builder=True)
+    if not provisioning:
+        return []
+    return [Step("provision", "; ".join(provisioning.changes()),
+                 provision(Script(), provisioning).text())]
 
 
 def plan_accounts(script: Script, layout: Layout, observed: Observed, group: str,

@@ -27,15 +27,18 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_ENV = "BACKSTAGE_FLEET_CACHE"
 DEFAULT_CACHE = Path("/var/cache/backstage-fleet")
+DONE = "complete"  # in a cache folder: its build finished
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3")
-# What setup-stage installs on a fresh host (see backstage.model.provision), plus sudo for
-# hosts reached as a non-root user.
-REPOSITORY_PACKAGES = ("nginx", "python3-venv", "libxml2", "sudo")
+# What setup-stage installs on a fresh host (see backstage.model.provision): on every host,
+# and a C compiler and the Python headers on a host with the builder role; plus sudo for hosts
+# reached as a non-root user.
+REPOSITORY_PACKAGES = ("nginx", "python3-venv", "libxml2", "gcc", "python3-dev", "sudo")
 RELEASE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer",
                 "e2scrub_all.timer", "fstrim.timer", "console-getty.service",
@@ -82,34 +85,48 @@ class Image:
         return self.folder / "apt"
 
     def built(self) -> bool:
-        return (self.folder / "complete").exists()
+        return (self.folder / DONE).exists()
 
     def ensure(self) -> Image:
         """Build the image unless the cache has it; returns self."""
-        if self.built():
-            return self
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        with open(cache_dir() / f"{self.key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not self.built():
-                self._build()
+        cached(self.key, self._build)
         return self
 
-    def _build(self) -> None:
-        tmp = cache_dir() / f"{self.key}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        rootfs = tmp / "rootfs"
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(self.packages)}",
-              self.release, str(rootfs)], f"debootstrap {self.release}")
-        download_repository(rootfs, self.repository, tmp / "apt")
-        make_fresh(rootfs)
-        (tmp / "complete").write_text(self.key + "\n")
-        shutil.rmtree(self.folder, ignore_errors=True)
-        os.rename(tmp, self.folder)
+    def _build(self, tmp: Path) -> None:
+        debootstrap(self.release, self.packages, tmp / "rootfs")
+        download_repository(tmp / "rootfs", self.repository, tmp / "apt")
+        make_fresh(tmp / "rootfs")
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+
+
+def cached(name: str, build: Callable[[Path], None]) -> Path:
+    """The cache's folder ``name``, made by ``build(folder)`` unless a complete one is there:
+    under a lock (a concurrent run waits, then finds it), in a temporary folder renamed into
+    place once complete (an interrupted build leaves no half folder behind)."""
+    folder = cache_dir() / name
+    if (folder / DONE).exists():
+        return folder
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / DONE).exists():
+            tmp = cache_dir() / f"{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            build(tmp)
+            (tmp / DONE).write_text(name + "\n")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.rename(tmp, folder)
+    return folder
+
+
+def debootstrap(release: str, packages: tuple[str, ...], rootfs: Path) -> None:
+    """A minimal Debian ``release`` in ``rootfs`` with ``packages`` (downloads them)."""
+    _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", release,
+          str(rootfs)], f"debootstrap {release}")
 
 
 def download_repository(rootfs: Path, packages: tuple[str, ...], repo: Path) -> None:
@@ -131,11 +148,17 @@ def download_repository(rootfs: Path, packages: tuple[str, ...], repo: Path) -> 
     (repo / "Packages").write_text(index)
 
 
-def make_fresh(rootfs: Path) -> None:
-    """Remove network sources, package lists and host keys; mask what only slows a boot."""
+def offline(rootfs: Path) -> None:
+    """No package source: a test host never reaches the network (what it lacks, setup-stage
+    then names in one line instead of trying a mirror)."""
     (rootfs / "etc/apt/sources.list").write_text("")
     for path in (rootfs / "etc/apt/sources.list.d").glob("*"):
         path.unlink()
+
+
+def make_fresh(rootfs: Path) -> None:
+    """Remove network sources, package lists and host keys; mask what only slows a boot."""
+    offline(rootfs)
     for path in (rootfs / "var/lib/apt/lists").glob("*_*"):
         path.unlink()
     for path in (rootfs / "etc/ssh").glob("ssh_host_*"):

@@ -97,11 +97,12 @@ class SystemdFleet(Fleet):
         self.images: dict[str, Image] = {}
 
     def start(self, names: Sequence[str], users: Sequence[str] = (),
-              image: Image | None = None) -> list[FleetHost]:
-        """Boot one host per name, of ``image`` (default: the fleet's); users are made
-        (password ``*``, a home, bash) once booted."""
+              image: Image | None = None,
+              images: dict[str, Image] | None = None) -> list[FleetHost]:
+        """Boot one host per name (in parallel), of its image in ``images``, else of ``image``
+        (default: the fleet's); users are made (password ``*``, a home, bash) once booted."""
         for name in names:
-            self.images[name] = (image or self.image).ensure()
+            self.images[name] = ((images or {}).get(name) or image or self.image).ensure()
         hosts = super().start(names)
         for host in hosts:
             for user in users:

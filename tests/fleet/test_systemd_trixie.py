@@ -2,10 +2,9 @@
 
 One systemd fleet host of the trixie image (see :mod:`backstage.sandbox.machines`) shared by
 the module. Provisioning is driven as ``setup-stage`` drives it, minus what needs a workstation
-of the host's Python (wheels for another platform: the issue's item 1): the host helper's
-probe, :func:`backstage.model.provision.decide`, and the commands of
-:mod:`backstage.commands.provision`, sent to the host. A deploy to this host is
-``tests/test_systemd_hosts.py``'s, once the workstation can ship wheels for Python 3.13.
+of the host's Python: the host helper's probe, :func:`backstage.model.provision.decide`, and the
+commands of :mod:`backstage.commands.provision`, sent to the host. ``setup-stage`` and deploys
+to such a host, from this workstation, are ``test_systemd_trixie_deploy.py``'s.
 """
 
 import json

@@ -104,18 +104,18 @@ def make_stage(work: Path, production: str, hosts: dict[str, str], users=(),
                prefix: str = "bs", databases: str = SQLITE_DATABASES,
                secrets: dict[str, str] | None = None, requirements: tuple[str, ...] = (),
                shared: Path | None = None, userlands: dict[str, Path] | None = None,
-               image: Image | None = None) -> Stage:
+               image: Image | None = None, images: dict[str, Image] | None = None) -> Stage:
     """Start a fleet with the given hosts (name -> TOML body) and write the inventory.
 
     ``databases`` replaces the inventory's database tables, ``secrets`` adds to the secrets
     file, ``requirements`` to the act's requirements, ``shared`` is the fleet's shared
     directory and ``userlands`` the hosts running another Debian release (see :class:`Fleet`).
-    With an ``image``, hosts are systemd hosts booted from it (see
-    :mod:`backstage.sandbox.machines`).
+    With an ``image``, hosts are systemd hosts booted from it, or from their own in
+    ``images`` (see :mod:`backstage.sandbox.machines`).
     """
     if image:
         fleet = SystemdFleet(work / "fleet", image, prefix=prefix, shared=shared)
-        fleet.start(list(hosts), users=users)
+        fleet.start(list(hosts), users=users, images=images)
     else:
         fleet = Fleet(work / "fleet", prefix=prefix, shared=shared)
         fleet.start(list(hosts), users=users, userlands=userlands)
