@@ -56,3 +56,34 @@ def speaks_http(server: str) -> bool:
 def requirements(servers) -> tuple[str, ...]:
     """The requirements Backstage adds to a venue whose acts run on ``servers``."""
     return tuple(sorted({REQUIREMENTS[s] for s in servers if s in REQUIREMENTS}))
+
+
+def launcher(layout) -> str:
+    """The host-side program a server's vassal runs (``backstage/remote/serverside.py``),
+    root's: every start writes the version of the Backstage that starts it."""
+    return f"{layout.stage}/serverside.py"
+
+
+def marker(layout, act: str, release: str) -> str:
+    """Root's file beside a release's socket telling that it speaks HTTP: the checks, the
+    switch and ``restart`` read it, so a rollback to a release of another server is right."""
+    return layout.socket(act, release)[: -len(".sock")] + ".http"
+
+
+def pidfile(layout, act: str, release: str) -> str:
+    """The pid of a server's vassal (root's, in root's socket folder): the server is its
+    child."""
+    return layout.socket(act, release)[: -len(".sock")] + ".pid"
+
+
+def http_link(layout, act: str) -> str:
+    """The stable socket of an act whose live release speaks HTTP: nginx sends a gig's
+    requests there (``proxy_pass``) while it exists, else to the stable socket
+    (``uwsgi_pass``). A switch between servers changes which exists, in one rename."""
+    return f"{layout.run}/{act}.http.sock"
+
+
+def venue_requirements(production, venue: str) -> tuple[str, ...]:
+    """What Backstage adds to a venue's requirements: the servers its acts run on (all its
+    acts', so every act of a venue gets the same venue)."""
+    return requirements(a.server for a in production.acts.values() if a.venue == venue)
