@@ -36,15 +36,21 @@ def link_http_before(script: Script, layout: Layout, act: str, release: str) -> 
     at it (nginx sends requests there from then on, before the uwsgi one moves)."""
     marker = q(servers.marker(layout, act, release))
     link = _link(layout.socket_link(act, release), servers.http_link(layout, act))
-    return script.raw(f"if [ -e {marker} ]; then {link}; fi")
+    flag = argv("touch", servers.http_flag(layout, act))
+    return script.raw(f"if [ -e {marker} ]; then {link} && {flag}; fi")
 
 
 def unlink_http_after(script: Script, layout: Layout, act: str, release: str) -> Script:
     """Second half: when the release speaks uwsgi, remove the HTTP stable socket (nginx goes
     back to ``uwsgi_pass`` on the stable socket, which points at it already)."""
     marker = q(servers.marker(layout, act, release))
-    return script.raw(f"if [ ! -e {marker} ]; then "
-                      f"{argv('rm', '-f', servers.http_link(layout, act))}; fi")
+    return script.raw(f"if [ ! -e {marker} ]; then {unlink_http(layout, act)}; fi")
+
+
+def unlink_http(layout: Layout, act: str) -> str:
+    """Send nginx back to the stable socket: the flag first, then the HTTP socket link."""
+    return (f"{argv('rm', '-f', servers.http_flag(layout, act))} && "
+            f"{argv('rm', '-f', servers.http_link(layout, act))}")
 
 
 def when_http(layout: Layout, act: str, release: str, then: str, otherwise: str) -> str:

@@ -184,8 +184,8 @@ def discard(script: Script, layout: Layout, act: str, release: str,
 def unlink_live(script: Script, layout: Layout, act: str) -> Script:
     """Take an act off the air when there is no previous release to go back to."""
     script.step("unlink")
-    return script.run("rm", "-f", layout.stable_socket(act), servers.http_link(layout, act),
-                      layout.current(act))
+    script.raw(server_cmd.unlink_http(layout, act))
+    return script.run("rm", "-f", layout.stable_socket(act), layout.current(act))
 
 
 def delete_releases(script: Script, layout: Layout, act: str, releases: list[str]) -> Script:

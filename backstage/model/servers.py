@@ -78,9 +78,16 @@ def pidfile(layout, act: str, release: str) -> str:
 
 def http_link(layout, act: str) -> str:
     """The stable socket of an act whose live release speaks HTTP: nginx sends a gig's
-    requests there (``proxy_pass``) while it exists, else to the stable socket
-    (``uwsgi_pass``). A switch between servers changes which exists, in one rename."""
+    requests there (``proxy_pass``) while :func:`http_flag` exists, else to the stable
+    socket (``uwsgi_pass``)."""
     return f"{layout.run}/{act}.http.sock"
+
+
+def http_flag(layout, act: str) -> str:
+    """A plain file (nginx's ``-f`` cannot test a socket: it opens the path) that is there
+    while the act's live release speaks HTTP; a switch between servers makes or removes it
+    between the moves of the two stable sockets."""
+    return f"{layout.run}/{act}.http"
 
 
 def venue_requirements(production, venue: str) -> tuple[str, ...]:

@@ -48,9 +48,9 @@ def bind(spec, text):
         os.close(fd)
     os.set_inheritable(LISTEN_FD, True)
     if spec["user"]:
-        account = pwd.getpwnam(spec["user"])
-        os.setgroups([])
-        os.setgid(grp.getgrnam(spec["group"]).gr_gid)
+        account, gid = pwd.getpwnam(spec["user"]), grp.getgrnam(spec["group"]).gr_gid
+        os.initgroups(spec["user"], gid)  # the production's group reads venues and stage
+        os.setgid(gid)
         os.setuid(account.pw_uid)
         os.environ["HOME"] = account.pw_dir
     os.umask(0o027)

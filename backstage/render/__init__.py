@@ -158,6 +158,7 @@ class Renderer:
             media_root=layout.media(gig.act),
             socket=layout.stable_socket(gig.act),
             http_socket=servers.http_link(layout, gig.act),
+            http_flag=servers.http_flag(layout, gig.act),
             read_timeout=HARAKIRI_SECONDS + 5,
             tls=gig.https,
             tls_port=gig.tls_port,
