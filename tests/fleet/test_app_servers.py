@@ -57,9 +57,8 @@ def heading(stage) -> str:
 
 
 def live_sess(stage) -> dict:
-    act = json.loads(stage.cli("status", "--json").stdout)["hosts"]["h1"]["acts"]["storefront"]
-    return next(s for s in act["sesses"] if s["release"] == act["live"].rsplit("/", 1)[1]
-                .removesuffix(".sock"))
+    act = json.loads(stage.cli("status", "--json").stdout)["h1"]["storefront"]
+    return next(s for s in act["sesses"] if s["release"] == act["current"].rsplit("/", 1)[1])
 
 
 def assert_no_failed_request(result: dict) -> None:
