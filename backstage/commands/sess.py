@@ -8,9 +8,10 @@ from backstage.commands.stage import rescan_emperor, rescan_line
 from backstage.model import Layout, servers
 
 LOG_TAIL_LINES = 30
-# uWSGI's request log lines. Releases share the act's log: under load the live release's
-# requests would push the new vassal's startup errors out of the tail shown on failure.
-REQUEST_LOG_LINE = r"^\[pid: [0-9]*|app: "
+# uWSGI's request log lines (and its respawns of a failing server). Releases share the act's
+# log: under load the live release's requests would push the new vassal's startup errors out
+# of the tail shown on failure.
+REQUEST_LOG_LINE = r"^\[pid: [0-9]*|app: |^\[uwsgi-daemons\] "
 STOPPED_SUFFIX = ".stopped"
 RETIRED_SUFFIX = ".retired"
 # After the switch, an old vassal keeps serving what nginx queued on its socket just before.

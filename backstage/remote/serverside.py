@@ -20,6 +20,7 @@ import os
 import pwd
 import socket
 import sys
+import traceback
 
 LISTEN_FD = 3
 
@@ -97,7 +98,15 @@ def serve_gunicorn(spec):
                 self.cfg.set(key, value)
 
         def load(self):
-            return load_app(spec)
+            try:
+                return load_app(spec)
+            except Exception as exc:  # shown last, not above gunicorn's worker frames
+                traceback.print_exc()
+                while exc.__cause__ or exc.__context__:
+                    exc = exc.__cause__ or exc.__context__
+                print(traceback.format_exception_only(exc)[-1].strip(), file=sys.stderr,
+                      flush=True)
+                sys.exit(4)  # gunicorn's "App failed to load": the server stops
 
     # Socket activation: gunicorn serves descriptor 3 and never unlinks the socket's path.
     os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
