@@ -100,7 +100,7 @@ def serve_gunicorn(spec):
         def load(self):
             try:
                 return load_app(spec)
-            except Exception as exc:  # shown last, not above gunicorn's worker frames
+            except Exception as exc:  # noqa: BLE001  (any error of the app: shown last)
                 traceback.print_exc()
                 while exc.__cause__ or exc.__context__:
                     exc = exc.__cause__ or exc.__context__
