@@ -37,8 +37,9 @@ def test_a_server_under_the_emperor_unit_deploys_restarts_stops_and_starts(stage
     tasks = stage.fleet.run("h1", f"systemctl show -p ControlGroup --value {UNIT}").stdout.strip()
     pids = stage.fleet.run("h1", f"cat /sys/fs/cgroup{tasks}/cgroup.procs 2>/dev/null || "
                                  f"cat /sys/fs/cgroup/unified{tasks}/cgroup.procs").stdout.split()
-    owners = stage.fleet.run("h1", ["ps", "-o", "user=,args=", "-p", ",".join(pids)]).stdout
-    assert any(line.startswith(USER) and "serverside.py serve" in line
+    uid = stage.fleet.run("h1", ["id", "-u", USER]).stdout.strip()
+    owners = stage.fleet.run("h1", ["ps", "-o", "uid=,args=", "-p", ",".join(pids)]).stdout
+    assert any(line.split()[0] == uid and "serverside.py serve" in line
                for line in owners.splitlines()), owners
     stage.cli("restart", "storefront")
     assert heading(stage)
