@@ -8,9 +8,11 @@ non-2xx responses. Also prints how fast a concurrent second deploy is refused.
 
 Run as root: ``.venv/bin/python bench/zero_downtime.py`` (about a minute). With ``--systemd``
 the host is a fresh Debian 12 systemd host (see ``backstage/sandbox/machines.py``) that
-``setup-stage`` provisions from its local apt repository first.
+``setup-stage`` provisions from its local apt repository first. ``--server gunicorn`` (or
+``granian``) runs the act on that server instead of uWSGI.
 """
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -58,13 +60,19 @@ def concurrent_refusal(stage) -> float:
 
 
 def main():
-    systemd = sys.argv[1:] == ["--systemd"]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systemd", action="store_true")
+    parser.add_argument("--server", choices=["uwsgi", "gunicorn", "granian"], default="uwsgi")
+    args = parser.parse_args()
+    systemd = args.systemd
     with tempfile.TemporaryDirectory(prefix="bs-bench-") as work:
         stage = make_stage(Path(work), "bench", {"h1": 'roles = ["web"]'}, prefix="bsbench",
                            image=Image("bookworm") if systemd else None)
         try:
             if systemd:
                 stage.fleet.add_apt_source("h1")
+            stage.inventory.write_text(stage.inventory.read_text().replace(
+                "[acts.storefront]\n", f'[acts.storefront]\nserver = "{args.server}"\n', 1))
             stage.cli("setup-stage")
             stage.cli("deploy-act", "storefront")
             rows = [
@@ -88,7 +96,8 @@ def main():
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
     host = "a fresh Debian 12 systemd host" if systemd else "a namespace host"
-    print(f"\nload: {CONNECTIONS} concurrent connections from inside {host}, GET / via nginx")
+    print(f"\nload: {CONNECTIONS} concurrent connections from inside {host}, GET / via nginx "
+          f"to the act on {args.server}")
     print(f"concurrent second deploy refused after {refusal:.2f}s (CLI start included)")
 
 

@@ -158,3 +158,17 @@ def test_the_socket_folder_stays_roots_and_the_act_cannot_move_nginx(stage):
     while time.monotonic() < deadline and not processes(stage, "h1", "serverside.py serve"):
         time.sleep(0.1)
     assert stage.fleet.run("h1", ["pgrep", "-u", USER, "-f", "serverside.py serve"]).stdout
+
+
+def test_granian_runs_the_act_over_asgi(stage):
+    """``interface = "asgi"``: granian loads ``storefront.asgi:application`` (the default
+    beside the settings); Django's sync views answer through it, behind nginx."""
+    use_server(stage, "granian")
+    stage.inventory.write_text(stage.inventory.read_text().replace(
+        'server = "granian"', 'server = "granian"\ninterface = "asgi"', 1))
+    stage.cli("deploy-act", "storefront")
+    release = settled(stage, PRODUCTION)
+    assert heading(stage)
+    assert stage.page("/static/greetings/style.css")[0] == 200
+    vassal = stage.fleet.run("h1", ["cat", f"{ROOT}/vassals/storefront@{release}.ini"]).stdout
+    assert "granian (asgi)" in vassal
