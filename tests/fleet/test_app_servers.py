@@ -120,11 +120,14 @@ def test_a_stopped_act_moved_to_another_server_deploys_a_release_on_its_new_venu
     """Not a repair of the stopped release: that builds no venue, and the server's is new."""
     use_server(stage, "gunicorn")
     stage.cli("deploy-act", "storefront")
-    stopped = settled(stage, PRODUCTION)
+    settled(stage, PRODUCTION)
     stage.cli("stop", "storefront")
     use_server(stage, "granian")
     stage.cli("deploy-act", "storefront")
-    assert settled(stage, PRODUCTION) != stopped and heading(stage)
+    release = settled(stage, PRODUCTION)
+    assert heading(stage)
+    vassal = stage.fleet.run("h1", ["cat", f"{ROOT}/vassals/storefront@{release}.ini"]).stdout
+    assert "granian (wsgi)" in vassal
 
 
 def test_switching_from_uwsgi_to_gunicorn_and_back_drops_no_request(stage):
