@@ -10,9 +10,11 @@ Run as root: ``.venv/bin/python bench/zero_downtime.py`` (about a minute). With 
 the host is a fresh Debian 12 systemd host (see ``backstage/sandbox/machines.py``) that
 ``setup-stage`` provisions from its local apt repository first; with ``--systemd trixie`` a
 fresh Debian 13 one (Python 3.13), with the builder role: ``setup-stage`` gives it a compiler
-and compiles the Emperor's uWSGI there.
+and compiles the Emperor's uWSGI there. ``--server gunicorn`` (or ``granian``) runs the act on
+that server instead of uWSGI.
 """
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -63,10 +65,11 @@ RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
 
 
 def main():
-    systemd = sys.argv[1] if sys.argv[1:2] == ["--systemd"] else None
-    release = sys.argv[2] if systemd and len(sys.argv) > 2 else "bookworm"
-    if release not in RELEASES:
-        sys.exit(f"zero_downtime.py: --systemd {release}: choose one of {', '.join(RELEASES)}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systemd", nargs="?", const="bookworm", choices=list(RELEASES))
+    parser.add_argument("--server", choices=["uwsgi", "gunicorn", "granian"], default="uwsgi")
+    args = parser.parse_args()
+    systemd, release = args.systemd is not None, args.systemd or "bookworm"
     # Debian 13's Python is not this workstation's: its host compiles uWSGI for itself.
     roles = '["web", "builder"]' if systemd and release != "bookworm" else '["web"]'
     with tempfile.TemporaryDirectory(prefix="bs-bench-") as work:
@@ -75,6 +78,8 @@ def main():
         try:
             if systemd:
                 stage.fleet.add_apt_source("h1")
+            stage.inventory.write_text(stage.inventory.read_text().replace(
+                "[acts.storefront]\n", f'[acts.storefront]\nserver = "{args.server}"\n', 1))
             stage.cli("setup-stage")
             stage.cli("deploy-act", "storefront")
             rows = [
@@ -98,7 +103,8 @@ def main():
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
     host = f"a fresh {RELEASES[release]} systemd host" if systemd else "a namespace host"
-    print(f"\nload: {CONNECTIONS} concurrent connections from inside {host}, GET / via nginx")
+    print(f"\nload: {CONNECTIONS} concurrent connections from inside {host}, GET / via nginx "
+          f"to the act on {args.server}")
     print(f"concurrent second deploy refused after {refusal:.2f}s (CLI start included)")
 
 

@@ -1,15 +1,17 @@
 """Commands that start, health-check, switch, retire, stop and restart sesses (vassals)."""
 
 from backstage.commands import hostside
+from backstage.commands import servers as server_cmd
 from backstage.commands.release import mark_bad
 from backstage.commands.shell import Script, argv, q
 from backstage.commands.stage import rescan_emperor, rescan_line
-from backstage.model import Layout
+from backstage.model import Layout, servers
 
 LOG_TAIL_LINES = 30
-# uWSGI's request log lines. Releases share the act's log: under load the live release's
-# requests would push the new vassal's startup errors out of the tail shown on failure.
-REQUEST_LOG_LINE = r"^\[pid: [0-9]*|app: "
+# uWSGI's request log lines (and its respawns of a failing server). Releases share the act's
+# log: under load the live release's requests would push the new vassal's startup errors out
+# of the tail shown on failure.
+REQUEST_LOG_LINE = r"^\[pid: [0-9]*|app: |^\[uwsgi-daemons\] "
 STOPPED_SUFFIX = ".stopped"
 RETIRED_SUFFIX = ".retired"
 # After the switch, an old vassal keeps serving what nginx queued on its socket just before.
@@ -20,6 +22,7 @@ RETIRE_WAIT_SECONDS = 30
 
 def start_vassal(script: Script, layout: Layout, act: str, release: str, ini: str) -> Script:
     script.step("start")
+    server_cmd.prepare(script, layout, act, release, ini)
     script.write_file(layout.vassal(act, release), ini)
     return rescan_emperor(script, layout)
 
@@ -44,7 +47,8 @@ def release_check(script: Script, layout: Layout, python: str, act: str, release
                   verb: str, check: dict) -> Script:
     """Run one of the host helper's checks on a release through its own socket."""
     script.step(verb)
-    spec = {"socket": layout.socket(act, release), **check}
+    spec = {"socket": layout.socket(act, release), "http": servers.marker(layout, act, release),
+            **check}
     log_tail = (f"{{ grep -av {q(REQUEST_LOG_LINE)} {q(layout.act_log(act))} 2>/dev/null || true; }} "
                 f"| tail -n {LOG_TAIL_LINES} >&2")
     on_failure = "; ".join([
@@ -96,8 +100,12 @@ def switch(script: Script, layout: Layout, act: str, release: str) -> Script:
 
 
 def relink(script: Script, layout: Layout, act: str, release: str) -> Script:
-    """Point the stable socket and ``current`` at a release, each link replaced in one rename."""
+    """Point the stable socket and ``current`` at a release, each link replaced in one rename
+    (and the HTTP stable socket, in the order that keeps nginx speaking each release's
+    protocol: :mod:`backstage.commands.servers`)."""
+    server_cmd.link_http_before(script, layout, act, release)
     script.link(layout.socket_link(act, release), layout.stable_socket(act))
+    server_cmd.unlink_http_after(script, layout, act, release)
     return script.link(f"releases/{release}", layout.current(act))
 
 
@@ -106,6 +114,7 @@ def enable_vassal(script: Script, layout: Layout, act: str, release: str, ini: s
     ini_path = layout.vassal(act, release)
     script.step("start")
     script.run("rm", "-f", ini_path + STOPPED_SUFFIX, ini_path + RETIRED_SUFFIX)
+    server_cmd.prepare(script, layout, act, release, ini)
     script.write_file(ini_path, ini)
     return rescan_emperor(script, layout)
 
@@ -176,6 +185,7 @@ def discard(script: Script, layout: Layout, act: str, release: str,
 def unlink_live(script: Script, layout: Layout, act: str) -> Script:
     """Take an act off the air when there is no previous release to go back to."""
     script.step("unlink")
+    script.raw(server_cmd.unlink_http(layout, act))
     return script.run("rm", "-f", layout.stable_socket(act), layout.current(act))
 
 
@@ -187,7 +197,8 @@ def delete_releases(script: Script, layout: Layout, act: str, releases: list[str
     script.step("cleanup")
     paths = [p for r in releases for p in (layout.release(act, r), layout.env_file(act, r),
                                            layout.vassal(act, r) + RETIRED_SUFFIX,
-                                           layout.socket(act, r))]
+                                           layout.socket(act, r),
+                                           *server_cmd.release_files(layout, act, r))]
     return script.remove(*paths)
 
 
@@ -232,16 +243,20 @@ def restart(script: Script, layout: Layout, act: str, release: str) -> Script:
     """Reload a vassal gracefully by bumping its file's mtime.
 
     The Emperor compares mtimes in whole seconds, so the new mtime is at least one second
-    past the old one even when two restarts come within the same second.
+    past the old one even when two restarts come within the same second. An HTTP server's
+    vassal is left alone: :func:`wait_reloaded` has the server replace its workers.
     """
     ini = q(layout.vassal(act, release))
     script.step("restart")
-    script.raw(f"m=$(( $(stat -c %Y {ini}) + 1 )); n=$(date +%s); "
-               f"touch -d \"@$(( m > n ? m : n ))\" {ini}")
+    script.raw(server_cmd.when_http(layout, act, release, ":",
+                                    f"m=$(( $(stat -c %Y {ini}) + 1 )); n=$(date +%s); "
+                                    f"touch -d \"@$(( m > n ? m : n ))\" {ini}"))
     return rescan_emperor(script, layout)
 
 
 def wait_reloaded(script: Script, python: str, layout: Layout, act: str, release: str,
                   old_workers: list[int]) -> Script:
     spec = {"stats": layout.stats_socket(act, release), "old": old_workers, "timeout": 30}
-    return script.raw(hostside(layout, python, "reloaded", spec))
+    return script.raw(server_cmd.when_http(
+        layout, act, release, server_cmd.reload_line(layout, python, act, release),
+        hostside(layout, python, "reloaded", spec)))

@@ -25,7 +25,7 @@ from backstage.commands import venue as venue_cmd
 from backstage.engine.hosts import HostRun, Options
 from backstage.errors import BackstageError
 from backstage.facts.observed import Observed
-from backstage.model import Production
+from backstage.model import Production, servers
 from backstage.operations.deploy import DeployInputs, deploy_inputs
 from backstage.operations.steps import Step
 from backstage.remote.hostside import platform_facts
@@ -167,7 +167,7 @@ def platform_inputs(production: Production, act_name: str,
     inputs = deploy_inputs(production, act_name)
     act = production.acts[act_name]
     venue = production.venues[act.venue]
-    pins = resolve_pins(venue.requirements)
+    pins = resolve_pins(venue.requirements, servers.venue_requirements(production, act.venue))
     inputs.per_host = lambda run, observed: inputs_for_host(
         inputs, pins, wheels, act.venue, venue.python or "", run, observed)
     return inputs

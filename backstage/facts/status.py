@@ -4,13 +4,14 @@ import json
 
 from backstage.commands.lock import act_lock
 from backstage.facts.live import live_paths, live_state
-from backstage.model import Layout
+from backstage.model import Layout, servers
 
 
 def status_spec(layout: Layout, acts: list[str]) -> dict:
     return {
         "vassals": layout.vassals,
-        "acts": {a: {"stats": layout.stats_socket(a, "{release}"), **live_paths(layout, a),
+        "acts": {a: {"stats": layout.stats_socket(a, "{release}"),
+                     "pidfile": servers.pidfile(layout, a, "{release}"), **live_paths(layout, a),
                      "lock": layout.lock_info(act_lock(a))}
                  for a in acts},
     }

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from backstage.errors import InventoryError, did_you_mean, known_hint
-from backstage.model import names
+from backstage.model import names, servers
 from backstage.model.envfile import read_env_file, read_secrets
 from backstage.model.secrets import Redactor, Secret
 
@@ -169,6 +169,34 @@ class Act(Section):
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).
     log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"
+    # The application server (backstage.model.servers) and what it runs.
+    server: Literal["uwsgi", "gunicorn", "granian"] = "uwsgi"
+    interface: Literal["wsgi", "asgi"] = "wsgi"
+    asgi: Annotated[str, AfterValidator(names.wsgi_callable)] | None = None
+    gunicorn: servers.Gunicorn | None = None
+    granian: servers.Granian | None = None
+
+    @model_validator(mode="after")
+    def _server_fits(self):
+        if self.interface not in servers.INTERFACES[self.server]:
+            raise ValueError(f"interface = \"{self.interface}\" needs a server that runs it "
+                             f"(server = \"{self.server}\" runs "
+                             f"{', '.join(servers.INTERFACES[self.server])} only)")
+        if self.asgi and self.interface != "asgi":
+            raise ValueError("'asgi' names the ASGI callable of interface = \"asgi\"")
+        for other in ("gunicorn", "granian"):
+            if getattr(self, other) is not None and other != self.server:
+                raise ValueError(f"[{other}] options need server = \"{other}\" "
+                                 f"(this act's server is \"{self.server}\")")
+        return self
+
+    @property
+    def server_options(self) -> servers.Options | None:
+        """The act's HTTP server's options (defaults when its table is absent)."""
+        if not servers.speaks_http(self.server):
+            return None
+        given = getattr(self, self.server)
+        return given or {"gunicorn": servers.Gunicorn, "granian": servers.Granian}[self.server]()
 
     @property
     def import_path(self) -> tuple[str, ...]:

@@ -276,8 +276,10 @@ class HostDeploy:
                 checks.gigs_served(self.host, observed, act, self.production.gigs_of(act))
                 return self.finish() if self.taken_over else HostPlan(current, current,
                                                                       self.run_as)
+            # A repair builds nothing: not when the venue changed (another server, say).
             if live.repair in ("relink", "start") and current not in observed.bad_releases(act) \
-                    and vassal in (None, sha256(self.vassal_ini(current))):
+                    and vassal in (None, sha256(self.vassal_ini(current))) \
+                    and observed.venue_built(self.act.venue, self.inputs.venue_digest):
                 return self.repair(live)
         if self.release == current:  # the resumed release is live here, with changes to make
             self.release = self.inputs.bundle.release

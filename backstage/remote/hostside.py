@@ -18,6 +18,7 @@ import platform
 import pwd
 import re
 import shutil
+import signal
 import socket
 import stat
 import struct
@@ -306,6 +307,44 @@ def processes(args):
     return sorted(found)
 
 
+def children(pid):
+    """Pids whose parent is ``pid``, from the kernel's process table."""
+    found = []
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(child))
+        except (OSError, ValueError, IndexError):
+            continue
+    return sorted(found)
+
+
+def server_pids(pidfile):
+    """(vassal master, server, server's workers) of a release on an HTTP server. The
+    master's pidfile is root's (in root's socket folder) and the server is the master's one
+    child (the launcher execs it): nothing an act writes names a pid root signals."""
+    master = live_pid(pidfile)
+    server = next(iter(children(master)), None) if master else None
+    return master, server, children(server) if server else []
+
+
+def reload_server(spec):
+    """Have a release's HTTP server replace its workers (SIGHUP: gunicorn and granian start
+    new ones, then stop the old ones gracefully) and wait until none of the old is left."""
+    _, server, old = server_pids(spec["pidfile"])
+    if not server:
+        return {"ok": False, "error": f"no server runs for {spec['pidfile']}"}
+    os.kill(server, signal.SIGHUP)
+    deadline = time.time() + spec["timeout"]
+    while time.time() < deadline:
+        time.sleep(0.2)
+        _, now, workers = server_pids(spec["pidfile"])
+        if now == server and workers and not set(workers) & set(old):
+            return {"ok": True, "workers": workers}
+    return {"ok": False, "error": f"workers were not replaced within {spec['timeout']}s"}
+
+
 # How much of a page a check reads: enough for ``contains``, bounded against a huge answer.
 BODY_LIMIT = 1 << 20
 
@@ -376,8 +415,32 @@ def http_request(port, host, path, timeout, tls=False, method="GET"):
         conn.close()
 
 
+def unix_http_request(sock_path, host, path, timeout, method="GET", https=False):
+    """One HTTP request over a release's unix socket (gunicorn, granian), with the headers
+    nginx's ``proxy_pass`` sets; returns (status, body, at most BODY_LIMIT)."""
+    import http.client
+
+    class Unix(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = connect_unix(sock_path, timeout)
+
+    conn = Unix("localhost", timeout=timeout)
+    headers = {"Host": host, "User-Agent": "backstage-health-check",
+               "X-Forwarded-Proto": "https" if https else "http"}
+    try:
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read(BODY_LIMIT).decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
 def request(spec, path, method="GET"):
-    """One request to a release's own socket (``socket``) or through nginx (``port``)."""
+    """One request to a release's own socket (``socket``: over HTTP when its ``http`` marker
+    is there, else the uwsgi protocol) or through nginx (``port``)."""
+    if "socket" in spec and spec.get("http") and os.path.exists(spec["http"]):
+        return unix_http_request(spec["socket"], spec["host"], path, spec["timeout"], method,
+                                 spec.get("https", False))
     if "socket" in spec:
         return uwsgi_request(spec["socket"], spec["host"], path, spec["timeout"], method,
                              spec.get("https", False))
@@ -466,13 +529,17 @@ def status(spec):
             name = os.path.basename(ini)
             release = name[len(act) + 1 :].split(".ini")[0]
             data = stats(info["stats"].replace("{release}", release)) or {}
-            master = data.get("pid")
+            master, workers = data.get("pid"), [w["pid"] for w in data.get("workers", [])]
+            if info.get("pidfile") and not master:  # an HTTP server's: its vassal's child
+                master, server, workers = server_pids(info["pidfile"].replace("{release}",
+                                                                              release))
+                workers = [server, *workers] if server else []
             started = process_start(master, clock, boot) if master else None
             sesses.append({
                 "release": release,
                 "enabled": name.endswith(".ini"),
                 "master": master,
-                "workers": [w["pid"] for w in data.get("workers", [])],
+                "workers": workers,
                 "socket": info["socket"].replace("{release}", release),
                 "uptime": round(time.time() - started) if started else None,
             })
@@ -596,7 +663,7 @@ def environment(spec):
 
 VERBS = {"probe": probe, "environment": environment, "health": health, "smoke": smoke,
          "status": status, "reloaded": reloaded, "verify": verify, "closed": closed, "own": own,
-         "own_folder": own_folder}
+         "own_folder": own_folder, "reload_server": reload_server}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))

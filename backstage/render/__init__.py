@@ -5,11 +5,13 @@ defaults. A deployment project overrides any of them by putting a file of the sa
 own ``templates/`` folder (next to ``inventories/``).
 """
 
+import base64
+import json
 from pathlib import Path
 
 import jinja2
 
-from backstage.model import Layout, Production, RunAs, django
+from backstage.model import Layout, Production, RunAs, django, servers
 from backstage.util import sha256
 
 LISTEN_BACKLOG = 1024
@@ -60,6 +62,8 @@ class Renderer:
         """A vassal ini; with ``run_as`` (system layout) it drops to the act's user and lets
         nginx's workers connect to its socket through their group."""
         act = self.production.acts[act_name]
+        if servers.speaks_http(act.server):
+            return self.server_vassal(layout, act_name, release, venue_dir, run_as)
         return self._render(
             "vassal.ini.j2",
             act=act_name,
@@ -70,9 +74,7 @@ class Renderer:
             chdir=django.working_directory(self.production, act_name, layout, release),
             pythonpath=django.import_path(self.production, act_name, layout, release),
             environment=django.process_environment(self.production, act_name, layout, release),
-            # In the vassal, so that a changed overlay makes a new release like any change.
-            overlay=sha256("\0".join(self.settings_modules(act_name).values()))[:12]
-            if act.settings_overlay or act.settings_file else None,
+            overlay=self._overlay_digest(act_name),
             wsgi=act.wsgi_callable,
             settings=django.settings_module(self.production, act_name),
             static_root=layout.static(act_name, release),
@@ -87,6 +89,43 @@ class Renderer:
             stats=layout.stats_socket(act_name, release),
             log=layout.act_log(act_name),
         )
+
+    def server_vassal(self, layout: Layout, act_name: str, release: str, venue_dir: str,
+                      run_as: RunAs | None = None) -> str:
+        """The vassal of a release on an HTTP server (gunicorn, granian): what the launcher
+        binds and runs, as one base64 argument (no comma, ``%`` or ``$`` uWSGI would read)."""
+        act = self.production.acts[act_name]
+        options = act.server_options
+        app = act.asgi or f"{act.settings_module.rsplit('.', 1)[0]}.asgi:application" \
+            if act.interface == "asgi" else act.wsgi_callable
+        spec = {
+            "socket": layout.socket(act_name, release), "backlog": LISTEN_BACKLOG,
+            "user": run_as.user if run_as else None, "group": run_as.group if run_as else None,
+            "nginx_group": run_as.nginx_group if run_as else None,
+            "env_file": layout.env_file(act_name, release),
+            "environment": django.process_environment(self.production, act_name, layout,
+                                                      release),
+            "chdir": django.working_directory(self.production, act_name, layout, release),
+            "pythonpath": django.import_path(self.production, act_name, layout, release),
+            "python": f"{venue_dir}/bin/python", "server": act.server,
+            "interface": act.interface, "app": app, "workers": act.processes,
+            "threads": act.threads, "name": f"{self.production.name}/{act_name}@{release}",
+            "options": options.model_dump(),
+        }
+        return self._render(
+            "server.ini.j2", act=act_name, release=release, server=act.server,
+            interface=act.interface, overlay=self._overlay_digest(act_name),
+            pidfile=servers.pidfile(layout, act_name, release),
+            mercy=options.graceful_timeout + 5, python=f"{venue_dir}/bin/python",
+            launcher=servers.launcher(layout),
+            spec=base64.urlsafe_b64encode(json.dumps(spec, sort_keys=True).encode()).decode(),
+            log=layout.act_log(act_name))
+
+    def _overlay_digest(self, act_name: str) -> str | None:
+        """In the vassal, so that a changed overlay makes a new release like any change."""
+        act = self.production.acts[act_name]
+        return sha256("\0".join(self.settings_modules(act_name).values()))[:12] \
+            if act.settings_overlay or act.settings_file else None
 
     def settings_overlay(self) -> str:
         """Backstage's settings module (see :mod:`backstage.model.django`); the same text for
@@ -118,6 +157,8 @@ class Renderer:
             media=gig.media,
             media_root=layout.media(gig.act),
             socket=layout.stable_socket(gig.act),
+            http_socket=servers.http_link(layout, gig.act),
+            http_flag=servers.http_flag(layout, gig.act),
             read_timeout=HARAKIRI_SECONDS + 5,
             tls=gig.https,
             tls_port=gig.tls_port,
