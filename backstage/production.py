@@ -49,6 +49,7 @@ from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
 from backstage.operations.logs import plan_logs
+from backstage.operations.maintenance import SWITCHES, plan_maintenance
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
 from backstage.operations.rollback import plan_rollback
@@ -66,6 +67,7 @@ from backstage.reports import (
     HistoryReport,
     HostsReport,
     LogsReport,
+    MaintenanceReport,
     PlanReport,
     RollbackReport,
     SessReport,
@@ -82,6 +84,7 @@ __all__ = [
     "HistoryReport",
     "HostsReport",
     "LogsReport",
+    "MaintenanceReport",
     "PlanReport",
     "Production",
     "RollbackReport",
@@ -636,6 +639,28 @@ class Production:
         return EnvReport(self.name, self._on_hosts(self._options(hosts), on_host, act), act=act)
 
     # --- the Producer ----------------------------------------------------------------------------
+
+    def maintenance(self, switch: str, act: str, *, message: str | None = None,
+                    hosts=None) -> MaintenanceReport:
+        """Switch ``act``'s maintenance ``"on"`` (every gig answers 503 with Retry-After and
+        the maintenance page, ``message`` on it, through deploys and rollbacks) or ``"off"``;
+        no nginx reload. History and ``status`` show it."""
+        if switch not in SWITCHES:
+            raise UsageError(f"maintenance: say on or off, not {switch!r}")
+        self._act(act)
+        message = not_empty(message, "--message")
+        if switch == "off" and message is not None:
+            raise UsageError("maintenance off takes no --message")
+        renderer, holder = Renderer(self.inventory), new_lock("maintenance", act, message)
+
+        def on_host(run: HostRun):
+            step, gigs = plan_maintenance(self.inventory, run.layout, run.probe(), renderer,
+                                          act, switch, holder)
+            run.execute(step)
+            return {"maintenance": switch, "gigs": gigs}
+
+        results = self._on_hosts(self._options(hosts), on_host, act)
+        return MaintenanceReport(self.name, results, act=act, switch=switch)
 
     def _records(self, gigs: list[str], booked: bool = True, check: bool = True):
         """The Producer and the plan that makes these gigs' records as wanted (reading the

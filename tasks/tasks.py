@@ -255,8 +255,17 @@ def env(p, act, json_=False):
     show(p.env(act), json_)
 
 
+@backstage_task(help={"switch": "on or off.", **ACT,
+                      "message": "What the maintenance page says (with on).",
+                      "json": "Print JSON."})
+def maintenance(p, switch, act, message=None, json_=False):
+    """Put an act in maintenance (every gig answers 503 with Retry-After and a page, through
+    deploys and rollbacks, no nginx reload) or take it out: maintenance on|off ACT."""
+    show(p.maintenance(switch, act, message=message), json_)
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
                 book_gig, cancel_gig, dns, renew_certs, lock, unlock, history, manage, exec_, logs,
-                env, new_act)
+                env, maintenance, new_act)

@@ -15,6 +15,8 @@ from backstage.util import sha256
 LISTEN_BACKLOG = 1024
 HARAKIRI_SECONDS = 60
 DEFAULT_MIME_TYPES = "/etc/nginx/mime.types"
+# What a gig in maintenance tells clients to wait before they retry (Retry-After, seconds).
+MAINTENANCE_RETRY_AFTER = 300
 PACKAGE = Path(__file__).resolve().parent.parent
 
 
@@ -124,7 +126,16 @@ class Renderer:
             tls_certificate=gig.tls_certificate or layout.tls_certificate(gig_name),
             tls_key=gig.tls_key or layout.tls_key(gig_name),
             hsts_max_age=gig.hsts_max_age,
+            maintenance_page=layout.maintenance_page(gig.act),
+            maintenance_dir=layout.maintenance_dir,
+            retry_after=MAINTENANCE_RETRY_AFTER,
         )
+
+    def maintenance_page(self, act: str, message: str | None) -> str:
+        """The page an act's gigs serve during maintenance (``maintenance.html``, which a
+        project may override; ``message`` is HTML-escaped there)."""
+        return self._render("maintenance.html.j2", act=act, message=message,
+                            retry_after=MAINTENANCE_RETRY_AFTER)
 
     def default_server(self, layout: Layout, host: str) -> str:
         """The server of each port the host's gigs listen on that answers a Host header no
