@@ -31,7 +31,7 @@ def head(stage) -> tuple[int, dict, str]:
                                  "Host: shop.example.test", "http://127.0.0.1/"]).stdout
     top, _, body = out.replace("\r\n", "\n").partition("\n\n")
     lines = top.splitlines()
-    headers = dict((k.lower(), v.strip()) for k, _, v in (h.partition(":") for h in lines[1:]))
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
     return int(lines[0].split()[1]), headers, body
 
 
