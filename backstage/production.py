@@ -52,6 +52,7 @@ from backstage.operations.logs import plan_logs
 from backstage.operations.maintenance import SWITCHES, plan_maintenance
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
+from backstage.operations.remove import plan_remove
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
@@ -69,6 +70,7 @@ from backstage.reports import (
     LogsReport,
     MaintenanceReport,
     PlanReport,
+    RemoveReport,
     RollbackReport,
     SessReport,
     StatusReport,
@@ -87,6 +89,7 @@ __all__ = [
     "MaintenanceReport",
     "PlanReport",
     "Production",
+    "RemoveReport",
     "RollbackReport",
     "RolloutReport",
     "SessReport",
@@ -661,6 +664,25 @@ class Production:
 
         results = self._on_hosts(self._options(hosts), on_host, act)
         return MaintenanceReport(self.name, results, act=act, switch=switch)
+
+    def remove_act(self, act: str, *, purge_data: bool = False, hosts=None) -> RemoveReport:
+        """Take ``act`` off its hosts for good: its gigs (and, with a Producer, their
+        records), vassals, releases, sockets, venue (when no other act uses it) and unix user
+        go; its media, ``shared/`` and own sqlite files stay unless ``purge_data``. The act
+        stays in the inventory: remove it there afterwards."""
+        self._act(act)
+        records = self._records(self.inventory.gigs_of(act), booked=False)
+        changed = self._change_records(records)
+        holder = new_lock("remove-act", act)
+
+        def on_host(run: HostRun):
+            step = plan_remove(self.inventory, run.name, run.layout, run.probe(), act,
+                               purge_data, holder)
+            run.run_locked([step], holder["token"], lock_scope(self.inventory, run.name, act))
+            return {"removed": act, "purged": purge_data}
+
+        results = self._on_hosts(self._options(hosts), on_host, act)
+        return RemoveReport(self.name, results, act=act, purged=purge_data, dns=changed)
 
     def _records(self, gigs: list[str], booked: bool = True, check: bool = True):
         """The Producer and the plan that makes these gigs' records as wanted (reading the

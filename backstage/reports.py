@@ -317,6 +317,19 @@ class MaintenanceReport(HostsReport):
 
 
 @dataclass
+class RemoveReport(HostsReport):
+    """``remove-act``: per host, ``{"removed": act, "purged": whether its data went}``; and
+    the DNS records removed (with a Producer)."""
+
+    act: str = ""
+    purged: bool = False
+    dns: list[str] = field(default_factory=list)
+
+    def about(self) -> dict:
+        return {"act": self.act, "purged": self.purged, "dns": self.dns}
+
+
+@dataclass
 class HistoryReport:
     """``history``: the last entries across the hosts that could be read, newest first, and
     the hosts that could not."""

@@ -22,6 +22,7 @@ from backstage.reports import (
     LogsReport,
     MaintenanceReport,
     PlanReport,
+    RemoveReport,
     RollbackReport,
     RolloutReport,
     SessReport,
@@ -104,6 +105,17 @@ def _(report: MaintenanceReport, as_json: bool = False) -> None:
         for host, result in report.done.items():
             installed = f" (installed {', '.join(result['gigs'])} first)" if result["gigs"] else ""
             print(f"{host}: {report.act} maintenance {result['maintenance']}{installed}")
+    report.check()
+
+
+@show.register
+def _(report: RemoveReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        kept = "its data purged" if report.purged else "its data kept (media, shared/, sqlite)"
+        for host in report.done:
+            print(f"{host}: {report.act} removed, {kept}")
     report.check()
 
 
