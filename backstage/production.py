@@ -23,6 +23,7 @@ import datetime
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -33,6 +34,7 @@ from backstage.artefacts.wheelhouse import cache_dir
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.engine.builders import PlatformWheels, platform_inputs
 from backstage.engine.executor import run_on_hosts, select_hosts
+from backstage.engine.hooks import run_hook
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
@@ -42,7 +44,7 @@ from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
-from backstage.operations import certs, checks, dns, history
+from backstage.operations import certs, checks, dns, history, hooks
 from backstage.operations.certs import acme_gigs, challenge_patches, due
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
@@ -310,6 +312,9 @@ class Production:
         names = select_hosts(self.inventory, options.hosts, act)
         records = self._records(self.inventory.gigs_of(act))  # the Producer, read first
         inputs.certificates = self._certificates(acme_gigs(self.inventory, act))
+        inputs.hosts = tuple(names)
+        self._hook(act, "before_deploy", inputs.release, None, names)
+        started = time.monotonic()
         rollout = Rollout(self.inventory, names, inputs,
                           lambda layout: act_environment(self.inventory, act, layout),
                           options, serial=serial, max_fail=max_fail, rollback=rollback)
@@ -319,7 +324,19 @@ class Production:
             wheels.close()
         if report.exit_code == 0:
             self._change_records(records)
+        before = sorted({o.release_before for o in report.outcomes.values() if o.release_before})
+        self._hook(act, "after_deploy", report.release, ",".join(before), names,
+                   "deployed" if report.exit_code == 0 else "failed",
+                   time.monotonic() - started)
         return report
+
+    def _hook(self, act: str, name: str, release, previous, hosts, outcome=None,
+              duration=None) -> None:
+        """Run a workstation hook of the act; only ``before_deploy`` failing stops anything."""
+        variables = hooks.variables(self.inventory, act, release, previous, hosts, outcome,
+                                    duration)
+        run_hook(self.inventory, act, name, variables, self.reporter,
+                 fatal=name == "before_deploy")
 
     def acts_to_deploy(self, acts: str | list[str] | None = None, every: bool = False
                        ) -> list[str]:
@@ -376,8 +393,15 @@ class Production:
             run.run_locked(steps, holder["token"], lock_scope(self.inventory, run.name, act))
             return {"release": target, "previous": observed.current_release(act)}
 
-        return RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
-                              act=act)
+        started = time.monotonic()
+        report = RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
+                                act=act)
+        done = report.done.values()
+        self._hook(act, "after_rollback", ",".join(sorted({r["release"] for r in done})),
+                   ",".join(sorted({r["previous"] or "" for r in done})), list(report.results),
+                   "rolled back" if report.exit_code == 0 else "failed",
+                   time.monotonic() - started)
+        return report
 
     def _sess(self, action: str, act: str, hosts) -> SessReport:
         """``start``, ``stop`` or ``restart`` the live release of ``act``, under its lock."""

@@ -127,6 +127,24 @@ ACT_SETTINGS_MODULE = "backstage_act_settings"
 DatabaseAlias = Annotated[str, AfterValidator(names.database_alias)]
 
 
+HookCommand = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Hooks(Section):
+    """Commands run at named points of an act's deploys and rollbacks (``bash -c``), with the
+    deploy's ``BACKSTAGE_*`` variables (see :mod:`backstage.operations.hooks`):
+    ``before_deploy``, ``after_deploy`` and ``after_rollback`` on the workstation;
+    ``after_prepare``, ``before_switch`` and ``after_switch`` on each host, as the act in the
+    new release."""
+
+    before_deploy: HookCommand | None = None
+    after_prepare: HookCommand | None = None
+    before_switch: HookCommand | None = None
+    after_switch: HookCommand | None = None
+    after_deploy: HookCommand | None = None
+    after_rollback: HookCommand | None = None
+
+
 class Act(Section):
     """A Django application and how it runs.
 
@@ -169,6 +187,7 @@ class Act(Section):
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).
     log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"
+    hooks: Hooks = Hooks()
 
     @property
     def import_path(self) -> tuple[str, ...]:
