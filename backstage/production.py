@@ -49,7 +49,7 @@ from backstage.operations.certs import acme_gigs, challenge_patches, due
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
-from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
+from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock, whoami
 from backstage.operations.logs import plan_logs
 from backstage.operations.maintenance import SWITCHES, plan_maintenance
 from backstage.operations.manage import command_hosts, command_words, plan_command
@@ -59,6 +59,7 @@ from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
+from backstage.producer import notify
 from backstage.producer.acme import AcmeDirectory, CertificateStore
 from backstage.producer.powerdns import PowerDNS
 from backstage.render import Renderer
@@ -79,6 +80,7 @@ from backstage.reports import (
 )
 from backstage.transport.base import Pty
 from backstage.transport.terminal import pty_of, raw_terminal
+from backstage.util import utc_now
 
 __all__ = [
     "CommandReport",
@@ -324,11 +326,21 @@ class Production:
             wheels.close()
         if report.exit_code == 0:
             self._change_records(records)
-        before = sorted({o.release_before for o in report.outcomes.values() if o.release_before})
-        self._hook(act, "after_deploy", report.release, ",".join(before), names,
-                   "deployed" if report.exit_code == 0 else "failed",
+        before = ",".join(sorted({o.release_before for o in report.outcomes.values()
+                                  if o.release_before}))
+        outcome = "deployed" if report.exit_code == 0 else "failed"
+        self._hook(act, "after_deploy", report.release, before, names, outcome,
                    time.monotonic() - started)
+        self._notify("deploy", act, release=report.release, previous=before, hosts=names,
+                     outcome=outcome, duration=round(time.monotonic() - started, 1))
         return report
+
+    def _notify(self, event: str, act: str, **fields) -> None:
+        """Tell the ``[notify]`` webhooks; one that fails is reported, never raised."""
+        document = {"event": event, "production": self.name, "act": act, "by": whoami(),
+                    "time": utc_now(), **fields}
+        for line in notify.send(self.inventory.notify, document):
+            self.reporter.info(line)
 
     def _hook(self, act: str, name: str, release, previous, hosts, outcome=None,
               duration=None) -> None:
@@ -397,10 +409,14 @@ class Production:
         report = RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
                                 act=act)
         done = report.done.values()
-        self._hook(act, "after_rollback", ",".join(sorted({r["release"] for r in done})),
-                   ",".join(sorted({r["previous"] or "" for r in done})), list(report.results),
-                   "rolled back" if report.exit_code == 0 else "failed",
+        release = ",".join(sorted({r["release"] for r in done}))
+        previous = ",".join(sorted({r["previous"] or "" for r in done}))
+        outcome = "rolled back" if report.exit_code == 0 else "failed"
+        self._hook(act, "after_rollback", release, previous, list(report.results), outcome,
                    time.monotonic() - started)
+        self._notify("rollback", act, release=release, previous=previous,
+                     hosts=list(report.results), outcome=outcome,
+                     duration=round(time.monotonic() - started, 1))
         return report
 
     def _sess(self, action: str, act: str, hosts) -> SessReport:
@@ -686,8 +702,12 @@ class Production:
             run.execute(step)
             return {"maintenance": switch, "gigs": gigs}
 
-        results = self._on_hosts(self._options(hosts), on_host, act)
-        return MaintenanceReport(self.name, results, act=act, switch=switch)
+        report = MaintenanceReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
+                                   act=act, switch=switch)
+        self._notify("maintenance", act, maintenance=switch, message=message,
+                     hosts=list(report.results),
+                     outcome="failed" if report.exit_code else f"maintenance {switch}")
+        return report
 
     def remove_act(self, act: str, *, purge_data: bool = False, hosts=None) -> RemoveReport:
         """Take ``act`` off its hosts for good: its gigs (and, with a Producer, their

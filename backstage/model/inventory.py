@@ -354,6 +354,19 @@ class Acme(Section):
     renew_days: Int = Field(30, ge=1, le=365)
 
 
+class Notify(Section):
+    """Webhooks told of each deploy, rollback and maintenance change: one JSON document
+    (``format = "slack"``: ``{"text": ...}``, which Slack's incoming webhooks take) posted to
+    each URL, within ``timeout`` seconds, tried ``retries`` more times when it fails. A URL
+    may hold a token: it is never printed whole."""
+
+    webhooks: tuple[Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$")], ...] = \
+        Field(min_length=1)
+    format: Literal["json", "slack"] = "json"
+    timeout: float = Field(5, gt=0, le=60)
+    retries: Int = Field(2, ge=0, le=10)
+
+
 class Production(Section):
     """Everything one inventory file declares."""
 
@@ -367,6 +380,7 @@ class Production(Section):
     gigs: dict[Name, Gig] = {}
     producer: Producer | None = None
     acme: Acme | None = None
+    notify: Notify | None = None
 
     @property
     def name(self) -> str:

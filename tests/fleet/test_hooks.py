@@ -1,7 +1,8 @@
-"""An act's hooks on a real fleet host: each runs where it should with the deploy's
-``BACKSTAGE_*`` variables (host hooks as the act, with its secrets, in the new release); a
-failing hook before the switch stops the rollout with the old release serving, one after it
-is reported and the switch kept."""
+"""An act's hooks and the production's notifications on a real fleet host: each hook runs
+where it should with the deploy's ``BACKSTAGE_*`` variables (host hooks as the act, with its
+secrets, in the new release); a failing hook before the switch stops the rollout with the old
+release serving, one after it is reported and the switch kept. A webhook receiver on loopback
+gets one document per deploy, rollback and maintenance change; a dead one fails nothing."""
 
 import json
 import re
@@ -10,6 +11,7 @@ import pytest
 
 from tests.support.deploying import make_stage, settled
 from tests.support.testbed import SECRET_KEY
+from tests.support.webhooks import Receiver, dead_url
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "hk"
@@ -25,10 +27,18 @@ HOST_EXTRA = ('; id -u > {where}/{hook}.uid; pwd > {where}/{hook}.cwd; '
 
 
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory):
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory, receiver):
     stage = make_stage(tmp_path_factory.mktemp("hk"), PRODUCTION, {"h1": 'roles = ["web"]'})
     try:
-        lines = ["[acts.storefront.hooks]"]
+        lines = [f"[notify]\nwebhooks = {json.dumps([dead_url(), receiver.url()])}",
+                 "retries = 1\ntimeout = 2\n", "[acts.storefront.hooks]"]
         for hook in ("before_deploy", "after_deploy", "after_rollback"):
             lines.append(f"{hook} = {json.dumps(RECORD.format(where=stage.work, hook=hook))}")
         for hook in ("after_prepare", "before_switch", "after_switch"):
@@ -139,3 +149,21 @@ def test_a_failing_before_deploy_hook_changes_nothing(stage):
         (stage.work / "fail-before_deploy").unlink()
     assert done.returncode == 1 and "the before_deploy hook of storefront failed" in done.stderr
     assert settled(stage, PRODUCTION) == live
+
+
+def test_webhooks_get_one_document_per_deploy_rollback_and_maintenance_change(stage, receiver):
+    deploys = [b for b in receiver.bodies if b["event"] == "deploy"]
+    # The fixture's, and three here (one failed); none for the one its before_deploy refused.
+    assert [d["outcome"] for d in deploys] == ["deployed", "deployed", "failed", "deployed"]
+    first = deploys[1]
+    assert {"production": PRODUCTION, "act": "storefront", "hosts": ["h1"]}.items() \
+        <= first.items()
+    assert first["release"] and first["previous"] and first["by"] and first["time"]
+    assert first["duration"] > 0
+    assert [b["outcome"] for b in receiver.bodies if b["event"] == "rollback"] == ["rolled back"]
+    done = stage.cli("maintenance", "on", "storefront")
+    stage.cli("maintenance", "off", "storefront")
+    assert [b["maintenance"] for b in receiver.bodies if b["event"] == "maintenance"] == \
+        ["on", "off"]
+    # The dead webhook was reported, its token never shown, and failed nothing.
+    assert "failed (ConnectionError, 2 attempts)" in done.stderr and "s3cr3t" not in done.stderr
