@@ -2,7 +2,7 @@
 
 Under the act's lock (never while a deploy of it runs): its gigs' server blocks go first
 (``nginx -t``, reload), so no request reaches it; its vassals are stopped and their files
-removed; then its releases, env files, sockets, log, maintenance page and locks; its venue
+removed, and then its releases, env files, sockets, log, maintenance page and locks; its venue
 when no other act on the host uses it; its unix user (system layout) when no other act on
 the host runs as it. Its media, working folder (``shared/``) and the sqlite files only it
 uses are kept, unless ``purge``.
@@ -99,5 +99,5 @@ def plan_remove(production: Production, host: str, layout: Layout, observed: Obs
         remove_cmd.delete_user(script, user)
     history.append(script, layout, {"time": holder["time"], "by": holder["by"], "act": act,
                                     "event": "remove-act", "purge": purge})
-    script.run("rm", "-rf", "--", layout.lock_dir(lock_cmd.act_lock(act)))
+    lock_cmd.force_release(script, layout, locks)  # the lock goes with the act
     return Step("remove-act", f"remove {act}", script.text())
