@@ -23,6 +23,7 @@ import datetime
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -33,6 +34,7 @@ from backstage.artefacts.wheelhouse import cache_dir
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.engine.builders import BUILDER_ROLE, PlatformWheels, builders_first, platform_inputs
 from backstage.engine.executor import run_on_hosts, select_hosts
+from backstage.engine.hooks import run_hook
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
@@ -42,19 +44,22 @@ from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
-from backstage.operations import certs, checks, dns, history
+from backstage.operations import certs, checks, dns, history, hooks
 from backstage.operations.certs import acme_gigs, challenge_patches, due, http01_answers
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
-from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock
+from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock, whoami
 from backstage.operations.logs import plan_logs
+from backstage.operations.maintenance import SWITCHES, plan_maintenance
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
+from backstage.operations.remove import plan_remove
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_provisioning, plan_stage
 from backstage.operations.status import status_acts
+from backstage.producer import notify
 from backstage.producer.acme import AcmeDirectory, CertificateStore
 from backstage.producer.powerdns import PowerDNS
 from backstage.render import Renderer
@@ -66,13 +71,16 @@ from backstage.reports import (
     HistoryReport,
     HostsReport,
     LogsReport,
+    MaintenanceReport,
     PlanReport,
+    RemoveReport,
     RollbackReport,
     SessReport,
     StatusReport,
 )
 from backstage.transport.base import Pty
 from backstage.transport.terminal import pty_of, raw_terminal
+from backstage.util import utc_now
 
 __all__ = [
     "CommandReport",
@@ -82,8 +90,10 @@ __all__ = [
     "HistoryReport",
     "HostsReport",
     "LogsReport",
+    "MaintenanceReport",
     "PlanReport",
     "Production",
+    "RemoveReport",
     "RollbackReport",
     "RolloutReport",
     "SessReport",
@@ -313,6 +323,9 @@ class Production:
         names = select_hosts(self.inventory, options.hosts, act)
         records = self._records(self.inventory.gigs_of(act))  # the Producer, read first
         inputs.certificates = self._certificates(acme_gigs(self.inventory, act))
+        inputs.hosts = tuple(names)
+        self._hook(act, "before_deploy", inputs.release, None, names)
+        started = time.monotonic()
         rollout = Rollout(self.inventory, names, inputs,
                           lambda layout: act_environment(self.inventory, act, layout),
                           options, serial=serial, max_fail=max_fail, rollback=rollback)
@@ -322,7 +335,29 @@ class Production:
             wheels.close()
         if report.exit_code == 0:
             self._change_records(records)
+        before = ",".join(sorted({o.release_before for o in report.outcomes.values()
+                                  if o.release_before}))
+        outcome = "deployed" if report.exit_code == 0 else "failed"
+        self._hook(act, "after_deploy", report.release, before, names, outcome,
+                   time.monotonic() - started)
+        self._notify("deploy", act, release=report.release, previous=before, hosts=names,
+                     outcome=outcome, duration=round(time.monotonic() - started, 1))
         return report
+
+    def _notify(self, event: str, act: str, **fields) -> None:
+        """Tell the ``[notify]`` webhooks; one that fails is reported, never raised."""
+        document = {"event": event, "production": self.name, "act": act, "by": whoami(),
+                    "time": utc_now(), **fields}
+        for line in notify.send(self.inventory.notify, document):
+            self.reporter.info(line)
+
+    def _hook(self, act: str, name: str, release, previous, hosts, outcome=None,
+              duration=None) -> None:
+        """Run a workstation hook of the act; only ``before_deploy`` failing stops anything."""
+        variables = hooks.variables(self.inventory, act, release, previous, hosts, outcome,
+                                    duration)
+        run_hook(self.inventory, act, name, variables, self.reporter,
+                 fatal=name == "before_deploy")
 
     def acts_to_deploy(self, acts: str | list[str] | None = None, every: bool = False
                        ) -> list[str]:
@@ -379,8 +414,19 @@ class Production:
             run.run_locked(steps, holder["token"], lock_scope(self.inventory, run.name, act))
             return {"release": target, "previous": observed.current_release(act)}
 
-        return RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
-                              act=act)
+        started = time.monotonic()
+        report = RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
+                                act=act)
+        done = report.done.values()
+        release = ",".join(sorted({r["release"] for r in done}))
+        previous = ",".join(sorted({r["previous"] or "" for r in done}))
+        outcome = "rolled back" if report.exit_code == 0 else "failed"
+        self._hook(act, "after_rollback", release, previous, list(report.results), outcome,
+                   time.monotonic() - started)
+        self._notify("rollback", act, release=release, previous=previous,
+                     hosts=list(report.results), outcome=outcome,
+                     duration=round(time.monotonic() - started, 1))
+        return report
 
     def _sess(self, action: str, act: str, hosts) -> SessReport:
         """``start``, ``stop`` or ``restart`` the live release of ``act``, under its lock."""
@@ -645,6 +691,51 @@ class Production:
         return EnvReport(self.name, self._on_hosts(self._options(hosts), on_host, act), act=act)
 
     # --- the Producer ----------------------------------------------------------------------------
+
+    def maintenance(self, switch: str, act: str, *, message: str | None = None,
+                    hosts=None) -> MaintenanceReport:
+        """Switch ``act``'s maintenance ``"on"`` (every gig answers 503 with Retry-After and
+        the maintenance page, ``message`` on it, through deploys and rollbacks) or ``"off"``;
+        no nginx reload. History and ``status`` show it."""
+        if switch not in SWITCHES:
+            raise UsageError(f"maintenance: say on or off, not {switch!r}")
+        self._act(act)
+        message = not_empty(message, "--message")
+        if switch == "off" and message is not None:
+            raise UsageError("maintenance off takes no --message")
+        renderer, holder = Renderer(self.inventory), new_lock("maintenance", act, message)
+
+        def on_host(run: HostRun):
+            step, gigs = plan_maintenance(self.inventory, run.layout, run.probe(), renderer,
+                                          act, switch, holder)
+            run.execute(step)
+            return {"maintenance": switch, "gigs": gigs}
+
+        report = MaintenanceReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
+                                   act=act, switch=switch)
+        self._notify("maintenance", act, maintenance=switch, message=message,
+                     hosts=list(report.results),
+                     outcome="failed" if report.exit_code else f"maintenance {switch}")
+        return report
+
+    def remove_act(self, act: str, *, purge_data: bool = False, hosts=None) -> RemoveReport:
+        """Take ``act`` off its hosts for good: its gigs (and, with a Producer, their
+        records), vassals, releases, sockets, venue (when no other act uses it) and unix user
+        go; its media, ``shared/`` and own sqlite files stay unless ``purge_data``. The act
+        stays in the inventory: remove it there afterwards."""
+        self._act(act)
+        records = self._records(self.inventory.gigs_of(act), booked=False)
+        changed = self._change_records(records)
+        holder = new_lock("remove-act", act)
+
+        def on_host(run: HostRun):
+            step = plan_remove(self.inventory, run.name, run.layout, run.probe(), act,
+                               purge_data, holder)
+            run.run_locked([step], holder["token"], lock_scope(self.inventory, run.name, act))
+            return {"removed": act, "purged": purge_data}
+
+        results = self._on_hosts(self._options(hosts), on_host, act)
+        return RemoveReport(self.name, results, act=act, purged=purge_data, dns=changed)
 
     def _records(self, gigs: list[str], booked: bool = True, check: bool = True):
         """The Producer and the plan that makes these gigs' records as wanted (reading the

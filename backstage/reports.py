@@ -41,6 +41,14 @@ def lock_note(host: str, act: str, holder: dict) -> str:
     return f"{host}: {act} locked by {about}: {state}"
 
 
+def maintenance_note(host: str, act: str, details: dict) -> str:
+    """``h1: storefront in maintenance since ... (by ada@ws): Upgrading the database``."""
+    message = f": {details['message']}" if details.get("message") else ""
+    return (f"{host}: {act} in maintenance since {details.get('time', '?')} "
+            f"(by {details.get('by', 'unknown')}){message}: every gig answers 503 until "
+            f"maintenance off")
+
+
 def error_entry(error: BackstageError) -> dict:
     """A host's error in ``as_dict()``: its one line, and whether the host was unreachable."""
     return {"error": str(error), "unreachable": isinstance(error, HostUnreachable)}
@@ -209,7 +217,8 @@ class StatusReport(HostsReport):
 
     def notes(self) -> list[str]:
         """Lines for what no single host shows: an act whose hosts are on different releases
-        (a split fleet), and who holds an act's lock, with a killed deploy's intent."""
+        (a split fleet), who holds an act's lock, with a killed deploy's intent, and the acts
+        in maintenance."""
         lines, live = [], {}
         for host, acts in self.done.items():
             for act, info in acts.items():
@@ -218,6 +227,8 @@ class StatusReport(HostsReport):
                     []).append(host)
                 if info.get("lock"):
                     lines.append(lock_note(host, act, info["lock"]))
+                if info.get("maintenance") is not None:
+                    lines.append(maintenance_note(host, act, info["maintenance"]))
         splits = [describe_split(act, by) for act, by in live.items() if len(by) > 1]
         return [*(f"{line}: run deploy-act to bring every host to one release"
                   for line in splits), *lines]
@@ -291,6 +302,31 @@ class EnvReport(HostsReport):
                         "removed": "  (not in the inventory)"}.get(k.state, "")
                 out.append(f"  {marks[k.state]} {k.key}={value}{note}")
         return "".join(f"{line}\n" for line in out)
+
+
+@dataclass
+class MaintenanceReport(HostsReport):
+    """``maintenance on|off``: per host, ``{"maintenance": "on" or "off", "gigs": the gig
+    files installed first (written before the switch existed, or out of date)}``."""
+
+    act: str = ""
+    switch: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act, "maintenance": self.switch}
+
+
+@dataclass
+class RemoveReport(HostsReport):
+    """``remove-act``: per host, ``{"removed": act, "purged": whether its data went}``; and
+    the DNS records removed (with a Producer)."""
+
+    act: str = ""
+    purged: bool = False
+    dns: list[str] = field(default_factory=list)
+
+    def about(self) -> dict:
+        return {"act": self.act, "purged": self.purged, "dns": self.dns}
 
 
 @dataclass

@@ -20,7 +20,9 @@ from backstage.reports import (
     HistoryReport,
     HostsReport,
     LogsReport,
+    MaintenanceReport,
     PlanReport,
+    RemoveReport,
     RollbackReport,
     RolloutReport,
     SessReport,
@@ -92,6 +94,28 @@ def _(report: RollbackReport, as_json: bool = False) -> None:
 def _(report: SessReport, as_json: bool = False) -> None:
     for host, release in report.done.items():
         print(f"{host}: {report.act}@{release} {report.action} done")
+    report.check()
+
+
+@show.register
+def _(report: MaintenanceReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for host, result in report.done.items():
+            installed = f" (installed {', '.join(result['gigs'])} first)" if result["gigs"] else ""
+            print(f"{host}: {report.act} maintenance {result['maintenance']}{installed}")
+    report.check()
+
+
+@show.register
+def _(report: RemoveReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        kept = "its data purged" if report.purged else "its data kept (media, shared/, sqlite)"
+        for host in report.done:
+            print(f"{host}: {report.act} removed, {kept}")
     report.check()
 
 

@@ -255,8 +255,39 @@ def env(p, act, json_=False):
     show(p.env(act), json_)
 
 
+@backstage_task(help={"switch": "on or off.", **ACT,
+                      "message": "What the maintenance page says (with on).",
+                      "json": "Print JSON."})
+def maintenance(p, switch, act, message=None, json_=False):
+    """Put an act in maintenance (every gig answers 503 with Retry-After and a page, through
+    deploys and rollbacks, no nginx reload) or take it out: maintenance on|off ACT."""
+    show(p.maintenance(switch, act, message=message), json_)
+
+
+@backstage_task(help={**ACT, "purge_data": "Also delete its media, shared/ and the sqlite "
+                                           "files only it uses (asks first).",
+                      "yes": "Do not ask before --purge-data deletes.", "json": "Print JSON."})
+def remove_act(p, act, purge_data=False, yes=False, json_=False):
+    """Take an act off its hosts: gigs, vassals, releases, sockets, venue (when no other act
+    uses it), unix user; its data stays unless --purge-data."""
+    if purge_data and not yes:
+        confirm_purge(p.name, act)
+    show(p.remove_act(act, purge_data=purge_data), json_)
+
+
+def confirm_purge(production: str, act: str) -> None:
+    """Ask on the terminal before data is deleted; without one, --yes is required."""
+    if not sys.stdin.isatty():
+        raise UsageError("--purge-data deletes the act's data: confirm with --yes "
+                         "(stdin is not a terminal)")
+    answer = input(f"Delete the media, shared/ and own sqlite files of {act} in {production} "
+                   f"on every host? Type the act's name to confirm: ")
+    if answer.strip() != act:
+        raise UsageError("--purge-data not confirmed: nothing was changed")
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
                 book_gig, cancel_gig, dns, renew_certs, lock, unlock, history, manage, exec_, logs,
-                env, new_act)
+                env, maintenance, remove_act, new_act)

@@ -12,7 +12,9 @@ def status_spec(layout: Layout, acts: list[str]) -> dict:
         "vassals": layout.vassals,
         "acts": {a: {"stats": layout.stats_socket(a, "{release}"),
                      "pidfile": servers.pidfile(layout, a, "{release}"), **live_paths(layout, a),
-                     "lock": layout.lock_info(act_lock(a))}
+                     "lock": layout.lock_info(act_lock(a)),
+                     "maintenance": {"page": layout.maintenance_page(a),
+                                     "info": layout.maintenance_info(a)}}
                  for a in acts},
     }
 
@@ -20,7 +22,8 @@ def status_spec(layout: Layout, acts: list[str]) -> dict:
 def read_status(layout: Layout, answer: dict) -> dict:
     """Per act: its sesses, its links, ``broken``: why its live release does not serve
     (None when it does, or when it was never deployed or was stopped on purpose), and
-    ``lock``: who holds the act's lock (None: nobody), with a deploy's intent (its release)."""
+    ``lock``: who holds the act's lock (None: nobody), with a deploy's intent (its release);
+    ``maintenance``: None, or who switched it on, when, with what message."""
     found = answer["acts"]
     for act, info in found.items():
         info["broken"] = live_state(layout, act, info.pop("facts")).broken

@@ -127,6 +127,24 @@ ACT_SETTINGS_MODULE = "backstage_act_settings"
 DatabaseAlias = Annotated[str, AfterValidator(names.database_alias)]
 
 
+HookCommand = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Hooks(Section):
+    """Commands run at named points of an act's deploys and rollbacks (``bash -c``), with the
+    deploy's ``BACKSTAGE_*`` variables (see :mod:`backstage.operations.hooks`):
+    ``before_deploy``, ``after_deploy`` and ``after_rollback`` on the workstation;
+    ``after_prepare``, ``before_switch`` and ``after_switch`` on each host, as the act in the
+    new release."""
+
+    before_deploy: HookCommand | None = None
+    after_prepare: HookCommand | None = None
+    before_switch: HookCommand | None = None
+    after_switch: HookCommand | None = None
+    after_deploy: HookCommand | None = None
+    after_rollback: HookCommand | None = None
+
+
 class Act(Section):
     """A Django application and how it runs.
 
@@ -169,6 +187,8 @@ class Act(Section):
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).
     log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"
+    hooks: Hooks = Hooks()
+
     # The application server (backstage.model.servers) and what it runs.
     server: Literal["uwsgi", "gunicorn", "granian"] = "uwsgi"
     interface: Literal["wsgi", "asgi"] = "wsgi"
@@ -373,6 +393,19 @@ class Acme(Section):
     renew_days: Int = Field(30, ge=1, le=365)
 
 
+class Notify(Section):
+    """Webhooks told of each deploy, rollback and maintenance change: one JSON document
+    (``format = "slack"``: ``{"text": ...}``, which Slack's incoming webhooks take) posted to
+    each URL, within ``timeout`` seconds, tried ``retries`` more times when it fails. A URL
+    may hold a token: it is never printed whole."""
+
+    webhooks: tuple[Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$")], ...] = \
+        Field(min_length=1)
+    format: Literal["json", "slack"] = "json"
+    timeout: float = Field(5, gt=0, le=60)
+    retries: Int = Field(2, ge=0, le=10)
+
+
 class Production(Section):
     """Everything one inventory file declares."""
 
@@ -386,6 +419,7 @@ class Production(Section):
     gigs: dict[Name, Gig] = {}
     producer: Producer | None = None
     acme: Acme | None = None
+    notify: Notify | None = None
 
     @property
     def name(self) -> str:

@@ -313,6 +313,20 @@ class Layout:
     def gig_conf(self, gig: str) -> str:
         return join(self.nginx_sites, f"backstage-{self.production}-{gig}.conf")
 
+    # Maintenance: root's folder (0755), so no act can switch its own gigs on or off.
+    @property
+    def maintenance_dir(self) -> str:
+        return self._at("maintenance")
+
+    def maintenance_page(self, act: str) -> str:
+        """The page an act's gigs serve with 503 while it exists: the switch itself (nginx
+        tests for it on each request, so creating or removing it needs no reload)."""
+        return join(self.maintenance_dir, f"{act}.html")
+
+    def maintenance_info(self, act: str) -> str:
+        """Who switched the act's maintenance on, when, with what message (JSON)."""
+        return join(self.maintenance_dir, f"{act}.json")
+
     def tls_dir(self, gig: str) -> str:
         """A ``tls = "acme"`` gig's certificate and key (the folder 0700, the key 0600)."""
         return self._at("tls", gig)

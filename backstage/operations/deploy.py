@@ -33,6 +33,7 @@ from backstage.operations import checks
 from backstage.operations.changes import Changes, FileChange
 from backstage.operations.gig import gig_files, private_files
 from backstage.operations.health import health_spec, nginx_health, nginx_smoke, smoke_spec
+from backstage.operations.hooks import host_hook
 from backstage.operations.lock import new_lock
 from backstage.operations.releases import (
     leftovers,
@@ -62,6 +63,7 @@ class DeployInputs:
     per_host: Callable[[object, Observed], "DeployInputs"] | None = None
     certificates: dict = field(default_factory=dict)  # acme gig -> (full chain, key)
     resumed: str | None = None  # an abandoned rollout's release of this code, taken up again
+    hosts: tuple[str, ...] = ()  # the hosts of the rollout (BACKSTAGE_HOSTS of its hooks)
 
     @property
     def release(self) -> str:
@@ -261,6 +263,12 @@ class HostDeploy:
         return sess_cmd.health_check(script, self.layout, self.python, self.act_name, release,
                                      health_spec(self.production, self.act_name))
 
+    def hook(self, script: Script, name: str) -> Script:
+        """The act's host hook ``name``, if it has one (see :mod:`backstage.operations.hooks`)."""
+        return host_hook(script, self.production, self.layout, self.act_name, self.release,
+                         self.current, self.inputs.hosts, self.manage(), self.run_as,
+                         self.venue_dir, name, {"time": self.inputs.time, "by": self.inputs.by})
+
     # --- deciding -------------------------------------------------------------------------
 
     def plan(self) -> HostPlan:
@@ -352,6 +360,7 @@ class HostDeploy:
              "by": self.inputs.by}, run_as, self.act.static, self.act.migrates_own_sqlite)
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
+        self.hook(script, "after_prepare")
         return Step("release", f"upload release {release} ({upload.describe()}), "
                     "check, collectstatic, migrate", script.text(),
                     lambda: env_bytes + upload.data)
@@ -369,6 +378,7 @@ class HostDeploy:
                                  smoke)
         private = private_files(self.production, self.layout)
         gig_cmd.install_gigs(script, self.layout, gigs, [], self.observed.services, private)
+        self.hook(script, "before_switch")
         payload = gig_cmd.private_payload(gigs, private)
         checked = "health-check and smoke-test" if smoke else "health-check"
         return Step("start", f"start {self.act_name}@{self.release}, {checked} its socket",
@@ -393,6 +403,7 @@ class HostDeploy:
         sess_cmd.retire(script, layout, act, changes.retired)
         self.cleanup(script, changes)
         self.unlock(script)
+        self.hook(script, "after_switch")
         return Step("switch", f"switch {act} to {release}", script.text())
 
     def abort(self) -> Step:

@@ -33,10 +33,13 @@ def smoke_spec(production: Production, act_name: str, record: dict) -> dict | No
 
 def via_gig(production: Production, gig_name: str, layout: Layout, spec: dict) -> dict:
     """A check (health or smoke) through one of the act's gigs: its first domain, over HTTPS
-    when the gig has TLS (its plain HTTP port only redirects)."""
+    when the gig has TLS (its plain HTTP port only redirects). While the act is in
+    maintenance (its page exists), the gig answers 503 to everyone: the helper then expects
+    that, and sends no smoke request."""
     gig = production.gigs[gig_name]
     check = {**spec, "host": gig.domains[0].replace("*", "www", 1),
-             "port": gig.port or layout.http_port}
+             "port": gig.port or layout.http_port,
+             "maintenance": layout.maintenance_page(gig.act)}
     if gig.https:
         check.update(port=gig.tls_port, tls=True)
     return check

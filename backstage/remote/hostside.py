@@ -347,6 +347,7 @@ def reload_server(spec):
 
 # How much of a page a check reads: enough for ``contains``, bounded against a huge answer.
 BODY_LIMIT = 1 << 20
+MAINTENANCE_STATUS = 503  # what every request to a gig in maintenance gets
 
 
 def uwsgi_request(sock_path, host, path, timeout, method="GET", https=False):
@@ -452,6 +453,12 @@ def where(spec):
     return spec.get("socket") or f"127.0.0.1:{spec.get('port')}"
 
 
+def in_maintenance(spec):
+    """Whether a check through nginx meets the act's maintenance page (root's file), which
+    every visitor gets with 503 whatever the release would answer."""
+    return bool(spec.get("maintenance")) and os.path.exists(spec["maintenance"])
+
+
 def health(spec):
     """Retry a GET until it answers the expected status.
 
@@ -470,7 +477,7 @@ def health(spec):
         except OSError as exc:
             last = f"{where(spec)}: {exc.strerror or exc}"
             continue
-        expected = spec["status"]
+        expected = MAINTENANCE_STATUS if in_maintenance(spec) else spec["status"]
         if status == expected or (expected is None and 100 <= status < 500):
             return {"ok": True, "status": status, "attempts": attempt + 1}
         wanted = "below 500" if expected is None else expected
@@ -482,6 +489,8 @@ def smoke(spec):
     """Send each of an act's smoke requests once (the health check has waited for the
     release, or for nginx's reload); every one must answer its status, and its body contain
     ``contains`` when given. What each answered goes to history (``history``, ``record``)."""
+    if in_maintenance(spec):
+        return {"ok": True, "results": [], "skipped": "maintenance"}
     results, failures = [], []
     for check in spec["checks"]:
         line = f"{check['method']} {check['path']}"
@@ -549,8 +558,21 @@ def status(spec):
             "sesses": sesses,
             "facts": live(info),
             "lock": read_text(info["lock"]) if "lock" in info else None,
+            "maintenance": maintenance_state(info),
         }
     return {"acts": acts}
+
+
+def maintenance_state(info):
+    """The act's maintenance: None when off, else who switched it on, when, with what message
+    (an unreadable record still says it is on)."""
+    if not info.get("maintenance") or not os.path.exists(info["maintenance"]["page"]):
+        return None
+    try:
+        details = json.loads(read_text(info["maintenance"]["info"]) or "{}")
+    except ValueError:
+        details = None
+    return details if isinstance(details, dict) else {}
 
 
 def process_start(pid, clock, boot):

@@ -17,6 +17,8 @@ from backstage.util import sha256
 LISTEN_BACKLOG = 1024
 HARAKIRI_SECONDS = 60
 DEFAULT_MIME_TYPES = "/etc/nginx/mime.types"
+# What a gig in maintenance tells clients to wait before they retry (Retry-After, seconds).
+MAINTENANCE_RETRY_AFTER = 300
 PACKAGE = Path(__file__).resolve().parent.parent
 
 
@@ -166,12 +168,21 @@ class Renderer:
             tls_key=gig.tls_key or layout.tls_key(gig_name),
             hsts_max_age=gig.hsts_max_age,
             acme_challenges=self.acme_challenges(layout) if gig.tls == "acme" else None,
+            maintenance_page=layout.maintenance_page(gig.act),
+            maintenance_dir=layout.maintenance_dir,
+            retry_after=MAINTENANCE_RETRY_AFTER,
         )
 
     def acme_challenges(self, layout: Layout) -> str | None:
         """Where port 80 finds HTTP-01 answers, when certificates come with that challenge."""
         acme = self.production.acme
         return layout.acme_challenges if acme and acme.challenge == "http-01" else None
+
+    def maintenance_page(self, act: str, message: str | None) -> str:
+        """The page an act's gigs serve during maintenance (``maintenance.html``, which a
+        project may override; ``message`` is HTML-escaped there)."""
+        return self._render("maintenance.html.j2", act=act, message=message,
+                            retry_after=MAINTENANCE_RETRY_AFTER)
 
     def default_server(self, layout: Layout, host: str) -> str:
         """The server of each port the host's gigs listen on that answers a Host header no
