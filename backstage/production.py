@@ -30,9 +30,11 @@ from rich.console import Console
 from backstage.artefacts import wheelhouse
 from backstage.artefacts.locks import resolve_pins
 from backstage.artefacts.wheelhouse import cache_dir
+from backstage.commands import snapshots as snapshots_cmd
+from backstage.commands.lock import act_lock
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.engine.builders import PlatformWheels, platform_inputs
-from backstage.engine.executor import run_on_hosts, select_hosts
+from backstage.engine.executor import failures, run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
@@ -43,6 +45,7 @@ from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
 from backstage.operations import certs, checks, dns, history
+from backstage.operations import snapshots as snapshots_op
 from backstage.operations.certs import acme_gigs, challenge_patches, due
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
@@ -53,6 +56,7 @@ from backstage.operations.manage import command_hosts, command_words, plan_comma
 from backstage.operations.preview import describe
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
+from backstage.operations.snapshots import Snapshot
 from backstage.operations.stage import plan_stage
 from backstage.operations.status import status_acts
 from backstage.producer.acme import AcmeDirectory, CertificateStore
@@ -67,8 +71,10 @@ from backstage.reports import (
     HostsReport,
     LogsReport,
     PlanReport,
+    RestoreReport,
     RollbackReport,
     SessReport,
+    SnapshotsReport,
     StatusReport,
 )
 from backstage.transport.base import Pty
@@ -634,6 +640,54 @@ class Production:
             return {"release": release, "keys": keys}
 
         return EnvReport(self.name, self._on_hosts(self._options(hosts), on_host, act), act=act)
+
+    def snapshots(self, act: str, *, hosts=None) -> SnapshotsReport:
+        """``act``'s database snapshots (taken before migrates), newest first: id, database,
+        the release that took it, time, size, the hosts holding a copy."""
+        self._act(act)
+
+        def on_host(run: HostRun) -> list[Snapshot]:
+            listing = run.run_command("snapshots", snapshots_cmd.list_snapshots(run.layout, act))
+            return snapshots_op.parse_listing(run.name, listing)
+
+        found = HostsReport(self.name, self._on_hosts(self._options(hosts), on_host, act))
+        return SnapshotsReport(self.name, act, snapshots_op.merge(found.done), found.failure)
+
+    def restore(self, act: str, *, snapshot: str, hosts=None) -> RestoreReport:
+        """Put ``act``'s database back as snapshot ``snapshot`` has it: stop the act on its
+        hosts (under its lock: nothing serves, nothing writes), restore on the hosts holding
+        the snapshot, start the act again (health-checked). Per host, what was done."""
+        chosen = snapshots_op.find(act, self.snapshots(act, hosts=hosts).check().snapshots,
+                                   snapshot)
+        holder, live = new_lock("restore", act), {}
+
+        def stop(run: HostRun) -> list[str]:
+            observed = run.probe()
+            release = live_release(run.name, observed, act)
+            checks.not_locked(run.name, observed, [act_lock(act)])
+            run.run_locked([snapshots_op.plan_stop(run.layout, run.host.python, act, release,
+                                                   holder)], holder["token"], [act_lock(act)])
+            live[run.name] = (release, snapshots_op.run_as(self.inventory, run, observed, act))
+            return [f"stopped {act}@{release}"]
+
+        def restore(run: HostRun) -> list[str]:
+            release, run_as = live[run.name]
+            run.execute(snapshots_op.plan_restore(self.inventory, run.layout, act, release,
+                                                  run_as, chosen))
+            return [f"restored {chosen.database} from {chosen.id} (taken by {chosen.release})"]
+
+        def start(run: HostRun) -> list[str]:
+            release = live[run.name][0]
+            run.execute(snapshots_op.plan_start(self.inventory, run.layout, run.host.python, act,
+                                                release, holder, {"snapshot": chosen.id}))
+            return [f"started {act}@{release} (health-checked)"]
+
+        phases = [self._on_hosts(self._options(hosts), stop, act)]
+        if not failures(phases[0]):
+            phases.append(self._on_hosts(self._options(chosen.hosts), restore, act))
+        phases.append(self._on_hosts(self._options(list(live)), start, act) if live else {})
+        return RestoreReport(self.name, snapshots_op.merge_phases(phases), act=act,
+                             snapshot=chosen.id)
 
     # --- the Producer ----------------------------------------------------------------------------
 

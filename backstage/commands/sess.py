@@ -245,3 +245,19 @@ def wait_reloaded(script: Script, python: str, layout: Layout, act: str, release
                   old_workers: list[int]) -> Script:
     spec = {"stats": layout.stats_socket(act, release), "old": old_workers, "timeout": 30}
     return script.raw(hostside(layout, python, "reloaded", spec))
+
+
+NOT_BACKWARDS_COMPATIBLE = "the migration is not backwards compatible"
+
+
+def live_check(script: Script, layout: Layout, python: str, act: str, release: str,
+               check: dict) -> Script:
+    """Health-check the live release through its own socket after the migrations, before a
+    new release starts; failing, say the migration is not backwards compatible and stop
+    (the live release is left as it is: it still has the traffic)."""
+    script.step("live release after migrate")
+    spec = {"socket": layout.socket(act, release), **check}
+    message = (f"{act}@{release}, the live release, fails its health check on the migrated "
+               f"database: {NOT_BACKWARDS_COMPATIBLE}")
+    return script.raw(f"if ! answer=$({hostside(layout, python, 'health', spec)} 2>&1); then "
+                      f"printf '%s\\n' \"$answer\" {q(message)} >&2; exit 1; fi")

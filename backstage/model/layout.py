@@ -122,6 +122,14 @@ class Layout:
         return self._at("data")
 
     @property
+    def backups(self) -> str:
+        """Database snapshots (root's alone, 0700: an act never writes what a restore reads)."""
+        return self._at("backups")
+
+    def act_backups(self, act: str) -> str:
+        return join(self.backups, act)
+
+    @property
     def run(self) -> str:
         return self._at("run")
 
