@@ -2,7 +2,7 @@
 
 ``python -c <this> MANAGE dump ALIAS [--if-pending]`` writes a snapshot of the database
 Django's alias ALIAS names to stdout; ``--if-pending``: only if ``migrate`` would apply
-something to it (else nothing is written). ``python -c <this> MANAGE restore ALIAS`` puts
+something to it, and some migration was applied before (else nothing is written). ``python -c <this> MANAGE restore ALIAS`` puts
 the snapshot read from stdin back. Root opens and keeps the snapshot files (in a folder of
 its own): the act only ever sees their bytes through a pipe, so it can neither change a
 snapshot nor point root at another file.
@@ -17,11 +17,11 @@ so the database snapshotted is the one ``migrate`` changes. Standard library and
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
-from contextlib import closing
+
+from backstage.remote.migrating import never_migrated, nothing_to_apply, sqlite_copy
 
 
 def main():
@@ -37,7 +37,7 @@ def main():
 
     settings = connections[alias].settings_dict
     if action == "dump":
-        if "--if-pending" in options and nothing_to_apply(alias):
+        if "--if-pending" in options and (never_migrated(alias) or nothing_to_apply(alias)):
             return
         connections.close_all()
         dump(settings, out)
@@ -45,15 +45,6 @@ def main():
         connections.close_all()
         restore(settings, sys.stdin.buffer)
     out.close()
-
-
-def nothing_to_apply(alias: str) -> bool:
-    """Whether ``migrate`` would apply nothing to the database (as managesteps asks)."""
-    from django.db import connections
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connections[alias])
-    return not executor.migration_plan(executor.loader.graph.leaf_nodes())
 
 
 def is_sqlite(settings: dict) -> bool:
@@ -80,12 +71,6 @@ def restore(settings: dict, source) -> None:
         postgres(settings, "pg_restore", ["--clean", "--if-exists", "--no-owner",
                                           "--single-transaction", "--exit-on-error"],
                  stdin=source)
-
-
-def sqlite_copy(source: str, target: str) -> None:
-    """Copy a sqlite database page by page through the online backup API."""
-    with closing(sqlite3.connect(source)) as a, closing(sqlite3.connect(target)) as b:
-        a.backup(b)
 
 
 class temporary:

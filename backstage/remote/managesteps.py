@@ -22,10 +22,10 @@ copy has it (byte for byte the same ``.dump``) before the process exits.
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
-from contextlib import closing
+
+from backstage.remote.migrating import never_migrated, nothing_to_apply, sqlite_copy
 
 STEP_MARKER = "::step "
 SNAPSHOTS: dict[str, str] = {}  # alias -> the copy a failed migrate of it is restored from
@@ -37,8 +37,9 @@ def main():
     sys.argv = [manage]
     for number, (name, command, options) in enumerate(steps):
         sys.stdout.flush()
-        if number and command == "snapshot" and nothing_to_apply(options["database"]):
-            continue  # its migrate says it is skipped
+        if number and command == "snapshot" and (never_migrated(options["database"])
+                                                 or nothing_to_apply(options["database"])):
+            continue  # its migrate says whether it is skipped
         if number and command == "migrate" and nothing_to_apply(options["database"]):
             print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
             continue
@@ -61,12 +62,6 @@ def sqlite_file(alias: str) -> str:
     from django.db import connections
 
     return connections[alias].settings_dict["NAME"]
-
-
-def sqlite_copy(source: str, target: str) -> None:
-    """Copy a sqlite database page by page through the online backup API."""
-    with closing(sqlite3.connect(source)) as a, closing(sqlite3.connect(target)) as b:
-        a.backup(b)
 
 
 def snapshot(alias: str, fd: int) -> None:
@@ -105,18 +100,6 @@ def static_files_installed() -> bool:
     from django.apps import apps
 
     return apps.is_installed("django.contrib.staticfiles")
-
-
-def nothing_to_apply(database: str) -> bool:
-    """Whether ``migrate`` would apply nothing to the database: every migration of the code is
-    recorded in the database's own ``django_migrations``, as migrate itself finds out (it would
-    then still run its post-migrate handlers, which have nothing new to do). Read each deploy,
-    so a migration unapplied by hand on the host is applied again."""
-    from django.db import connections
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connections[database])
-    return not executor.migration_plan(executor.loader.graph.leaf_nodes())
 
 
 def run(command: str, options: dict) -> None:
