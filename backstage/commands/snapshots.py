@@ -90,9 +90,10 @@ def snapshot_function(layout: Layout, act: str, release: str, manage: "release_c
                       run_as: RunAs | None, python: str) -> str:
     """A shell function ``dbsnapshot dump|restore ALIAS [--if-pending]`` running
     :mod:`backstage.remote.dbsnapshot` with the release's code as the act (``python``: shell
-    words for the venue's interpreter)."""
-    program = f"{python} {argv('-c', standalone('dbsnapshot'), layout.in_release(act, release, manage.manage))}"
-    return release_cmd.act_function("dbsnapshot", layout, act, release, manage, run_as, program)
+    words for the venue's interpreter, expanded by the calling shell, not the act's)."""
+    program = argv("-c", standalone("dbsnapshot"), layout.in_release(act, release, manage.manage))
+    function = release_cmd.act_function("in_act_snapshot", layout, act, release, manage, run_as)
+    return f'{function}; dbsnapshot() {{ in_act_snapshot {python} {program} "$@"; }}'
 
 
 def snapshot_databases(script: Script, layout: Layout, act: str, release: str, manage: "release_cmd.Manage",
