@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from backstage.commands import snapshots as snapshots_cmd
+from backstage.model import Layout
 from backstage.operations import snapshots
 from backstage.remote import standalone
 from tests.test_example_act import EXAMPLE, act_env
@@ -133,3 +134,25 @@ def test_snapshot_names_listing_and_merge():
                                 "time": "2026-11-29T18:48:36Z", "size": 8192,
                                 "kind": "sqlite3", "hosts": ["h1", "h2"]}
     assert snapshots.file_of(merged) == name
+
+
+def test_each_database_keeps_its_newest_snapshots_and_an_empty_one_is_dropped(tmp_path):
+    """keep_finished's shell text, run in a user layout under tmp_path: the partial snapshot
+    becomes a snapshot if it holds anything (an empty one goes), then only the newest ``keep``
+    of each database stay, counted per database."""
+    layout = Layout("p", "user", str(tmp_path), 8080)
+    folder = tmp_path / "p" / "backups" / "web"
+    folder.mkdir(parents=True)
+    names = [snapshots_cmd.file_name(f"2026010{day}T000000", database, "r", "sqlite")
+             for day in range(1, 5) for database in ("users", "other")]
+    for name in names:
+        (folder / name).write_text("x")
+    newest = snapshots_cmd.file_name("20260109T000000", "users", "r", "sqlite")
+    (folder / (newest + snapshots_cmd.PARTIAL)).write_text("snapshot")
+    empty = snapshots_cmd.file_name("20260109T000000", "other", "r", "sqlite")
+    (folder / (empty + snapshots_cmd.PARTIAL)).write_text("")
+    script = snapshots_cmd.keep_finished(layout, "web", [newest, empty], keep=2)
+    subprocess.run(["bash", "-c", script], check=True)
+    left = sorted(p.name for p in folder.iterdir())
+    other = [n for n in names if "-other@" in n]
+    assert left == sorted([newest, names[6], *other[-2:]])

@@ -205,3 +205,15 @@ def test_a_postgres_migration_failing_halfway_is_rolled_back_alone(snaps):
     # A snapshot from before 0002 and 0003 was taken: restore can go all the way back.
     assert len([s for s in listed(stage) if s["database"] == "greetings"]) == 2
     assert all(stage.page("/healthz", host=h)[0] == 200 for h in HOSTS)
+
+
+def test_restore_of_an_unknown_snapshot_is_one_line_and_stops_nothing(snaps):
+    stage, _ = snaps
+    done = stage.cli("restore", "storefront", "--snapshot", "20990101T000000-users",
+                     check=False)
+    assert done.returncode != 0
+    assert "--snapshot: no snapshot '20990101T000000-users' of act 'storefront'" in done.stderr
+    assert "Traceback" not in done.stderr
+    history = stage.cli("history", "--limit", "5", "--json").stdout
+    assert not any(json.loads(line)["event"] == "stop" for line in history.splitlines())
+    assert all(stage.page("/healthz", host=h)[0] == 200 for h in HOSTS)
