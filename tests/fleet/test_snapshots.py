@@ -57,6 +57,10 @@ class Migration(migrations.Migration):
                   migrations.RunPython(fail)]
 """
 DUMP = "import sqlite3, sys; print('\\n'.join(sqlite3.connect(sys.argv[1]).iterdump()))"
+COUNT = ("import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+         "'SELECT count(*) FROM people_person').fetchone()[0])")
+DELETE = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+          "db.execute('DELETE FROM people_person'); db.commit()")
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +100,7 @@ def migration(stage, app: str, name: str, text: str | None) -> None:
 
 
 def people(stage, host: str) -> int:
-    return int(stage.fleet.run(host, ["python3", "-c", "import sqlite3, sys; print(sqlite3."
-                                      "connect(sys.argv[1]).execute('SELECT count(*) FROM "
-                                      "people_person').fetchone()[0])",
+    return int(stage.fleet.run(host, ["python3", "-c", COUNT,
                                       f"{ROOT}/data/users.sqlite3"]).stdout)
 
 
@@ -149,7 +151,7 @@ def test_restore_brings_back_postgres_rows_deleted_after_the_snapshot(snaps):
 
     output, counts = restore(stage, snapshot["id"])
     assert postgres.psql("greetings", "SELECT count(*) FROM greetings_greeting") == before
-    assert f"h1: stopped storefront@" in output and f"restored greetings from {snapshot['id']}" \
+    assert "h1: stopped storefront@" in output and f"restored greetings from {snapshot['id']}" \
         in output and "started storefront@" in output
     assert "h2: stopped storefront@" in output
     # Nothing served while the database was put back; everything serves after.
@@ -165,9 +167,7 @@ def test_restore_brings_back_sqlite_rows_on_every_host(snaps):
     before = {h: people(stage, h) for h in HOSTS}
     assert all(before.values())
     for host in HOSTS:
-        stage.fleet.run(host, ["python3", "-c", "import sqlite3, sys; db = sqlite3.connect("
-                               "sys.argv[1]); db.execute('DELETE FROM people_person'); "
-                               "db.commit()", f"{ROOT}/data/users.sqlite3"])
+        stage.fleet.run(host, ["python3", "-c", DELETE, f"{ROOT}/data/users.sqlite3"])
     [snapshot] = [s for s in listed(stage) if s["database"] == "users"]
     output, counts = restore(stage, snapshot["id"])
     assert {h: people(stage, h) for h in HOSTS} == before
