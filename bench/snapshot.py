@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
     operations = [migrations.AddField("greeting", "mood", models.CharField(max_length=10,
                                                                           null=True))]
 """
-ROW_BYTES = 200  # about what one row below takes on disk, header and index entry included
+ROW_BYTES = 180  # about what one row below takes on disk, header and index entry included
 
 
 def fill(postgres, megabytes: int) -> str:
