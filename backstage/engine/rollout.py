@@ -278,7 +278,8 @@ class Rollout:
             return None
         return (f"the live release fails its health check after the migrations on "
                 f"{', '.join(hosts)}: {NOT_BACKWARDS_COMPATIBLE} (stopped before any switch; "
-                "the old code must read the new schema: see the README, \"Safe migrations\")")
+                "the old code must read the new schema: see the README, \"The old release "
+                "against the new schema\")")
 
     # --- the whole rollout --------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from backstage.remote.migrating import never_migrated, nothing_to_apply, sqlite_
 
 STEP_MARKER = "::step "
 SNAPSHOTS: dict[str, str] = {}  # alias -> the copy a failed migrate of it is restored from
+PENDING: dict[str, bool] = {}  # alias -> whether its migrate has work (its snapshot step asked)
 
 
 def main():
@@ -37,10 +38,11 @@ def main():
     sys.argv = [manage]
     for number, (name, command, options) in enumerate(steps):
         sys.stdout.flush()
-        if number and command == "snapshot" and (never_migrated(options["database"])
-                                                 or nothing_to_apply(options["database"])):
-            continue  # its migrate says whether it is skipped
-        if number and command == "migrate" and nothing_to_apply(options["database"]):
+        if number and command == "snapshot":
+            PENDING[options["database"]] = not nothing_to_apply(options["database"])
+            if not PENDING[options["database"]] or never_migrated(options["database"]):
+                continue  # its migrate says whether it is skipped
+        if number and command == "migrate" and not pending(options["database"]):
             print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
             continue
         if number and command == "collectstatic" and not static_files_installed():
@@ -56,6 +58,13 @@ def main():
             snapshot(options["database"], options["fd"])
         else:
             run_restoring(command, options)
+
+
+def pending(alias: str) -> bool:
+    """Whether migrate has work in the database: as the snapshot step just before it found,
+    else asked now (the migration graph is loaded once per database, not twice)."""
+    known = PENDING.pop(alias, None)
+    return not nothing_to_apply(alias) if known is None else known
 
 
 def sqlite_file(alias: str) -> str:
