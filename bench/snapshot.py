@@ -18,6 +18,7 @@ Run as root: ``.venv/bin/python bench/snapshot.py [--megabytes N]`` (a few minut
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def main() -> None:
     finally:
         postgres.stop()
     print(machine())
+    print("load average (1, 5, 15 min) at the end: %.1f %.1f %.1f" % os.getloadavg())
     print(table(["what", "seconds", "size"], [
         ["PostgreSQL database greetings", "", size],
         ["snapshot (pg_dump -Fc) + migrate step", f"{migrated.step_seconds['migrate'][0]:.2f}",
