@@ -85,7 +85,8 @@ def main() -> None:
     finally:
         postgres.stop()
     print(machine())
-    print("load average (1, 5, 15 min) at the end: %.1f %.1f %.1f" % os.getloadavg())
+    print("load average (1, 5, 15 min) at the end: "
+          + " ".join(f"{load:.1f}" for load in os.getloadavg()))
     print(table(["what", "seconds", "size"], [
         ["PostgreSQL database greetings", "", size],
         ["snapshot (pg_dump -Fc) + migrate step", f"{migrated.step_seconds['migrate'][0]:.2f}",
