@@ -100,7 +100,7 @@ class Layout:
     def directories(self) -> list[str]:
         """Every directory the stage needs, parents first."""
         dirs = [self.root, self.stage, self.wheelhouse, self.venues, self.acts, self.trees,
-                self.data, self.run, self.vassals, self.log, self.state]
+                self.data, self.run, self.vassals, self.log, self.state, self.backups]
         if self.kind == "user":
             dirs += [self.nginx_dir, self.nginx_sites, self._at("nginx", "temp")]
         return dirs
