@@ -15,7 +15,7 @@ only.
 A ``snapshot`` step (``{"database": ALIAS, "fd": N}``, just before the migrate of a sqlite
 database) copies the database through sqlite's online backup API and writes the copy to file
 descriptor N, a file root opened in its own backups folder; skipped, like the migrate, when
-there is nothing to apply. If the migrate after it fails, the database is put back as the
+there is nothing to apply, and when no migration was ever applied (nothing to keep). If the migrate after it fails, the database is put back as the
 copy has it (byte for byte the same ``.dump``) before the process exits.
 """
 
