@@ -285,8 +285,8 @@ class HostDeploy:
             self.release = self.inputs.bundle.release
         plan = HostPlan(self.release, current, self.run_as, taken_over=self.taken_over)
         self.describe(plan.changes, live, gigs)
-        plan.prepare = self.prepare(plan.changes)
         self.live_served = not live.reasons
+        plan.prepare = self.prepare(plan.changes)
         plan.start = [self.start(gigs)]
         plan.switch = [self.switch(plan.changes)]
         plan.abort, plan.revert = self.abort(), self.revert()
@@ -346,6 +346,7 @@ class HostDeploy:
             privileges.own_act_state(script, layout, self.python, act, release, run_as,
                                      self.production.group, sqlite_files)
             privileges.open_static(script, layout, act, release, run_as)
+        self.live_before_migrate(script)
         release_cmd.prepare_release(
             script, layout, act, release, self.manage(), migrated_here(self.production, act,
                                                                        shared=False),
@@ -531,9 +532,18 @@ class HostDeploy:
         return Step("migrate", f"migrate {', '.join(shared)} once, on {self.host}",
                     script.text())
 
+    def live_before_migrate(self, script: Script) -> Script:
+        """While preparing, before any migration: note whether the live release passes its
+        health check (if it served at the probe), for :meth:`live_after_migrate`."""
+        if self.current and self.live_served:
+            sess_cmd.live_before_migrate(script, self.layout, self.python, self.act_name,
+                                         self.current, health_spec(self.production,
+                                                                   self.act_name))
+        return script
+
     def live_after_migrate(self, script: Script) -> Script:
         """Before the new release starts (the migrations have run): health-check the live
-        release once more, if it served at the probe. Failing now, it fails on the new schema:
+        release once more, if it passed before them. Failing now, it fails on the new schema:
         the migration is not backwards compatible, and the rollout stops before any switch."""
         if self.current and self.live_served:
             sess_cmd.live_check(script, self.layout, self.python, self.act_name, self.current,

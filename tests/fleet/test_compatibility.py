@@ -37,8 +37,7 @@ def compat(tmp_path_factory):
     stage = make_stage(tmp_path_factory.mktemp("compat"), "compat", {"h1": 'roles = ["web"]'})
     try:
         # The health check reads a greeting (every column), as the home page does.
-        stage.inventory.write_text(stage.inventory.read_text().replace(
-            'health = { path = "/healthz" }', 'health = { path = "/" }'))
+        health_path(stage, "/healthz", "/")
         stage.cli("setup-stage")
         stage.cli("deploy-act", "storefront")
         stage.post("/api/greet", "name=Ada")
@@ -60,6 +59,26 @@ def test_an_additive_migration_passes_the_live_release_check(compat):
     report = deploy(stage, 0)
     assert report["hosts"]["h1"]["result"] == "deployed"
     assert settled(stage, "compat") == report["release"]
+
+
+def health_path(stage, old: str, new: str) -> None:
+    text = stage.inventory.read_text()
+    stage.inventory.write_text(text.replace(f'health = {{ path = "{old}" }}',
+                                            f'health = {{ path = "{new}" }}'))
+
+
+def test_a_health_check_only_the_new_code_passes_is_not_blamed_on_the_migrations(compat):
+    """The live release is checked after the migrations only if it passed the same check
+    before them: a deploy that adds a view and makes it the health check is not stopped."""
+    stage = compat
+    urls = stage.source / "storefront" / "urls.py"
+    urls.write_text(urls.read_text().replace(
+        'path("healthz", views.healthz, name="healthz"),',
+        'path("healthz", views.healthz, name="healthz"),\n    path("ready", views.home),'))
+    health_path(stage, "/", "/ready")
+    report = deploy(stage, 0)
+    assert report["hosts"]["h1"]["result"] == "deployed"
+    health_path(stage, "/ready", "/")
 
 
 def test_a_column_rename_the_live_release_reads_stops_the_rollout_before_the_switch(compat):
