@@ -31,13 +31,15 @@ from rich.console import Console
 from backstage.artefacts import wheelhouse
 from backstage.artefacts.locks import resolve_pins
 from backstage.artefacts.wheelhouse import cache_dir
+from backstage.commands import snapshots as snapshots_cmd
+from backstage.commands.lock import act_lock
 from backstage.commands.stage import UWSGI_REQUIREMENT
 from backstage.engine.builders import BUILDER_ROLE, PlatformWheels, builders_first, platform_inputs
-from backstage.engine.executor import run_on_hosts, select_hosts
+from backstage.engine.executor import failures, run_on_hosts, select_hosts
 from backstage.engine.hooks import run_hook
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
-from backstage.engine.rollout import Rollout, RolloutReport, limits
+from backstage.engine.rollout import Rollout, limits
 from backstage.errors import BackstageError, UsageError, known_hint
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
@@ -45,6 +47,7 @@ from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
 from backstage.operations import certs, checks, dns, history, hooks
+from backstage.operations import snapshots as snapshots_op
 from backstage.operations.certs import acme_gigs, challenge_patches, due, http01_answers
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
@@ -57,6 +60,7 @@ from backstage.operations.preview import describe
 from backstage.operations.remove import plan_remove
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
+from backstage.operations.snapshots import Snapshot
 from backstage.operations.stage import plan_provisioning, plan_stage
 from backstage.operations.status import status_acts
 from backstage.producer import notify
@@ -74,31 +78,17 @@ from backstage.reports import (
     MaintenanceReport,
     PlanReport,
     RemoveReport,
+    RestoreReport,
     RollbackReport,
     SessReport,
+    SnapshotsReport,
     StatusReport,
 )
 from backstage.transport.base import Pty
 from backstage.transport.terminal import pty_of, raw_terminal
 from backstage.util import utc_now
 
-__all__ = [
-    "CommandReport",
-    "DnsReport",
-    "EnvReport",
-    "GigReport",
-    "HistoryReport",
-    "HostsReport",
-    "LogsReport",
-    "MaintenanceReport",
-    "PlanReport",
-    "Production",
-    "RemoveReport",
-    "RollbackReport",
-    "RolloutReport",
-    "SessReport",
-    "StatusReport",
-]
+__all__ = ["Production"]  # what it returns: backstage.reports
 
 DEFAULT_HISTORY = 20
 DEFAULT_LOG_LINES = 50
@@ -689,6 +679,54 @@ class Production:
             return {"release": release, "keys": keys}
 
         return EnvReport(self.name, self._on_hosts(self._options(hosts), on_host, act), act=act)
+
+    def snapshots(self, act: str, *, hosts=None) -> SnapshotsReport:
+        """``act``'s database snapshots (taken before migrates), newest first: id, database,
+        the release that took it, time, size, the hosts holding a copy."""
+        self._act(act)
+
+        def on_host(run: HostRun) -> list[Snapshot]:
+            listing = run.run_command("snapshots", snapshots_cmd.list_snapshots(run.layout, act))
+            return snapshots_op.parse_listing(run.name, listing)
+
+        found = HostsReport(self.name, self._on_hosts(self._options(hosts), on_host, act))
+        return SnapshotsReport(self.name, act, snapshots_op.merge(found.done), found.failure)
+
+    def restore(self, act: str, *, snapshot: str, hosts=None) -> RestoreReport:
+        """Put ``act``'s database back as snapshot ``snapshot`` has it: stop the act on its
+        hosts (under its lock: nothing serves, nothing writes), restore on the hosts holding
+        the snapshot, start the act again (health-checked). Per host, what was done."""
+        chosen = snapshots_op.find(act, self.snapshots(act, hosts=hosts).check().snapshots,
+                                   snapshot)
+        holder, live = new_lock("restore", act), {}
+
+        def stop(run: HostRun) -> list[str]:
+            observed = run.probe()
+            release = live_release(run.name, observed, act)
+            checks.not_locked(run.name, observed, [act_lock(act)])
+            run.run_locked([snapshots_op.plan_stop(run.layout, run.host.python, act, release,
+                                                   holder)], holder["token"], [act_lock(act)])
+            live[run.name] = (release, snapshots_op.run_as(self.inventory, run, observed, act))
+            return [f"stopped {act}@{release}"]
+
+        def restore(run: HostRun) -> list[str]:
+            release, run_as = live[run.name]
+            run.execute(snapshots_op.plan_restore(self.inventory, run.layout, act, release,
+                                                  run_as, chosen))
+            return [f"restored {chosen.database} from {chosen.id} (taken by {chosen.release})"]
+
+        def start(run: HostRun) -> list[str]:
+            release = live[run.name][0]
+            run.execute(snapshots_op.plan_start(self.inventory, run.layout, run.host.python, act,
+                                                release, holder, {"snapshot": chosen.id}))
+            return [f"started {act}@{release} (health-checked)"]
+
+        phases = [self._on_hosts(self._options(hosts), stop, act)]
+        if not failures(phases[0]):
+            phases.append(self._on_hosts(self._options(chosen.hosts), restore, act))
+        phases.append(self._on_hosts(self._options(list(live)), start, act) if live else {})
+        return RestoreReport(self.name, snapshots_op.merge_phases(phases), act=act,
+                             snapshot=chosen.id)
 
     # --- the Producer ----------------------------------------------------------------------------
 

@@ -21,10 +21,14 @@ __all__ = [
     "HistoryReport",
     "HostsReport",
     "LogsReport",
+    "MaintenanceReport",
     "PlanReport",
+    "RemoveReport",
+    "RestoreReport",
     "RollbackReport",
     "RolloutReport",
     "SessReport",
+    "SnapshotsReport",
     "StatusReport",
 ]
 
@@ -351,3 +355,35 @@ class HistoryReport:
                 "entries": self.entries, "errors": {h: error_entry(e) for h, e in errors.items()}}
 
 
+
+
+@dataclass
+class SnapshotsReport:
+    """``snapshots``: the act's database snapshots across its hosts that could be read,
+    newest first (each :class:`~backstage.operations.snapshots.Snapshot`), and the hosts
+    that could not."""
+
+    production: str
+    act: str
+    snapshots: list
+    failure: HostsFailed | None = None
+
+    exit_code = HistoryReport.exit_code
+    check = HostsReport.check
+
+    def as_dict(self) -> dict:
+        errors = self.failure.errors if self.failure else {}
+        return {"production": self.production, "act": self.act, "exit_code": self.exit_code,
+                "snapshots": [s.as_dict() for s in self.snapshots],
+                "errors": {h: error_entry(e) for h, e in errors.items()}}
+
+
+@dataclass
+class RestoreReport(HostsReport):
+    """``restore``: per host, what was done there (``stopped``, ``restored``, ``started``)."""
+
+    act: str = ""
+    snapshot: str = ""
+
+    def about(self) -> dict:
+        return {"act": self.act, "snapshot": self.snapshot}

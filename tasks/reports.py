@@ -23,9 +23,11 @@ from backstage.reports import (
     MaintenanceReport,
     PlanReport,
     RemoveReport,
+    RestoreReport,
     RollbackReport,
     RolloutReport,
     SessReport,
+    SnapshotsReport,
     StatusReport,
     failure_kind,
 )
@@ -206,3 +208,25 @@ def print_status(report: StatusReport) -> None:
     Console().print(table)
     for line in [*broken, *report.notes(), *report.gig_lines]:  # whole lines, not cut
         print(line)
+
+
+@show.register
+def _(report: SnapshotsReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        table = id_table("id", "database", "release", "time", "size", "hosts")
+        for s in report.snapshots:
+            table.add_row(s.id, s.database, s.release, s.time, f"{s.size:,} B", ", ".join(s.hosts))
+        Console().print(table)
+    report.check()
+
+
+@show.register
+def _(report: RestoreReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for host, done in report.done.items():
+            print(f"{host}: {'; '.join(done)}")
+    report.check()

@@ -286,8 +286,22 @@ def confirm_purge(production: str, act: str) -> None:
         raise UsageError("--purge-data not confirmed: nothing was changed")
 
 
+@backstage_task(help={**ACT, "json": "Print one JSON document."})
+def snapshots(p, act, json_=False):
+    """List an act's database snapshots (taken before each migrate), newest first."""
+    show(p.snapshots(act), json_)
+
+
+@backstage_task(help={**ACT, "snapshot": "Id of the snapshot to put back (see snapshots)."})
+def restore(p, act, snapshot):
+    """Stop an act, put its database back as a snapshot has it, start it again."""
+    show(p.restore(act, snapshot=snapshot))
+
+
 from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
                 book_gig, cancel_gig, dns, renew_certs, lock, unlock, history, manage, exec_, logs,
                 env, maintenance, remove_act, new_act)
+ns.add_task(snapshots)
+ns.add_task(restore)

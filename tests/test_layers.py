@@ -95,3 +95,14 @@ def test_the_check_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from backstage.engine.hosts import HostRun\n")
     assert rank_of("backstage.engine.hosts", table) > rank_of("backstage.model.layout", table)
     assert imported(bad) == ["backstage.engine.hosts.HostRun"]
+
+
+def test_the_reports_module_lists_every_report_the_api_returns():
+    """``backstage.reports`` is where the Python API's return types live, listed once."""
+    import inspect
+
+    from backstage import reports
+
+    defined = {name for name, value in vars(reports).items()
+               if inspect.isclass(value) and name.endswith("Report")}
+    assert set(reports.__all__) == defined

@@ -36,7 +36,8 @@ def stage_modes(layout: Layout, group: str) -> dict[str, str]:
     root, ``acts/``, ``run/``). The production's acts read the stage (uWSGI re-executes
     itself from it on a reload), the vassal files and the venues; they create their sqlite
     files in ``data/``, where the sticky bit keeps each from removing another's and their
-    umask from reading another's. Trees, wheels, logs and the history are root's alone.
+    umask from reading another's. Trees, wheels, logs, the history and the database
+    snapshots are root's alone.
     """
     return {
         layout.root: "root:root:711",
@@ -50,6 +51,7 @@ def stage_modes(layout: Layout, group: str) -> dict[str, str]:
         layout.vassals: f"root:{group}:750",
         layout.log: "root:root:700",
         layout.state: "root:root:700",
+        layout.backups: "root:root:700",
     }
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from backstage.artefacts.bundle import Upload
 from backstage.commands import history, hostside
+from backstage.commands import snapshots as snapshots_cmd
 from backstage.commands.privileges import as_user
 from backstage.commands.shell import Script, argv, q
 from backstage.model import Layout, Production, RunAs, django
@@ -175,6 +176,7 @@ def mark_bad(layout: Layout, act: str, release: str) -> str:
 def prepare_release(script: Script, layout: Layout, act: str, release: str, manage: Manage,
                     databases: dict[str, str], record: dict | None = None,
                     run_as: RunAs | None = None, static: bool = True,
+                    snapshots: dict[str, str] | None = None, keep: int = 5,
                     own_sqlite: bool = False) -> Script:
     """``check --deploy``, ``collectstatic`` (``static``; skipped where the act has no
     ``django.contrib.staticfiles``), then ``migrate`` each logical database (``databases``:
@@ -183,6 +185,9 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
     so a release that fails before them has changed no database.
 
     ``record``: the history entry that says the databases were migrated (written once they are).
+    ``snapshots``: alias -> snapshot file name of the sqlite databases to snapshot before
+    their migrate (into ``backups/<act>/``, ``keep`` each; see :mod:`.snapshots`), restored
+    there if their migrate fails.
     ``own_sqlite``: also migrate the project's own ``default`` database when it is a sqlite
     file (the act names no logical database; see ``Act.migrates_own_sqlite``).
     """
@@ -196,8 +201,13 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
              *([["migrate default", "migrate", {"interactive": False, "database": "default",
                                                 "backstage_sqlite_only": True}]]
                if own_sqlite else [])]
-    script.raw("manage " + q(json.dumps(steps)) + f" || {{ {mark_bad(layout, act, release)}; "
-               "exit 1; }")
+    files = snapshots or {}
+    steps = snapshots_cmd.with_snapshots(steps, files)
+    redirections = snapshots_cmd.local_descriptors(script, layout, act, list(files.values()))
+    kept = snapshots_cmd.keep_finished(layout, act, list(files.values()), keep)
+    script.raw("manage " + q(json.dumps(steps)) + redirections
+               + f" || {{ {kept}; {mark_bad(layout, act, release)}; exit 1; }}")
+    script.raw(kept)
     if databases and record:
         history.append(script, layout, {**record, "databases": list(databases)})
     return script

@@ -260,3 +260,40 @@ def wait_reloaded(script: Script, python: str, layout: Layout, act: str, release
     return script.raw(server_cmd.when_http(
         layout, act, release, server_cmd.reload_line(layout, python, act, release),
         hostside(layout, python, "reloaded", spec)))
+
+
+NOT_BACKWARDS_COMPATIBLE = "the migration is not backwards compatible"
+
+
+def live_marker(layout: Layout, act: str) -> str:
+    """Root's note that the act's live release passed its health check before the migrations."""
+    return f"{layout.state}/live-healthy-{act}"
+
+
+def live_before_migrate(script: Script, layout: Layout, python: str, act: str, release: str,
+                        check: dict) -> Script:
+    """Before the migrations: note whether the live release passes its health check (one
+    try), so the check after them blames the migrations only for what they broke (not for a
+    health check the deploy changes, which only the new code may pass)."""
+    script.step("live release before migrate")
+    spec = {"socket": layout.socket(act, release), **check, "retries": 1}
+    marker = live_marker(layout, act)
+    return script.raw(f"if {hostside(layout, python, 'health', spec)} >/dev/null 2>&1; then "
+                      f"{argv('touch', marker)}; else {argv('rm', '-f', marker)}; fi")
+
+
+def live_check(script: Script, layout: Layout, python: str, act: str, release: str,
+               check: dict) -> Script:
+    """Health-check the live release through its own socket after the migrations, before a
+    new release starts, if it passed before them (:func:`live_before_migrate`); failing now,
+    say the migration is not backwards compatible and stop (the live release is left as it
+    is: it still has the traffic)."""
+    script.step("live release after migrate")
+    spec = {"socket": layout.socket(act, release), **check}
+    marker = live_marker(layout, act)
+    message = (f"{act}@{release}, the live release, fails its health check on the migrated "
+               f"database: {NOT_BACKWARDS_COMPATIBLE}")
+    failed = f"printf '%s\\n' \"$answer\" {q(message)} >&2; exit 1"
+    return script.raw(f"if [ -e {q(marker)} ]; then {argv('rm', '-f', marker)}; "
+                      f"if ! answer=$({hostside(layout, python, 'health', spec)} 2>&1); then "
+                      f"{failed}; fi; fi")

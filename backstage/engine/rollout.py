@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from backstage.commands.sess import NOT_BACKWARDS_COMPATIBLE
 from backstage.engine.executor import in_parallel
 from backstage.engine.hosts import HostRun, Options
 from backstage.errors import BackstageError, HostUnreachable, UsageError
@@ -268,6 +269,18 @@ class Rollout:
         if outcome.result == "pending":
             outcome.result = "not switched"
 
+    def _incompatible(self) -> str | None:
+        """Why to stop before any switch, whatever ``--max-fail``: the live release failed its
+        health check after the migrations, on some host (see ``HostDeploy.live_after_migrate``)."""
+        hosts = [n for n, o in self.report.outcomes.items()
+                 if o.error and NOT_BACKWARDS_COMPATIBLE in o.error]
+        if not hosts:
+            return None
+        return (f"the live release fails its health check after the migrations on "
+                f"{', '.join(hosts)}: {NOT_BACKWARDS_COMPATIBLE} (stopped before any switch; "
+                "the old code must read the new schema: see the README, \"The old release "
+                "against the new schema\")")
+
     # --- the whole rollout --------------------------------------------------------------
 
     def run(self) -> RolloutReport:
@@ -295,6 +308,8 @@ class Rollout:
         if not self._migrate():
             return self._stop(self.report.stopped, [])
         self._parallel(self._live(), lambda n: self._steps(n, "start", self.plans[n].start))
+        if self._incompatible():
+            return self._stop(self._incompatible(), [])
         if self._over_budget():
             return self._stop(f"{self._failures()} host(s) failed to start the release "
                               f"(--max-fail {self.max_fail})", [])

@@ -184,6 +184,7 @@ class Act(Section):
     smoke: Annotated[tuple[Smoke, ...], BeforeValidator(names.list_of_tables)] = \
         Field((), max_length=50)
     keep_releases: Int = Field(5, ge=2, le=100)
+    keep_snapshots: Int = Field(5, ge=1, le=100)  # per logical database, on each host
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).
     log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"

@@ -100,7 +100,7 @@ class Layout:
     def directories(self) -> list[str]:
         """Every directory the stage needs, parents first."""
         dirs = [self.root, self.stage, self.wheelhouse, self.venues, self.acts, self.trees,
-                self.data, self.run, self.vassals, self.log, self.state]
+                self.data, self.run, self.vassals, self.log, self.state, self.backups]
         if self.kind == "user":
             dirs += [self.nginx_dir, self.nginx_sites, self._at("nginx", "temp")]
         return dirs
@@ -125,6 +125,14 @@ class Layout:
         """The act's own folder of ``data/``: its project's own sqlite files (the overlay
         moves them there), the act user's alone."""
         return join(self.data, act)
+
+    @property
+    def backups(self) -> str:
+        """Database snapshots (root's alone, 0700: an act never writes what a restore reads)."""
+        return self._at("backups")
+
+    def act_backups(self, act: str) -> str:
+        return join(self.backups, act)
 
     @property
     def run(self) -> str:

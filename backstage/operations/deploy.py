@@ -29,7 +29,7 @@ from backstage.facts.observed import Observed
 from backstage.model import Layout, Production, RunAs, django
 from backstage.model.django import deployment_environment
 from backstage.model.secrets import reveal
-from backstage.operations import checks
+from backstage.operations import checks, snapshots
 from backstage.operations.changes import Changes, FileChange
 from backstage.operations.gig import gig_files, private_files
 from backstage.operations.health import health_spec, nginx_health, nginx_smoke, smoke_spec
@@ -211,6 +211,8 @@ def plan_deploy(production: Production, host: str, layout: Layout, observed: Obs
 class HostDeploy:
     """The deploy of one act on one host: checks the host, then builds each phase's steps."""
 
+    live_served = False  # the live release served at the probe (see live_after_migrate)
+
     def __init__(self, production: Production, host: str, layout: Layout, observed: Observed,
                  renderer: Renderer, inputs: DeployInputs, env_text: str, dry_run: bool = False):
         self.production, self.host, self.layout, self.observed = production, host, layout, observed
@@ -293,6 +295,7 @@ class HostDeploy:
             self.release = self.inputs.bundle.release
         plan = HostPlan(self.release, current, self.run_as, taken_over=self.taken_over)
         self.describe(plan.changes, live, gigs)
+        self.live_served = not live.reasons
         plan.prepare = self.prepare(plan.changes)
         plan.start = [self.start(gigs)]
         plan.switch = [self.switch(plan.changes)]
@@ -353,11 +356,15 @@ class HostDeploy:
             privileges.own_act_state(script, layout, self.python, act, release, run_as,
                                      self.production.group, sqlite_files)
             privileges.open_static(script, layout, act, release, run_as)
+        self.live_before_migrate(script)
         release_cmd.prepare_release(
             script, layout, act, release, self.manage(), migrated_here(self.production, act,
                                                                        shared=False),
             {"time": self.inputs.time, "event": "migrate", "act": act, "release": release,
-             "by": self.inputs.by}, run_as, self.act.static, self.act.migrates_own_sqlite)
+             "by": self.inputs.by}, run_as, self.act.static,
+            snapshots.local_files(migrated_here(self.production, act, shared=False), release,
+                                  self.inputs.time),
+            self.act.keep_snapshots, own_sqlite=self.act.migrates_own_sqlite)
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
         self.hook(script, "after_prepare")
@@ -369,8 +376,8 @@ class HostDeploy:
         """Start the new vassal beside the live one and health-check it through its own
         socket; install changed gigs. A gig that fails ``nginx -t`` stops the rollout with
         traffic untouched (gig files name the stable socket, not a release)."""
-        script = sess_cmd.start_vassal(Script(), self.layout, self.act_name, self.release,
-                                       self.vassal_ini(self.release))
+        script = sess_cmd.start_vassal(self.live_after_migrate(Script()), self.layout,
+                                       self.act_name, self.release, self.vassal_ini(self.release))
         self.health_check(script, self.release)
         smoke = smoke_spec(self.production, self.act_name, self.smoke_record())
         if smoke:
@@ -529,8 +536,29 @@ class HostDeploy:
         shared = migrated_here(self.production, self.act_name, shared=True)
         if not shared:
             return None
-        script = release_cmd.migrate_shared(Script(), self.layout, self.act_name, self.release,
-                                            self.manage(), shared, self.run_as)
+        script = snapshots.before_migrate(Script(), self.production, self.layout, self.act_name,
+                                          self.release, self.manage(), shared, self.run_as,
+                                          self.inputs.time)
+        release_cmd.migrate_shared(script, self.layout, self.act_name, self.release,
+                                   self.manage(), shared, self.run_as)
         self.history(script, "migrate", release=self.release, databases=list(shared))
         return Step("migrate", f"migrate {', '.join(shared)} once, on {self.host}",
                     script.text())
+
+    def live_before_migrate(self, script: Script) -> Script:
+        """While preparing, before any migration: note whether the live release passes its
+        health check (if it served at the probe), for :meth:`live_after_migrate`."""
+        if self.current and self.live_served:
+            sess_cmd.live_before_migrate(script, self.layout, self.python, self.act_name,
+                                         self.current, health_spec(self.production,
+                                                                   self.act_name))
+        return script
+
+    def live_after_migrate(self, script: Script) -> Script:
+        """Before the new release starts (the migrations have run): health-check the live
+        release once more, if it passed before them. Failing now, it fails on the new schema:
+        the migration is not backwards compatible, and the rollout stops before any switch."""
+        if self.current and self.live_served:
+            sess_cmd.live_check(script, self.layout, self.python, self.act_name, self.current,
+                                health_spec(self.production, self.act_name))
+        return script

@@ -19,10 +19,14 @@ def _source(name: str) -> str:
     return resources.files(__name__).joinpath(f"{name}.py").read_text(encoding="utf-8")
 
 
+MIGRATING_IMPORT = re.compile(r"^from backstage\.remote\.migrating import [^\n]*\n", re.MULTILINE)
+
+
 @cache
 def standalone(name: str) -> str:
-    """The text of a host-side program that uses nothing of the core (``managesteps``)."""
-    return _source(name)
+    """The text of a host-side program that uses nothing of the core (``managesteps``), with
+    ``migrating.py`` joined in where it imports it."""
+    return MIGRATING_IMPORT.sub(lambda _: _source("migrating") + "\n\n", _source(name))
 
 
 @cache

@@ -384,6 +384,7 @@ def test_another_local_user_reads_nothing_of_the_production(stage):
         "vassals/": f"ls {ROOT}/vassals",
         "log/": f"cat {ROOT}/log/nginx-shop.access.log || ls {ROOT}/log",
         "state/": f"cat {ROOT}/state/history.jsonl",
+        "backups/": f"ls {ROOT}/backups",
     }
     assert sorted(closed_to_others()) == sorted(attempts)
     on_host(stage, "id -u stranger >/dev/null 2>&1 || useradd --no-create-home stranger")

@@ -14,7 +14,7 @@ import pytest
 
 from backstage import Production
 from backstage.model import release_of_link
-from backstage.production import PlanReport, RollbackReport, RolloutReport, StatusReport
+from backstage.reports import PlanReport, RollbackReport, RolloutReport, StatusReport
 
 pytestmark = pytest.mark.fleet
 
