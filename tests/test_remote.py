@@ -2,8 +2,10 @@
 imported, runnable by a bare Python (as on a host)."""
 
 import json
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -45,3 +47,23 @@ def test_a_program_without_exactly_one_core_import_is_refused(monkeypatch):
             remote.program("hostside")
     finally:
         remote.program.cache_clear()
+
+
+def test_drained_waits_for_the_connections_queued_on_a_socket(tmp_path):
+    """What a retire waits for after the switch: the connections nginx queued on the old
+    release's socket (accepted by no one yet) are served before its vassal stops."""
+    from backstage.remote import hostside
+
+    path = str(tmp_path / "old.sock")
+    with socket.socket(socket.AF_UNIX) as server, socket.socket(socket.AF_UNIX) as client:
+        server.bind(path)
+        server.listen(8)
+        client.connect(path)  # queued: nobody accepted it
+        assert hostside.unix_queues()[path] == 1
+        started = time.monotonic()
+        assert hostside.drained({"sockets": [path], "timeout": 0.3}) == {"drained": False}
+        assert time.monotonic() - started >= 0.3
+        server.accept()[0].close()
+        assert hostside.drained({"sockets": [path], "timeout": 5}) == {"drained": True}
+    # A socket that is gone has nothing queued.
+    assert hostside.drained({"sockets": [path], "timeout": 5}) == {"drained": True}

@@ -18,6 +18,9 @@ RETIRED_SUFFIX = ".retired"
 RETIRE_GRACE_SECONDS = 1.0
 # How long a revive waits for a pending retire (which takes the grace above, then renames).
 RETIRE_WAIT_SECONDS = 30
+# At most this long, after the grace, a retire waits for the old sockets' queues to empty
+# (below the revive's wait: a rollback meanwhile still gets its turn).
+RETIRE_DRAIN_SECONDS = 20
 
 
 def start_vassal(script: Script, layout: Layout, act: str, release: str, ini: str) -> Script:
@@ -142,12 +145,17 @@ def retire(script: Script, layout: Layout, act: str, releases: list[str],
             path = layout.vassal(act, release) + suffix
             moves.append(f"if [ -e {q(path)} ] && {not_live}; then "
                          f"{argv('mv', '-f', path, retired)}; fi")
+    # Then until the connections nginx queued on the old sockets are served (the helper
+    # installed by the probe, run by the Emperor's Python; without it, the grace alone).
+    drain = hostside(layout, f"{layout.stage_venv}/bin/python", "drained", {
+        "sockets": [layout.socket(act, r) for r in releases], "timeout": RETIRE_DRAIN_SECONDS})
     lock = layout.retire_lock(act)
     script.mkdirs([lock.rsplit("/", 1)[0]])
     # The act's retire lock is taken here, before the background job starts, and held by the
     # job (it inherits the descriptor) until it is done: a revive meanwhile waits (see revive).
     script.raw(f"exec 8>{q(lock)}; flock -w {RETIRE_WAIT_SECONDS} 8")
-    later = "; ".join([argv("sleep", str(grace)), *moves, rescan_line(layout)])
+    later = "; ".join([argv("sleep", str(grace)), f"{drain} || true", *moves,
+                       rescan_line(layout)])
     return script.raw(f"( {later} ) </dev/null >/dev/null 2>&1 & exec 8>&-")
 
 

@@ -683,9 +683,60 @@ def environment(spec):
     return {"keys": keys}
 
 
+# sock_diag (netlink) for unix sockets: what ``ss -xl`` reads, without iproute2 on the host.
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP_REQUEST = 4, 20, 0x301
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+UDIAG_SHOW_NAME, UDIAG_SHOW_RQLEN, UNIX_DIAG_NAME, UNIX_DIAG_RQLEN = 0x01, 0x10, 0, 4
+TCP_LISTEN = 10
+
+
+def unix_queues():
+    """Per listening unix socket path of this network namespace, the connections waiting in
+    its accept queue (None when the kernel cannot tell)."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as nl:
+        request = struct.pack("=BBHIIIII", socket.AF_UNIX, 0, 0, 1 << TCP_LISTEN, 0,
+                              UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN, 0xFFFFFFFF, 0xFFFFFFFF)
+        nl.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY,
+                            NLM_F_DUMP_REQUEST, 1, 0) + request)
+        queues = {}
+        while True:
+            data, at = nl.recv(1 << 16), 0
+            while at < len(data):
+                length, kind = struct.unpack_from("=IH", data, at)
+                if kind in (NLMSG_DONE, NLMSG_ERROR):
+                    return queues if kind == NLMSG_DONE else None
+                name, queue, attr = None, 0, at + 32  # nlmsghdr, then unix_diag_msg
+                while attr < at + length:
+                    size, field = struct.unpack_from("=HH", data, attr)
+                    if field == UNIX_DIAG_NAME:
+                        name = data[attr + 4:attr + size].rstrip(b"\0").decode(errors="replace")
+                    elif field == UNIX_DIAG_RQLEN:
+                        queue = struct.unpack_from("=I", data, attr + 4)[0]
+                    attr += (size + 3) & ~3
+                if name:
+                    queues[name] = queue
+                at += (length + 3) & ~3
+
+
+def drained(spec):
+    """Wait until no connection waits in the accept queue of the given sockets (an old
+    release's, after the switch: what nginx queued there just before is served before its
+    vassal is retired), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + spec["timeout"]
+    while time.monotonic() < deadline:
+        try:
+            queues = unix_queues()
+        except OSError:
+            queues = None
+        if queues is None or not any(queues.get(path) for path in spec["sockets"]):
+            return {"drained": queues is not None}
+        time.sleep(0.05)
+    return {"drained": False}
+
+
 VERBS = {"probe": probe, "environment": environment, "health": health, "smoke": smoke,
          "status": status, "reloaded": reloaded, "verify": verify, "closed": closed, "own": own,
-         "own_folder": own_folder, "reload_server": reload_server}
+         "own_folder": own_folder, "reload_server": reload_server, "drained": drained}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))
