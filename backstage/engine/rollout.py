@@ -11,7 +11,9 @@ Phases, each across all selected hosts before the next begins:
 3. **start** (in parallel): the new vassal starts beside the live one and is health-checked
    through its own socket. Traffic is still untouched.
 4. **switch** in batches (``serial`` hosts each), each batch checked through nginx (health,
-   smoke requests) before the next one starts.
+   smoke requests) and baked (its real traffic watched for ``bake`` seconds) before the next
+   one starts. A failed bake stops the rollout whatever ``max_fail``: every switched host
+   goes back.
 
 Failed and unreachable hosts count against ``max_fail``. Past it the rollout stops: hosts
 that already switched are reverted to their previous release (unless ``rollback`` is off), so
@@ -24,9 +26,10 @@ from dataclasses import dataclass, field
 
 from backstage.engine.executor import in_parallel
 from backstage.engine.hosts import HostRun, Options
-from backstage.errors import BackstageError, HostUnreachable, UsageError
+from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
+from backstage.operations.bake import batch_bakes, read_bake
 from backstage.operations.deploy import (
     DeployInputs,
     HostPlan,
@@ -50,12 +53,13 @@ class HostOutcome:
     durations: dict[str, float] = field(default_factory=dict)
     started: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    bake: dict | None = None  # the bake's counts after the switch (operations/bake.py)
 
     def as_dict(self) -> dict:
         return {"result": self.result, "release_before": self.release_before,
                 "release_after": self.release_after,
                 "durations": {k: round(v, 3) for k, v in self.durations.items()},
-                "started": self.started, "error": self.error}
+                "started": self.started, "error": self.error, "bake": self.bake}
 
 
 @dataclass
@@ -81,7 +85,12 @@ class RolloutReport:
         return {"production": self.production, "act": self.act, "release": self.release,
                 "exit_code": self.exit_code, "stopped": self.stopped,
                 "migrations": self.migrations, "batches": self.batches,
+                "bakes": self.bakes(),
                 "hosts": {h: o.as_dict() for h, o in self.outcomes.items()}}
+
+    def bakes(self) -> list[dict | None]:
+        """Each batch's bake counts, its hosts' added up (None: it did not bake)."""
+        return batch_bakes(self.batches, {h: o.bake for h, o in self.outcomes.items()})
 
 
 def count(value: str | int | None, total: int, option: str, default: int,
@@ -148,10 +157,17 @@ class Rollout:
         started = time.monotonic()
         try:
             for step in steps:
-                self.runs[name].execute(step)
+                self._output(name, self.runs[name].execute(step))
+        except StepFailed as exc:
+            self._output(name, exc.stdout)
+            raise
         finally:
             outcome = self.report.outcomes[name]
             outcome.durations[phase] = outcome.durations.get(phase, 0) + time.monotonic() - started
+
+    def _output(self, name: str, stdout: str) -> None:
+        """Keep what a step's output tells the report: a bake's counts."""
+        self.report.outcomes[name].bake = read_bake(stdout) or self.report.outcomes[name].bake
 
     def _free_lock(self, name: str) -> None:
         run = self.runs.get(name)
@@ -305,6 +321,9 @@ class Rollout:
             self.switched += batch
             self._parallel(batch, self._switch)
             self._revert_failed(batch)
+            soured = [n for n in batch if (self.report.outcomes[n].bake or {}).get("ok") is False]
+            if soured:  # the release fails real traffic: no host keeps it, whatever --max-fail
+                return self._stop(f"the bake failed on {', '.join(soured)}", self.switched)
             if self._over_budget():
                 return self._stop(f"{self._failures()} host(s) failed "
                                   f"(--max-fail {self.max_fail})", self.switched)

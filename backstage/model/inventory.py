@@ -166,6 +166,12 @@ class Act(Section):
     smoke: Annotated[tuple[Smoke, ...], BeforeValidator(names.list_of_tables)] = \
         Field((), max_length=50)
     keep_releases: Int = Field(5, ge=2, le=100)
+    # After each batch switches, watch the act's traffic through nginx for this many
+    # seconds (0: no bake); past max_error_rate more 5xx than before the switch (and at
+    # least bake_min_errors of them), the rollout stops and reverts (operations/bake.py).
+    bake: float = Field(3.0, ge=0, le=3600)
+    max_error_rate: Annotated[float, BeforeValidator(names.share)] = 0.01
+    bake_min_errors: Int = Field(5, ge=1, le=1_000_000)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).
     log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"

@@ -30,6 +30,7 @@ from backstage.model import Layout, Production, RunAs, django
 from backstage.model.django import deployment_environment
 from backstage.model.secrets import reveal
 from backstage.operations import checks
+from backstage.operations.bake import nginx_bake
 from backstage.operations.changes import Changes, FileChange
 from backstage.operations.gig import gig_files, private_files
 from backstage.operations.health import health_spec, nginx_health, nginx_smoke, smoke_spec
@@ -377,8 +378,9 @@ class HostDeploy:
         return {"release": release or self.release, "by": self.inputs.by}
 
     def switch(self, changes: Changes) -> Step:
-        """Move traffic, check through nginx (health, smoke), record the release good, retire
-        the old vassal (only now: a failed check reverts to it at once), clean up, unlock."""
+        """Move traffic, check through nginx (health, smoke, then the bake: real traffic for
+        a few seconds), record the release good, retire the old vassal (only now: a failed
+        check reverts to it at once), clean up, unlock."""
         act, release, layout = self.act_name, self.release, self.layout
         script = sess_cmd.relink(Script().step("switch"), layout, act, release)
         # Recorded at once: a deploy cut short after this point (killed) still shows in history.
@@ -386,6 +388,8 @@ class HostDeploy:
         nginx_health(script, self.production, act, layout, self.python)
         nginx_smoke(script, self.production, act, release, layout, self.python,
                     self.smoke_record())
+        nginx_bake(script, self.production, act, release, layout, self.python,
+                   self.smoke_record())
         sess_cmd.mark_good(script, layout, act, release)
         changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]
         sess_cmd.retire(script, layout, act, changes.retired)
