@@ -114,3 +114,24 @@ def test_batches_add_their_hosts_bakes_up():
         {"ok": False, "requests": 30, "errors": 10, "before": {"requests": 17, "errors": 1}},
         None]
     assert read_bake("{}\nnothing here\n") is None
+
+
+def test_the_summary_prints_each_hosts_and_each_batchs_bake():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from backstage.engine.rollout import HostOutcome, RolloutReport
+    from backstage.tasks.reports import print_bakes
+
+    one = {"ok": True, "requests": 10, "errors": 0, "before": {"requests": 9, "errors": 0}}
+    two = {"ok": False, "requests": 20, "errors": 9, "before": {"requests": 8, "errors": 1}}
+    outcomes = {h: HostOutcome(h, bake=b) for h, b in (("h1", one), ("h2", two), ("h3", None))}
+    report = RolloutReport("p", "storefront", "r2", outcomes, batches=[["h1", "h2"], ["h3"]])
+    out = StringIO()
+    print_bakes(Console(file=out, width=200), report)
+    assert out.getvalue().splitlines() == [
+        "h1  bake: 0 of 10 requests failed since the switch; 0 of 9 before it: passed",
+        "h2  bake: 9 of 20 requests failed since the switch; 1 of 8 before it: failed",
+        "batch 1 (h1, h2)  bake: 9 of 30 requests failed since the switch; 1 of 17 before it: "
+        "failed"]

@@ -464,6 +464,8 @@ class HostDeploy:
         nginx_health(script, self.production, act, layout, self.python)
         nginx_smoke(script, self.production, act, release, layout, self.python,
                     self.smoke_record(release))
+        nginx_bake(script, self.production, act, release, layout, self.python,
+                   self.smoke_record(release))
         if release not in self.observed.good_releases(act):
             sess_cmd.mark_good(script, layout, act, release)
         plan.changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]

@@ -6,9 +6,10 @@ request in twenty is reverted by a 1% bake and kept by a 10% one."""
 import json
 from datetime import datetime
 
+import jsonschema
 import pytest
 
-from tests.support.deploying import Load, make_stage
+from tests.support.deploying import REPO, Load, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "bak"
@@ -21,6 +22,7 @@ DOCSTRING = '    """The landing page; reads both logical databases."""\n'
 BROKEN = '    raise RuntimeError("the home page is broken")\n'
 ONE_IN_TWENTY = '    if next(SERVED) % 20 == 19:\n        raise RuntimeError("one in twenty")\n'
 COUNTER = 'SERVED = __import__("itertools").count()\n'
+SCHEMA = json.loads((REPO / "docs" / "rollout.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,9 @@ def deploy_under_load(stage, *args: str) -> tuple[dict, list[dict]]:
     results = [load.finish() for load in loads]
     for result in results:
         assert result["requests"] > 0 and result["socket_errors"] == 0, result["detail"]
-    return json.loads(done.stdout), results
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, SCHEMA)
+    return report, results
 
 
 def seconds_between(start: str, end: str) -> float:
