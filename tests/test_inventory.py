@@ -944,3 +944,14 @@ def test_a_bad_need_is_one_line(project, acts, key, reason):
                          **acts)
     exc = expect_error(write_inventory(project, data))
     assert exc.key == key and reason in str(exc), str(exc)
+
+
+def test_lock_timeout_is_the_acts_else_the_productions(project):
+    data = base_inventory()
+    assert load_production(write_inventory(project, data)).lock_timeout_of("storefront") == 300
+    data["lock_timeout"] = 60
+    assert load_production(write_inventory(project, data)).lock_timeout_of("storefront") == 60
+    data["acts"]["storefront"]["lock_timeout"] = 20
+    assert load_production(write_inventory(project, data)).lock_timeout_of("storefront") == 20
+    data["acts"]["storefront"]["lock_timeout"] = 1
+    assert expect_error(write_inventory(project, data)).key == "acts.storefront.lock_timeout"

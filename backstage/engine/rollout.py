@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 from backstage.engine.executor import in_parallel
 from backstage.engine.hosts import HostRun, Options
+from backstage.engine.lease import LeaseKeeper
 from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
+from backstage.operations.checks import stale_reason
 from backstage.operations.bake import batch_bakes, read_bake
 from backstage.operations.deploy import (
     DeployInputs,
@@ -217,7 +219,7 @@ class Rollout:
             self.options.reporter.info(
                 f"{name}  taking over {lock_name}: its holder is gone ({holder.get('by')}, "
                 f"pid {holder.get('pid')}, {holder.get('command')} "
-                f"{holder.get('release') or ''}".rstrip() + ")")
+                f"{holder.get('release') or ''}".rstrip() + f"): {stale_reason(holder)}")
         if plan.noop:
             outcome.result = "unchanged"
             self.options.reporter.info(f"{name}  {self.inputs.act} is up to date: nothing to change")
@@ -289,7 +291,8 @@ class Rollout:
     def run(self) -> RolloutReport:
         """Run the phases; on Ctrl-C, stop as past max-fail would, then re-raise."""
         try:
-            self._run()
+            with self._lease():
+                self._run()
         except KeyboardInterrupt:
             self.options.cancelled.clear()
             self._stop("interrupted", self.switched)
@@ -300,6 +303,13 @@ class Rollout:
                 run.close()
             self.options.reporter.totals(self.options.stats)
         return self.report
+
+    def _lease(self) -> LeaseKeeper:
+        """Renew the deploy's locks on the hosts that took them, every third of their lease."""
+        lock = self.inputs.lock
+        return LeaseKeeper(lambda: [self.runs[n] for n, p in list(self.plans.items())
+                                    if not p.noop and n in self.runs],
+                           self.inputs.locks, lock["token"], lock.get("lease", 300) / 3)
 
     def _run(self) -> None:
         self._parallel(self.names, self._probe)

@@ -99,7 +99,8 @@ def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
     secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
     packed = bundle.pack(act.source, exclude=secrets)
     return DeployInputs(act_name, packed, "", lambda skip: b"",
-                        new_lock("deploy-act", act_name, release=packed.release),
+                        new_lock("deploy-act", act_name, release=packed.release,
+                                 lease=production.lock_timeout_of(act_name)),
                         deploy_locks(production, act_name))
 
 

@@ -55,6 +55,7 @@ def probe(spec):
         "pythons": {path: python_identity(path) for path in spec.get("pythons", [])},
         "exists": {path: os.path.exists(path) for path in spec.get("exists", [])},
         "texts": {path: read_text(path) for path in spec.get("texts", [])},
+        "ages": {path: age(path) for path in spec.get("ages", [])},
         "accounts": {name: account(name) for name in spec.get("users", [])},
         "owners": {path: owner(path) for path in spec.get("owners", [])},
         "processes": {name: processes(args) for name, args in spec.get("processes", {}).items()},
@@ -249,6 +250,15 @@ def owner(path):
         except KeyError:
             names.append(str(ident))
     return "{}:{}:{:o}".format(*names, st.st_mode & 0o7777)
+
+
+def age(path):
+    """Seconds since a file was last modified (a lock's lease: its holder renews it), by this
+    host's clock; None if it is missing."""
+    try:
+        return round(time.time() - os.stat(path).st_mtime, 1)
+    except OSError:
+        return None
 
 
 def read_int(path):
@@ -598,6 +608,7 @@ def status(spec):
             "sesses": sesses,
             "facts": live(info),
             "lock": read_text(info["lock"]) if "lock" in info else None,
+            "lock_age": age(info["lock"]) if "lock" in info else None,
         }
     return {"acts": acts}
 
