@@ -81,6 +81,9 @@ def _(report: PlanReport, as_json: bool = False) -> None:
 
 @show.register
 def _(report: RollbackReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+        return report.check()
     for host, result in report.done.items():
         print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
     if report.split():

@@ -12,5 +12,8 @@ def bake(script: Script, layout: Layout, python: str, act: str, release: str,
     the error rate, mark the release bad and fail the step (the rollout then reverts). Its
     counts go to stdout (``::bake`` line) and history either way."""
     script.step("bake")
-    return script.raw(f"{hostside(layout, python, 'bake', {**spec, 'history': layout.history})}"
-                      f" || {{ {mark_bad(layout, act, release)}; exit 1; }}")
+    # Its answer is kept, then printed: a workstation gone meanwhile (a broken pipe) stops
+    # the script there, not the helper, so its verdict is never mistaken for a failure.
+    run = hostside(layout, python, "bake", {**spec, "history": layout.history})
+    return script.raw(f"if answer=$({run}); then printf '%s\\n' \"$answer\"; else "
+                      f"{mark_bad(layout, act, release)}; printf '%s\\n' \"$answer\"; exit 1; fi")
