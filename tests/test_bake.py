@@ -133,5 +133,5 @@ def test_the_summary_prints_each_hosts_and_each_batchs_bake():
     assert out.getvalue().splitlines() == [
         "h1  bake: 0 of 10 requests failed since the switch; 0 of 9 before it: passed",
         "h2  bake: 9 of 20 requests failed since the switch; 1 of 8 before it: failed",
-        "batch 1 (h1, h2)  bake: 9 of 30 requests failed since the switch; 1 of 17 before it: "
-        "failed"]
+        ("batch 1 (h1, h2)  bake: 9 of 30 requests failed since the switch; 1 of 17 before "
+         "it: failed")]

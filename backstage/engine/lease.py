@@ -10,6 +10,7 @@ its network or sleeps renews nothing: the lease runs out.
 
 import threading
 from collections.abc import Callable
+from typing import Self
 
 from backstage.commands import lock as lock_cmd
 from backstage.commands.shell import Script
@@ -27,7 +28,7 @@ class LeaseKeeper:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="lease", daemon=True)
 
-    def __enter__(self) -> "LeaseKeeper":
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -30,8 +30,8 @@ from backstage.engine.lease import LeaseKeeper
 from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
-from backstage.operations.checks import stale_reason
 from backstage.operations.bake import batch_bakes, read_bake
+from backstage.operations.checks import stale_reason
 from backstage.operations.deploy import (
     DeployInputs,
     HostPlan,
