@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Self
 
+import paramiko
+
 from backstage.commands import lock as lock_cmd
 from backstage.commands.shell import Script
 from backstage.engine.hosts import HostRun
@@ -42,8 +44,9 @@ class LeaseKeeper:
                 self.renew(run)
 
     def renew(self, run: HostRun) -> None:
-        """Best effort: a host that cannot be reached now is renewed at the next round."""
+        """Best effort: a host that cannot be reached now is renewed at the next round (and
+        whatever the connection raises stays in this thread: the rollout reports its own)."""
         try:
             run.send(lock_cmd.renew(Script(), run.layout, self.locks, self.token).text())
-        except BackstageError:
+        except (BackstageError, OSError, EOFError, paramiko.SSHException):
             pass
