@@ -6,7 +6,7 @@ process group at a moment drawn uniformly from that duration, notes what the fle
 with (hosts switched, hosts locked, split or not) and whether ``status`` named the split (and
 only then), then recovers with one command and no ``unlock``: ``converge`` on even trials,
 ``deploy-act --serial 1`` on odd ones. Counts the outcomes: one release everywhere answering
-200, forward (the killed rollout's page) or back (the old one), and failures.
+200, on the new release (the killed rollout's page) or the old one, and failures.
 
 Run as root: ``.venv/bin/python bench/random_kill.py [N] [--seed S]`` (N defaults to 20;
 about 20 s a trial).
@@ -32,6 +32,7 @@ HOSTS = ("h1", "h2", "h3")
 HOME = "greetings/templates/greetings/home.html"
 HEALTH_LINE = 'health = { path = "/healthz" }\n'
 BAKE = 1
+SETTLE = 2
 
 
 def set_heading(stage, text: str) -> None:
@@ -65,8 +66,12 @@ def trial(stage, number: int, moment: float, old_heading: str) -> dict:
     killed = deploy(stage)
     time.sleep(moment)
     finished_first = killed.poll() is not None
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
+    if not finished_first:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    # A command the workstation had started on a host runs on until its next write to the
+    # dead connection: let it end before looking.
+    time.sleep(SETTLE)
     live, locked = fleet_state(stage)
     split = len(set(live.values())) > 1
     status = stage.cli("status", "--act", "storefront", check=False).stdout
@@ -78,8 +83,8 @@ def trial(stage, number: int, moment: float, old_heading: str) -> dict:
     after, still_locked = fleet_state(stage)
     pages = [stage.page("/", h) for h in HOSTS]
     serving = all(code == 200 for code, _ in pages)
-    ends = {("forward" if f"<h1>{heading}</h1>" in body else
-             "back" if f"<h1>{old_heading}</h1>" in body else "other") for _, body in pages}
+    ends = {("new" if f"<h1>{heading}</h1>" in body else
+             "old" if f"<h1>{old_heading}</h1>" in body else "other") for _, body in pages}
     one = len(set(after.values())) == 1
     return {"moment": moment, "switched": sum(live[h] != before[h] for h in HOSTS),
             "locked": len(locked), "split": split, "status named it": named,
@@ -87,7 +92,7 @@ def trial(stage, number: int, moment: float, old_heading: str) -> dict:
             "exit": done.returncode, "seconds": seconds,
             "converged": one and serving and not still_locked and len(ends) == 1,
             "ended": next(iter(ends)) if len(ends) == 1 else "mixed",
-            "live heading": heading if ends == {"forward"} else old_heading}
+            "live heading": heading if ends == {"new"} else old_heading}
 
 
 def main():
@@ -113,6 +118,7 @@ def main():
             for number in range(args.trials):
                 results.append(trial(stage, number, rng.uniform(0, full), live))
                 live = results[-1]["live heading"]
+                print(f"trial {number}: {results[-1]}", file=sys.stderr, flush=True)
         finally:
             stage.fleet.stop()
     print(f"one uninterrupted 3-host --serial 1 rollout (bake {BAKE} s): {full:.1f} s; "
@@ -129,7 +135,7 @@ def main():
         count["locks left at the kill"] += r["locked"] > 0
         count["status named the split correctly"] += r["status named it"]
         count["one command converged (one release, 200, no lock)"] += r["converged"]
-        count[f"ended {r['ended']}"] += r["converged"]
+        count[f"ended on the {r['ended']} release"] += r["converged"]
         count["recovery exited 0"] += r["exit"] == 0
     print()
     for what, n in count.items():
