@@ -46,8 +46,9 @@ class StepFailed(BackstageError):
     """A remote step exited non-zero. Carries the step name and the tail of its output
     (whoever raises it redacts the production's secrets from that output first)."""
 
-    def __init__(self, host, step, detail=""):
+    def __init__(self, host, step, detail="", stdout=""):
         self.host, self.step, self.detail = host, step, detail.strip()
+        self.stdout = stdout  # what the command printed before it failed (a bake's counts)
         message = f"{host}: step '{step}' failed"
         if self.detail:
             message += ": " + error_line(self.detail)

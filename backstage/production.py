@@ -49,7 +49,8 @@ from backstage.model.locate import find_inventory
 from backstage.operations import certs, checks, dns, history, hooks
 from backstage.operations import snapshots as snapshots_op
 from backstage.operations.certs import acme_gigs, challenge_patches, due, http01_answers
-from backstage.operations.deploy import act_environment, plan_deploy, require_act
+from backstage.operations.converge import decide, plan_back
+from backstage.operations.deploy import act_environment, deploy_inputs, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
 from backstage.operations.gig import plan_gig
 from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlock, whoami
@@ -885,6 +886,37 @@ class Production:
         records = dns.wanted(inventory, [gig] if gig else list(inventory.gigs))
         _, zones = self._zones(records)
         return DnsReport(self.name, dns.compare(records, zones, inventory))
+
+    def converge(self, act: str, *, hosts=None):
+        """Bring every host of ``act`` to one health-checked release after a rollout was cut
+        short (see :mod:`backstage.operations.converge`): forward, a RolloutReport (the
+        deploy of that release); back, a RollbackReport. Locks whose holder is gone are
+        taken over; a live holder's refuse the host."""
+        inputs = deploy_inputs(self.inventory, act)  # the workstation's code, for forward
+        options = self._options(hosts)
+        seen = self._on_hosts(options, lambda run: run.probe(), act)
+        if failures(seen):
+            raise failures(seen)
+        verdict = decide(act, seen, inputs.locks, inputs.bundle.digest)
+        self.reporter.info(f"converge: {verdict.why}")
+        if verdict.forward:
+            return self.deploy(act, hosts=hosts)
+        holder = new_lock("converge", act)
+
+        def on_host(run: HostRun):
+            observed = run.probe()
+            stale = checks.locks_to_take_over(run.name, observed, inputs.locks)
+            for name, gone in stale.items():
+                self.reporter.info(f"{run.name}  taking over {name}: its holder is gone "
+                                   f"({gone.get('by')}): {checks.stale_reason(gone)}")
+            target, step = plan_back(self.inventory, run.name, run.layout, observed, act,
+                                     verdict.target, holder, stale)
+            if step:
+                run.run_locked([step], holder["token"], lock_scope(self.inventory, run.name,
+                                                                     act))
+            return {"release": target, "previous": observed.current_release(act)}
+
+        return RollbackReport(self.name, self._on_hosts(options, on_host, act), act=act)
 
 
 def dns_lines(records) -> list[str]:

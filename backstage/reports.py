@@ -39,7 +39,8 @@ def lock_note(host: str, act: str, holder: dict) -> str:
     intent = " ".join(str(holder[k]) for k in ("command", "release") if holder.get(k))
     about = f"{holder.get('by')} (pid {holder.get('pid')}, {intent})"
     if checks.lock_is_stale(holder):
-        state = "its process is gone: the next deploy-act takes it over"
+        gone = "its process is gone" if checks.on_this_machine(holder) else "its lease ran out"
+        state = f"{gone}: the next deploy-act takes it over"
     else:
         state = "held (a live process, another machine, or taken by hand)"
     return f"{host}: {act} locked by {about}: {state}"

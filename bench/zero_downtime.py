@@ -2,7 +2,9 @@
 
 Stages the example act on one fleet host, then keeps a closed-loop load of 100 connections on
 its gig (from inside the host's network namespace, on its loopback) through a good deploy, a
-deploy whose code fails to import, a deploy whose health check answers 500, and a rollback.
+deploy whose code fails to import, a deploy whose health check answers 500, a rollback, and
+a deploy whose home page raises while its health check answers 200 (no smoke requests: the
+bake after the switch sees the 500s and reverts; its non-2xx are what visitors saw).
 Prints, per scenario: the command's exit code and wall time, requests served, socket errors and
 non-2xx responses. Also prints how fast a concurrent second deploy is refused.
 
@@ -32,6 +34,8 @@ URLS = "storefront/urls.py"
 VIEWS = "greetings/views.py"
 BROKEN_IMPORT = "import no_such_module  # noqa\n"
 BROKEN_HEALTH = "    return HttpResponse('broken', status=500)\n"
+DOCSTRING = '    """The landing page; reads both logical databases."""\n'
+BROKEN_PAGE = '    raise RuntimeError("the home page is broken")\n'
 
 
 def measured(stage, label, change, *command):
@@ -94,7 +98,11 @@ def main():
                          "deploy-act", "storefront"),
                 measured(stage, "rollback", lambda: edit(stage, VIEWS, BROKEN_HEALTH, ""),
                          "rollback", "storefront"),
+                measured(stage, "broken page, health OK",
+                         lambda: edit(stage, VIEWS, DOCSTRING, DOCSTRING + BROKEN_PAGE),
+                         "deploy-act", "storefront"),
             ]
+            edit(stage, VIEWS, BROKEN_PAGE, "")
             refusal = concurrent_refusal(stage)
         finally:
             stage.fleet.stop()

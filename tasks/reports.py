@@ -85,6 +85,9 @@ def _(report: PlanReport, as_json: bool = False) -> None:
 
 @show.register
 def _(report: RollbackReport, as_json: bool = False) -> None:
+    if as_json:
+        print_json(report.as_dict())
+        return report.check()
     for host, result in report.done.items():
         print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
     if report.split():
@@ -157,11 +160,30 @@ def print_summary(report: RolloutReport) -> None:
     console.print(table)
     if report.migrations:
         console.print(f"migrations: {report.migrations['step']}")
+    print_bakes(console, report)
     if report.stopped:
         console.print(f"[red]rollout stopped:[/] {report.stopped}")
     for host, outcome in report.outcomes.items():
         if outcome.result in ("deployed", "repaired", "unchanged"):
             print(f"{host}: {report.act} release {outcome.release_after}")
+
+
+def print_bakes(console: Console, report: RolloutReport) -> None:
+    """Each baked host's counts, and each batch's when it had several hosts."""
+    for number, (batch, total) in enumerate(zip(report.batches, report.bakes()), 1):
+        for host in batch:
+            if report.outcomes[host].bake:
+                console.print(f"{host}  bake: {bake_counts(report.outcomes[host].bake)}")
+        if total and len(batch) > 1:
+            console.print(f"batch {number} ({', '.join(batch)})  bake: {bake_counts(total)}")
+
+
+def bake_counts(bake: dict) -> str:
+    """``3 of 412 requests failed since the switch; 0 of 398 before it: passed``."""
+    before = bake["before"]
+    return (f"{bake['errors']} of {bake['requests']} requests failed since the switch; "
+            f"{before['errors']} of {before['requests']} before it: "
+            f"{'passed' if bake['ok'] else 'failed'}")
 
 
 def id_table(*columns: str, title: str | None = None) -> Table:

@@ -164,6 +164,13 @@ def rollback(p, act, to=None):
     show(p.rollback(act, to=to))
 
 
+@backstage_task(help={**ACT, "json": "Print JSON (forward: the rollout's report)."})
+def converge(p, act, json_=False):
+    """Bring every host of an act to one health-checked release after a rollout was cut
+    short: forward if its new release passed its checks everywhere it went live, else back."""
+    show(p.converge(act), json_)
+
+
 @backstage_task(help={"message": "Why it is locked (shown to whoever tries).",
                       "act": "Lock only this act (default: every act of the production)."})
 def lock(p, message, act=None):
@@ -302,6 +309,6 @@ from backstage.tasks.new_act import new_act  # the Python API's scaffold task
 
 ns = Collection(check, setup_stage, plan, deploy_act, rollback, start, stop, restart, status,
                 book_gig, cancel_gig, dns, renew_certs, lock, unlock, history, manage, exec_, logs,
-                env, maintenance, remove_act, new_act)
+                env, maintenance, remove_act, new_act, converge)
 ns.add_task(snapshots)
 ns.add_task(restore)

@@ -359,7 +359,27 @@ ERRORS = [
      "acts.storefront.smoke.0.contains", "at least 1 character"),
     ("smoke-unknown-key", _set("acts", "storefront", "smoke", [{"path": "/", "bogus": 1}]),
      "acts.storefront.smoke.0.bogus", "unknown key"),
+    ("bake-negative", _set("acts", "storefront", "bake", -1),
+     "acts.storefront.bake", "greater than or equal to 0"),
+    ("max-error-rate-over", _set("acts", "storefront", "max_error_rate", "150%"),
+     "acts.storefront.max_error_rate", "bad share '150%'"),
+    ("max-error-rate-word", _set("acts", "storefront", "max_error_rate", "some"),
+     "acts.storefront.max_error_rate", "a percentage such as"),
+    ("bake-min-errors-zero", _set("acts", "storefront", "bake_min_errors", 0),
+     "acts.storefront.bake_min_errors", "greater than or equal to 1"),
 ]
+
+
+def test_bake_settings_load_with_defaults_and_percentages(project):
+    data = base_inventory()
+    act = load_production(write_inventory(project, data)).acts["storefront"]
+    assert (act.bake, act.max_error_rate, act.bake_min_errors) == (3.0, 0.01, 5)
+    data["acts"]["storefront"].update(bake=0, max_error_rate="10%")
+    act = load_production(write_inventory(project, data)).acts["storefront"]
+    assert (act.bake, act.max_error_rate) == (0, 0.1)
+    data["acts"]["storefront"]["max_error_rate"] = 0.02
+    assert load_production(write_inventory(project, data)).acts["storefront"].max_error_rate \
+        == 0.02
 
 
 def test_smoke_requests_load_with_defaults(project):
@@ -924,3 +944,14 @@ def test_a_bad_need_is_one_line(project, acts, key, reason):
                          **acts)
     exc = expect_error(write_inventory(project, data))
     assert exc.key == key and reason in str(exc), str(exc)
+
+
+def test_lock_timeout_is_the_acts_else_the_productions(project):
+    data = base_inventory()
+    assert load_production(write_inventory(project, data)).lock_timeout_of("storefront") == 300
+    data["lock_timeout"] = 60
+    assert load_production(write_inventory(project, data)).lock_timeout_of("storefront") == 60
+    data["acts"]["storefront"]["lock_timeout"] = 20
+    assert load_production(write_inventory(project, data)).lock_timeout_of("storefront") == 20
+    data["acts"]["storefront"]["lock_timeout"] = 1
+    assert expect_error(write_inventory(project, data)).key == "acts.storefront.lock_timeout"

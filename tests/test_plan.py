@@ -1,6 +1,7 @@
 """Plans from observations, without hosts: preconditions and release bookkeeping."""
 
 import json
+import os
 import socket
 
 import pytest
@@ -220,3 +221,37 @@ def test_release_lists_keep_only_releases_still_there():
     obs = history(good=[R[0], R[1], R[1], R[5]], bad=[R[2], R[6]], on_disk=R[:4], retired=[],
                   current=R[1])
     assert release_lists(obs, "storefront", {R[1], R[2], R[3]}) == ([R[1]], [R[2]])
+
+
+def test_a_lock_from_another_machine_is_stale_only_once_its_lease_ran_out():
+    holder = {"by": "ci@runner", "pid": 42, "host": "elsewhere", "time": "t", "token": "x",
+              "command": "deploy-act", "act": "storefront", "lease": 30}
+    info = LAYOUT.lock_info("act/storefront")
+
+    def holder_seen(age):
+        return observed(texts={info: json.dumps(holder)}, ages={info: age}) \
+            .lock_holder("act/storefront")
+
+    assert holder_seen(12.5)["lease_age"] == 12.5
+    assert not checks.lock_is_stale(holder_seen(12.5))  # renewed 12.5 s ago: a live holder
+    assert checks.lock_is_stale(holder_seen(31))
+    assert "its lease was not renewed for 31 s (lock_timeout 30 s) by ci@runner" in \
+        checks.stale_reason(holder_seen(31))
+    assert checks.locks_to_take_over("web1", observed(texts={info: json.dumps(holder)},
+                                                      ages={info: 31}), ["act/storefront"])
+    with pytest.raises(LockHeld, match="held"):
+        checks.locks_to_take_over("web1", observed(texts={info: json.dumps(holder)},
+                                                   ages={info: 3}), ["act/storefront"])
+    # No lease recorded (an older Backstage), or taken by hand: never judged gone from here.
+    assert not checks.lock_is_stale({**holder_seen(999), "lease": None})
+    assert not checks.lock_is_stale({**holder_seen(999), "command": "lock"})
+    # A live process on this machine keeps its lock, whatever its lease says.
+    here = {**holder_seen(999), "host": socket.gethostname(), "pid": os.getpid()}
+    assert not checks.lock_is_stale(here)
+
+
+def test_a_deploys_lock_records_its_lease_and_a_lock_by_hand_none():
+    from backstage.operations.lock import new_lock
+
+    assert new_lock("deploy-act", "storefront", lease=30)["lease"] == 30
+    assert "lease" not in new_lock("lock", "storefront", "maintenance")

@@ -70,3 +70,13 @@ def release(script: Script, layout: Layout, locks: list[str], token: str) -> Scr
 
 def force_release(script: Script, layout: Layout, locks: list[str]) -> Script:
     return script.step("unlock").run("rm", "-rf", *(layout.lock_dir(lock) for lock in locks))
+
+
+def renew(script: Script, layout: Layout, locks: list[str], token: str) -> Script:
+    """Renew the lease of the locks this token holds: their ``info.json``'s time is the lease
+    (see :func:`backstage.operations.checks.lease_expired`); others' locks are left alone."""
+    for lock in locks:
+        info = layout.lock_info(lock)
+        script.raw(f"if grep -qF {q(token)} {q(info)} 2>/dev/null; then "
+                   f"{argv('touch', '-c', info)}; fi")
+    return script

@@ -126,7 +126,7 @@ class HostRun:
             output = step_output(result.stderr).strip() or result.stdout.strip()
             detail = "\n".join(output.splitlines()[-DETAIL_LINES:])
             raise StepFailed(self.name, failed_step(result.stderr) or step.name,
-                             self.options.redact(detail))
+                             self.options.redact(detail), result.stdout)
         for skipped in skipped_steps(result.stderr):  # "migrate users: skipped (unchanged)"
             self.options.reporter.info(f"{self.name}  {skipped}")
         return result.stdout

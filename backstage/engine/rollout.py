@@ -11,7 +11,9 @@ Phases, each across all selected hosts before the next begins:
 3. **start** (in parallel): the new vassal starts beside the live one and is health-checked
    through its own socket. Traffic is still untouched.
 4. **switch** in batches (``serial`` hosts each), each batch checked through nginx (health,
-   smoke requests) before the next one starts.
+   smoke requests) and baked (its real traffic watched for ``bake`` seconds) before the next
+   one starts. A failed bake stops the rollout whatever ``max_fail``: every switched host
+   goes back.
 
 Failed and unreachable hosts count against ``max_fail``. Past it the rollout stops: hosts
 that already switched are reverted to their previous release (unless ``rollback`` is off), so
@@ -25,9 +27,12 @@ from dataclasses import dataclass, field
 from backstage.commands.sess import NOT_BACKWARDS_COMPATIBLE
 from backstage.engine.executor import in_parallel
 from backstage.engine.hosts import HostRun, Options
-from backstage.errors import BackstageError, HostUnreachable, UsageError
+from backstage.engine.lease import LeaseKeeper
+from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
+from backstage.operations.bake import batch_bakes, read_bake
+from backstage.operations.checks import stale_reason
 from backstage.operations.deploy import (
     DeployInputs,
     HostPlan,
@@ -51,12 +56,13 @@ class HostOutcome:
     durations: dict[str, float] = field(default_factory=dict)
     started: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    bake: dict | None = None  # the bake's counts after the switch (operations/bake.py)
 
     def as_dict(self) -> dict:
         return {"result": self.result, "release_before": self.release_before,
                 "release_after": self.release_after,
                 "durations": {k: round(v, 3) for k, v in self.durations.items()},
-                "started": self.started, "error": self.error}
+                "started": self.started, "error": self.error, "bake": self.bake}
 
 
 @dataclass
@@ -82,7 +88,12 @@ class RolloutReport:
         return {"production": self.production, "act": self.act, "release": self.release,
                 "exit_code": self.exit_code, "stopped": self.stopped,
                 "migrations": self.migrations, "batches": self.batches,
+                "bakes": self.bakes(),
                 "hosts": {h: o.as_dict() for h, o in self.outcomes.items()}}
+
+    def bakes(self) -> list[dict | None]:
+        """Each batch's bake counts, its hosts' added up (None: it did not bake)."""
+        return batch_bakes(self.batches, {h: o.bake for h, o in self.outcomes.items()})
 
 
 def count(value: str | int | None, total: int, option: str, default: int,
@@ -149,10 +160,17 @@ class Rollout:
         started = time.monotonic()
         try:
             for step in steps:
-                self.runs[name].execute(step)
+                self._output(name, self.runs[name].execute(step))
+        except StepFailed as exc:
+            self._output(name, exc.stdout)
+            raise
         finally:
             outcome = self.report.outcomes[name]
             outcome.durations[phase] = outcome.durations.get(phase, 0) + time.monotonic() - started
+
+    def _output(self, name: str, stdout: str) -> None:
+        """Keep what a step's output tells the report: a bake's counts."""
+        self.report.outcomes[name].bake = read_bake(stdout) or self.report.outcomes[name].bake
 
     def _free_lock(self, name: str) -> None:
         run = self.runs.get(name)
@@ -202,7 +220,7 @@ class Rollout:
             self.options.reporter.info(
                 f"{name}  taking over {lock_name}: its holder is gone ({holder.get('by')}, "
                 f"pid {holder.get('pid')}, {holder.get('command')} "
-                f"{holder.get('release') or ''}".rstrip() + ")")
+                f"{holder.get('release') or ''}".rstrip() + f"): {stale_reason(holder)}")
         if plan.noop:
             outcome.result = "unchanged"
             self.options.reporter.info(f"{name}  {self.inputs.act} is up to date: nothing to change")
@@ -286,7 +304,8 @@ class Rollout:
     def run(self) -> RolloutReport:
         """Run the phases; on Ctrl-C, stop as past max-fail would, then re-raise."""
         try:
-            self._run()
+            with self._lease():
+                self._run()
         except KeyboardInterrupt:
             self.options.cancelled.clear()
             self._stop("interrupted", self.switched)
@@ -297,6 +316,13 @@ class Rollout:
                 run.close()
             self.options.reporter.totals(self.options.stats)
         return self.report
+
+    def _lease(self) -> LeaseKeeper:
+        """Renew the deploy's locks on the hosts that took them, every third of their lease."""
+        lock = self.inputs.lock
+        return LeaseKeeper(lambda: [self.runs[n] for n, p in list(self.plans.items())
+                                    if not p.noop and n in self.runs],
+                           self.inputs.locks, lock["token"], lock.get("lease", 300) / 3)
 
     def _run(self) -> None:
         self._parallel(self.names, self._probe)
@@ -320,6 +346,9 @@ class Rollout:
             self.switched += batch
             self._parallel(batch, self._switch)
             self._revert_failed(batch)
+            soured = [n for n in batch if (self.report.outcomes[n].bake or {}).get("ok") is False]
+            if soured:  # the release fails real traffic: no host keeps it, whatever --max-fail
+                return self._stop(f"the bake failed on {', '.join(soured)}", self.switched)
             if self._over_budget():
                 return self._stop(f"{self._failures()} host(s) failed "
                                   f"(--max-fail {self.max_fail})", self.switched)

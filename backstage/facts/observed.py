@@ -43,12 +43,21 @@ def probe_spec(production: Production, host: str, layout: Layout) -> dict:
         "globs": [f"{layout.vassals}/*.ini", *(f"{layout.env_dir(a)}/env-*" for a in acts)],
         "texts": [*(layout.lock_info(k) for k in locks), *(layout.good_list(a) for a in acts),
                   *(layout.bad_list(a) for a in acts)],
+        "ages": [layout.lock_info(k) for k in locks],  # leases (operations/checks.py)
         "live": {a: live_paths(layout, a) for a in acts},
         "venues": {"dir": f"{layout.root}/venues", "vassals": layout.vassals,
                    "marker": COMPLETE_MARKER},
         "sysctl_file": SYSCTL_FILE if system else "",
     }
     return spec
+
+
+def with_lease_age(holder, age: float | None):
+    """A lock's holder with ``lease_age``: seconds since it last renewed its lease (the lock
+    file's age, by the host's clock), which decides whether a holder elsewhere is gone."""
+    if isinstance(holder, dict) and age is not None:
+        return {**holder, "lease_age": age}
+    return holder
 
 
 def host_locks(production: Production, host: str) -> list[str]:
@@ -232,9 +241,10 @@ class Observed:
             return {"by": "unknown (no info.json)"} if self.exists(self.layout.lock_dir(lock)) \
                 else None
         try:
-            return json.loads(text)
+            holder = json.loads(text)
         except ValueError:
             return {"by": "unknown (unreadable lock file)"}
+        return with_lease_age(holder, self.data.get("ages", {}).get(self.layout.lock_info(lock)))
 
     def held_locks(self, locks: list[str]) -> dict[str, dict]:
         """Lock -> holder, for those of ``locks`` someone holds."""

@@ -4,6 +4,7 @@ import json
 
 from backstage.commands.lock import act_lock
 from backstage.facts.live import live_paths, live_state
+from backstage.facts.observed import with_lease_age
 from backstage.model import Layout, servers
 
 
@@ -27,7 +28,7 @@ def read_status(layout: Layout, answer: dict) -> dict:
     found = answer["acts"]
     for act, info in found.items():
         info["broken"] = live_state(layout, act, info.pop("facts")).broken
-        info["lock"] = lock_holder(info.get("lock"))
+        info["lock"] = with_lease_age(lock_holder(info.get("lock")), info.pop("lock_age", None))
     return found
 
 

@@ -185,6 +185,14 @@ class Act(Section):
         Field((), max_length=50)
     keep_releases: Int = Field(5, ge=2, le=100)
     keep_snapshots: Int = Field(5, ge=1, le=100)  # per logical database, on each host
+    # After each batch switches, watch the act's traffic through nginx for this many
+    # seconds (0: no bake); past max_error_rate more 5xx than before the switch (and at
+    # least bake_min_errors of them), the rollout stops and reverts (operations/bake.py).
+    bake: float = Field(3.0, ge=0, le=3600)
+    max_error_rate: Annotated[float, BeforeValidator(names.share)] = 0.01
+    bake_min_errors: Int = Field(5, ge=1, le=1_000_000)
+    # Seconds a deploy's lock lives without its holder renewing it (default: the production's).
+    lock_timeout: float | None = Field(None, ge=5, le=86400)
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).
     log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"
@@ -421,10 +429,18 @@ class Production(Section):
     producer: Producer | None = None
     acme: Acme | None = None
     notify: Notify | None = None
+    # A deploy renews its locks' lease while it runs; one from another machine not renewed
+    # for this many seconds is taken over by the next deploy (see operations/checks.py).
+    lock_timeout: float = Field(300, ge=5, le=86400)
 
     @property
     def name(self) -> str:
         return self.production
+
+    def lock_timeout_of(self, act: str) -> float:
+        """The lease of a deploy's locks of ``act``: the act's ``lock_timeout``, else the
+        production's."""
+        return self.acts[act].lock_timeout or self.lock_timeout
 
     def hosts_of(self, act: str) -> list[str]:
         """Names of the hosts an act plays on: those with one of its roles, or all."""

@@ -199,3 +199,16 @@ def log_size(value: str) -> str:
     if size_bytes(value) < 1024:
         raise ValueError(f"log size {value!r} is too small: at least 1k")
     return value
+
+
+def share(value):
+    """A share of requests: ``"1%"`` (a percentage) or a fraction from 0 to 1 (``0.01``)."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        number = -1.0
+    if isinstance(value, bool) or not 0 <= number <= 1:
+        raise ValueError(f"bad share {value!r}: a percentage such as \"1%\", or a fraction "
+                         "from 0 to 1")
+    return number

@@ -84,13 +84,19 @@ def locks_to_take_over(host: str, observed: Observed, locks: list[str]) -> dict[
 
 
 def lock_is_stale(holder: dict) -> bool:
-    """A lock taken from this machine by a process that no longer exists is stale.
+    """A lock whose holder is provably gone is stale: taken from this machine by a process
+    that no longer exists, or from another machine with a lease its holder did not renew for
+    longer than the lease (``lock_timeout``: a deploy renews it while it runs).
 
-    A lock taken from another machine cannot be judged from here; it is reported as held, and
-    so is one taken by hand (the ``lock`` task), which outlives its process on purpose.
+    A live process's lock on this machine is never stale, whatever its lease; one taken by
+    hand (the ``lock`` task) outlives its process on purpose; one from another machine without
+    a lease (an older Backstage) cannot be judged from here. All are reported as held.
     """
-    if (holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int)
-            or holder.get("command") == "lock"):
+    if holder.get("command") == "lock":
+        return False
+    if not on_this_machine(holder):
+        return lease_expired(holder)
+    if not isinstance(holder.get("pid"), int):
         return False
     try:
         os.kill(holder["pid"], 0)
@@ -99,6 +105,26 @@ def lock_is_stale(holder: dict) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def on_this_machine(holder: dict) -> bool:
+    return holder.get("host") == socket.gethostname()
+
+
+def lease_expired(holder: dict) -> bool:
+    """Whether a lock's lease ran out: not renewed (its file's age on the host) for longer
+    than the lease its holder recorded."""
+    lease, age = holder.get("lease"), holder.get("lease_age")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lease, age))
+    return numbers and age > lease
+
+
+def stale_reason(holder: dict) -> str:
+    """Why a stale lock's holder is gone, for the loud line a takeover prints."""
+    if on_this_machine(holder):
+        return f"pid {holder.get('pid')} is gone on this machine"
+    return (f"its lease was not renewed for {holder.get('lease_age')} s (lock_timeout "
+            f"{holder.get('lease')} s) by {holder.get('by')} on another machine")
 
 
 def privileged(host: str, observed: Observed) -> None:

@@ -30,6 +30,7 @@ from backstage.model import Layout, Production, RunAs, django
 from backstage.model.django import deployment_environment
 from backstage.model.secrets import reveal
 from backstage.operations import checks, snapshots
+from backstage.operations.bake import nginx_bake
 from backstage.operations.changes import Changes, FileChange
 from backstage.operations.gig import gig_files, private_files
 from backstage.operations.health import health_spec, nginx_health, nginx_smoke, smoke_spec
@@ -100,7 +101,8 @@ def deploy_inputs(production: Production, act_name: str) -> DeployInputs:
     secrets = frozenset(a.secrets for a in production.acts.values() if a.secrets)
     packed = bundle.pack(act.source, exclude=secrets)
     return DeployInputs(act_name, packed, "", lambda skip: b"",
-                        new_lock("deploy-act", act_name, release=packed.release),
+                        new_lock("deploy-act", act_name, release=packed.release,
+                                 lease=production.lock_timeout_of(act_name)),
                         deploy_locks(production, act_name))
 
 
@@ -396,8 +398,9 @@ class HostDeploy:
         return {"release": release or self.release, "by": self.inputs.by}
 
     def switch(self, changes: Changes) -> Step:
-        """Move traffic, check through nginx (health, smoke), record the release good, retire
-        the old vassal (only now: a failed check reverts to it at once), clean up, unlock."""
+        """Move traffic, check through nginx (health, smoke, then the bake: real traffic for
+        a few seconds), record the release good, retire the old vassal (only now: a failed
+        check reverts to it at once), clean up, unlock."""
         act, release, layout = self.act_name, self.release, self.layout
         script = sess_cmd.relink(Script().step("switch"), layout, act, release)
         # Recorded at once: a deploy cut short after this point (killed) still shows in history.
@@ -405,6 +408,8 @@ class HostDeploy:
         nginx_health(script, self.production, act, layout, self.python)
         nginx_smoke(script, self.production, act, release, layout, self.python,
                     self.smoke_record())
+        nginx_bake(script, self.production, act, release, layout, self.python,
+                   self.smoke_record())
         sess_cmd.mark_good(script, layout, act, release)
         changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]
         sess_cmd.retire(script, layout, act, changes.retired)
@@ -480,6 +485,8 @@ class HostDeploy:
         nginx_health(script, self.production, act, layout, self.python)
         nginx_smoke(script, self.production, act, release, layout, self.python,
                     self.smoke_record(release))
+        nginx_bake(script, self.production, act, release, layout, self.python,
+                   self.smoke_record(release))
         if release not in self.observed.good_releases(act):
             sess_cmd.mark_good(script, layout, act, release)
         plan.changes.retired = [r for r in self.observed.vassal_releases(act) if r != release]

@@ -20,13 +20,14 @@ def whoami() -> str:
 
 
 def new_lock(command: str, act: str | None = None, message: str | None = None,
-             release: str | None = None) -> dict:
+             release: str | None = None, lease: float | None = None) -> dict:
     """What a lock records about its holder (the token lets only the holder free it) and, for
     a deploy, its intent: the release it rolls out (what a later deploy resumes, if the
-    holder is gone; see :func:`backstage.operations.deploy.resumed_release`)."""
+    holder is gone; see :func:`backstage.operations.deploy.resumed_release`), and its lease:
+    the seconds it lives without being renewed (``lock_timeout``; see engine/lease.py)."""
     return {"by": whoami(), "host": socket.gethostname(), "pid": os.getpid(), "time": utc_now(),
             "command": command, "act": act, "message": message, "token": secrets.token_hex(8),
-            **({"release": release} if release else {})}
+            **({"release": release} if release else {}), **({"lease": lease} if lease else {})}
 
 
 def lock_scope(production: Production, host: str, act_name: str | None) -> list[str]:

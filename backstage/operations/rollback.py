@@ -24,13 +24,19 @@ def plan_rollback(production: Production, host: str, layout: Layout, observed: O
     target = rollback_target(host, observed, act, wanted)
     current = observed.current_release(act)
     script = lock.acquire(Script(), layout, locks, lock_info)
-    sess_cmd.revive(script, layout, act, target)
-    sess_cmd.health_check(script, layout, production.hosts[host].python, act, target,
-                          health_spec(production, act))
-    sess_cmd.switch(script, layout, act, target)
+    switch_back(script, production, host, layout, act, target)
     sess_cmd.retire(script, layout, act, [r for r in observed.vassal_releases(act) if r != target])
     history.append(script, layout, {"time": lock_info["time"], "event": "rollback", "act": act,
                                     "release": target, "previous": current, "by": lock_info["by"]})
     lock.release(script, layout, locks, lock_info["token"])
     return target, [Step("rollback", f"switch {act} back from {current} to {target}",
                          script.text())]
+
+
+def switch_back(script: Script, production: Production, host: str, layout: Layout, act: str,
+                target: str) -> Script:
+    """Revive a release that was live before, health-check it through its socket, switch."""
+    sess_cmd.revive(script, layout, act, target)
+    sess_cmd.health_check(script, layout, production.hosts[host].python, act, target,
+                          health_spec(production, act))
+    return sess_cmd.switch(script, layout, act, target)

@@ -56,6 +56,7 @@ def probe(spec):
         "pythons": {path: python_identity(path) for path in spec.get("pythons", [])},
         "exists": {path: os.path.exists(path) for path in spec.get("exists", [])},
         "texts": {path: read_text(path) for path in spec.get("texts", [])},
+        "ages": {path: age(path) for path in spec.get("ages", [])},
         "accounts": {name: account(name) for name in spec.get("users", [])},
         "owners": {path: owner(path) for path in spec.get("owners", [])},
         "processes": {name: processes(args) for name, args in spec.get("processes", {}).items()},
@@ -252,6 +253,15 @@ def owner(path):
     return "{}:{}:{:o}".format(*names, st.st_mode & 0o7777)
 
 
+def age(path):
+    """Seconds since a file was last modified (a lock's lease: its holder renews it), by this
+    host's clock; None if it is missing."""
+    try:
+        return round(time.time() - os.stat(path).st_mtime, 1)
+    except OSError:
+        return None
+
+
 def read_int(path):
     try:
         with open(path) as f:
@@ -345,6 +355,8 @@ def reload_server(spec):
     return {"ok": False, "error": f"workers were not replaced within {spec['timeout']}s"}
 
 
+# The User-Agent of Backstage's own requests (health, smoke): a bake does not count them.
+CHECK_AGENT = "backstage-health-check"
 # How much of a page a check reads: enough for ``contains``, bounded against a huge answer.
 BODY_LIMIT = 1 << 20
 MAINTENANCE_STATUS = 503  # what every request to a gig in maintenance gets
@@ -363,7 +375,7 @@ def uwsgi_request(sock_path, host, path, timeout, method="GET", https=False):
         "PATH_INFO": path, "QUERY_STRING": query, "SERVER_PROTOCOL": "HTTP/1.1",
         "SERVER_NAME": host, "SERVER_PORT": "80", "HTTP_HOST": host,
         "REMOTE_ADDR": "127.0.0.1", "REQUEST_SCHEME": "http",
-        "HTTP_USER_AGENT": "backstage-health-check",
+        "HTTP_USER_AGENT": CHECK_AGENT,
     }
     if https:
         env.update(REQUEST_SCHEME="https", HTTPS="on", SERVER_PORT="443",
@@ -409,7 +421,7 @@ def http_request(port, host, path, timeout, tls=False, method="GET"):
     else:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path, headers={"Host": host, "User-Agent": "backstage-health-check"})
+        conn.request(method, path, headers={"Host": host, "User-Agent": CHECK_AGENT})
         response = conn.getresponse()
         return response.status, response.read(BODY_LIMIT).decode("utf-8", "replace")
     finally:
@@ -515,6 +527,120 @@ def smoke(spec):
     return {"ok": False, "error": error} if failures else {"ok": True, "results": results}
 
 
+# A gig's access log line (backstage.render.ACCESS_LOG_FORMAT), read from its end: status,
+# user agent, when it was logged, how long it took, upstream status and address. nginx escapes
+# quotes inside values (\x22), so a quoted value holds none.
+ACCESS_LINE = re.compile(r'" (\d{3}) \d+ "[^"]*" "([^"]*)" ([\d.]+) ([\d.]+) "([^"]*)" "([^"]*)"$')
+# How far back from its end a bake starts reading an access log (its window and the one
+# before the switch are a few seconds).
+BAKE_READ_BYTES = 32 << 20
+BAKE_POLL_SECONDS = 0.2
+
+
+def bake(spec):
+    """Watch an act's traffic after its switch: the share of its requests through nginx (its
+    gigs' access logs, ``logs``) that failed (a 5xx answer, or a 5xx from upstream) from the
+    switch (``link``'s time: the stable socket link, renamed then) for ``seconds``, against
+    the same share in as many seconds before it (the old release). Requests are placed by
+    when they began (logged time less their duration); Backstage's own checks and requests
+    nginx answered itself (static files) do not count.
+
+    The bake fails past ``max_error_rate`` more than before, with at least ``min_errors``
+    failed requests; it stops early once the window's share cannot end below that if traffic
+    goes on as it came. Prints ``::bake <json>`` (the counts, pass or fail) for the
+    workstation's report, and records them in history.
+    """
+    since = os.lstat(spec["link"]).st_mtime
+    seconds = spec["seconds"]
+    offsets = {path: tail_start(path) for path in spec["logs"]}
+    tally = {"before": [0, 0], "after": [0, 0]}
+    while True:
+        now = time.time()
+        for path in spec["logs"]:
+            offsets[path] = read_requests(path, offsets[path], since, seconds, tally)
+        elapsed = min(now, since + seconds) - since
+        verdict = bake_verdict(spec, tally, max(elapsed, BAKE_POLL_SECONDS))
+        if verdict["failed"] or now >= since + seconds:
+            break
+        time.sleep(min(BAKE_POLL_SECONDS, since + seconds - now))
+    result = {"ok": not verdict["failed"], "seconds": round(elapsed, 2),
+              "requests": tally["after"][0], "errors": tally["after"][1],
+              "before": {"requests": tally["before"][0], "errors": tally["before"][1]},
+              "error": verdict["error"]}
+    print("::bake " + json.dumps(result, sort_keys=True), flush=True)
+    if spec.get("history"):
+        append_history(spec["history"], {**spec["record"], **result})
+    return result
+
+
+def bake_verdict(spec, tally, elapsed):
+    """Whether the bake failed: the share of failed requests since the switch (projected
+    over the whole window: at least that share if traffic goes on as it came) exceeds the
+    share before it by more than ``max_error_rate``, with ``min_errors`` failed at least."""
+    (requests, errors), (before, before_errors) = tally["after"], tally["before"]
+    base = before_errors / before if before else 0.0
+    limit = base + spec["max_error_rate"]
+    projected = requests * max(1.0, spec["seconds"] / elapsed)
+    if errors < spec["min_errors"] or errors <= limit * projected:
+        return {"failed": False, "error": None}
+    return {"failed": True, "error": (
+        f"bake: {errors} of {requests} requests failed {elapsed:.1f}s after the switch "
+        f"({errors / requests:.1%}; before it {before_errors} of {before}, {base:.1%}): past "
+        f"max_error_rate {spec['max_error_rate']:.1%} more than before")}
+
+
+def tail_start(path):
+    """Where to start reading a log: the first line that begins at most BAKE_READ_BYTES
+    before its end."""
+    try:
+        with open(path, "rb") as f:
+            start = max(0, os.fstat(f.fileno()).st_size - BAKE_READ_BYTES)
+            if start:
+                f.seek(start - 1)
+                f.readline()  # the rest of the line cut (nothing if it began at start)
+            return f.tell()
+    except OSError:
+        return 0
+
+
+def read_requests(path, offset, since, seconds, tally):
+    """Count the complete lines of an access log from ``offset`` into ``tally`` (``before``
+    and ``after`` the switch: requests, failed); return where the next read starts."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < offset:  # rotated: the new file from its start
+                offset = 0
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].decode("utf-8", "replace").splitlines():
+        request = access_request(line)
+        if request is None:
+            continue
+        began, failed = request
+        side = "after" if since <= began <= since + seconds else \
+            "before" if since - seconds <= began < since else None
+        if side:
+            tally[side][0] += 1
+            tally[side][1] += failed
+    return offset + end
+
+
+def access_request(line):
+    """(when it began, whether it failed) of a request the act answered, from its access log
+    line; None for another line (a static file, Backstage's own check, another format)."""
+    found = ACCESS_LINE.search(line)
+    if not found:
+        return None
+    status, agent, logged, took, upstream, address = found.groups()
+    if address in ("", "-") or agent == CHECK_AGENT:
+        return None
+    statuses = [int(s) for s in re.findall(r"\d{3}", upstream)]
+    return float(logged) - float(took), int(status) >= 500 or any(s >= 500 for s in statuses)
+
+
 def append_history(path, record):
     """Append one entry to the production's history, as the shell's lines write them: the
     time (the host's clock, UTC, milliseconds) first, then the fields in sorted order."""
@@ -559,6 +685,7 @@ def status(spec):
             "facts": live(info),
             "lock": read_text(info["lock"]) if "lock" in info else None,
             "maintenance": maintenance_state(info),
+            "lock_age": age(info["lock"]) if "lock" in info else None,
         }
     return {"acts": acts}
 
@@ -736,7 +863,8 @@ def drained(spec):
 
 VERBS = {"probe": probe, "environment": environment, "health": health, "smoke": smoke,
          "status": status, "reloaded": reloaded, "verify": verify, "closed": closed, "own": own,
-         "own_folder": own_folder, "reload_server": reload_server, "drained": drained}
+         "own_folder": own_folder, "reload_server": reload_server, "drained": drained,
+         "bake": bake}
 
 if __name__ == "__main__":
     result = VERBS[sys.argv[1]](json.loads(sys.argv[2]))

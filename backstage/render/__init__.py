@@ -19,6 +19,11 @@ HARAKIRI_SECONDS = 60
 DEFAULT_MIME_TYPES = "/etc/nginx/mime.types"
 # What a gig in maintenance tells clients to wait before they retry (Retry-After, seconds).
 MAINTENANCE_RETRY_AFTER = 300
+# A gig's access log lines: nginx's combined format, then what the bake after a switch reads
+# (backstage.remote.hostside.ACCESS_LINE parses it; a unit test holds the two together).
+ACCESS_LOG_FORMAT = ('$remote_addr - $remote_user [$time_local] "$request" $status '
+                     '$body_bytes_sent "$http_referer" "$http_user_agent" $msec $request_time '
+                     '"$upstream_status" "$upstream_addr"')
 PACKAGE = Path(__file__).resolve().parent.parent
 
 
@@ -154,6 +159,8 @@ class Renderer:
             port=gig.port or layout.http_port,
             client_max_body_size=gig.client_max_body_size,
             access_log=layout.gig_access_log(gig_name),
+            log_format=f"backstage_{self.production.name}_{gig_name}".replace("-", "_"),
+            log_format_text=ACCESS_LOG_FORMAT,
             static=gig.static,
             static_root=layout.current_static(gig.act),
             media=gig.media,
