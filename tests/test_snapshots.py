@@ -42,8 +42,8 @@ class Migration(migrations.Migration):
 def storefront(tmp_path):
     source = tmp_path / "storefront"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("var", "__pycache__"))
-    return source, act_env(tmp_path) | {"PYTHONPATH": str(source),
-                                        "DJANGO_SETTINGS_MODULE": "storefront.settings"}
+    env = act_env(tmp_path)  # the overlay over the example's settings, as deployed
+    return source, env | {"PYTHONPATH": env["PYTHONPATH"].replace(str(EXAMPLE), str(source))}
 
 
 def steps(source, env, steps_, snapshot=None):

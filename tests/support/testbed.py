@@ -82,6 +82,11 @@ def inventory_text(fleet: Fleet, source: Path, secrets: Path, hosts: dict[str, s
 config = "{fleet.ssh_config}"
 
 {host_tables}
+# The suite's deploys do not watch traffic after their switch (3 s each by default):
+# tests/fleet/test_bake.py and test_lease_converge.py give the act its own bake.
+[defaults.acts]
+bake = 0
+
 [venues.storefront]
 requirements = "{source}/requirements.txt"
 
