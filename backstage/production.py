@@ -290,10 +290,12 @@ class Production:
 
     def deploy(self, act: str, *, hosts=None, serial: int | str | None = None,
                max_fail: int | str | None = None, rollback: bool = True,
-               parallel: int | None = None, dry_run: bool = False):
+               parallel: int | None = None, dry_run: bool = False,
+               allow_destructive: bool = False):
         """Roll ``act`` out (``deploy-act``): a RolloutReport. ``serial``/``max_fail``: a
         number of hosts or ``"N%"``. ``dry_run``: check the same arguments and return
-        :meth:`plan`'s report instead, changing nothing."""
+        :meth:`plan`'s report instead, changing nothing. ``allow_destructive``: apply
+        destructive or irreversible migrations (else the rollout stops before migrating)."""
         options = self._options(hosts, parallel)
         serial, max_fail = not_empty(serial, "--serial"), not_empty(max_fail, "--max-fail")
         limits(serial, max_fail, 1)  # as the rollout will, before anything is built
@@ -301,6 +303,7 @@ class Production:
             return self._plan(act, options)
         wheels = PlatformWheels(self.inventory, options)
         inputs = platform_inputs(self.inventory, act, wheels)  # before any host is contacted
+        inputs.allow_destructive = allow_destructive
         names = select_hosts(self.inventory, options.hosts, act)
         records = self._records(self.inventory.gigs_of(act))  # the Producer, read first
         inputs.certificates = self._certificates(acme_gigs(self.inventory, act))

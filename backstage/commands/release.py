@@ -174,7 +174,8 @@ def mark_bad(layout: Layout, act: str, release: str) -> str:
 
 def prepare_release(script: Script, layout: Layout, act: str, release: str, manage: Manage,
                     databases: dict[str, str], record: dict | None = None,
-                    run_as: RunAs | None = None, static: bool = True) -> Script:
+                    run_as: RunAs | None = None, static: bool = True,
+                    destructive: str | None = None) -> Script:
     """``check --deploy``, ``collectstatic`` (``static``; skipped where the act has no
     ``django.contrib.staticfiles``), then ``migrate`` each logical database (``databases``:
     logical name -> the act's Django alias for it), all in one Python process
@@ -182,19 +183,30 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
     so a release that fails before them has changed no database.
 
     ``record``: the history entry that says the databases were migrated (written once they are).
+    ``destructive``: ``refuse`` or ``allow`` migrations with destructive or irreversible
+    operations (each plan is said first; see :mod:`backstage.remote.managesteps`); a refusal
+    fails the step without marking the release bad.
     """
     script.raw(manage_function(layout, act, release, manage, run_as,
                                program=standalone("managesteps")))
     steps = [["check", "check", {"deploy": True, "fail_level": "ERROR"}],
              *([["collectstatic", "collectstatic", {"interactive": False, "clear": True,
                                                      "verbosity": 0}]] if static else []),
-             *([f"migrate {database}", "migrate", {"interactive": False, "database": alias}]
-               for database, alias in databases.items())]
-    script.raw("manage " + q(json.dumps(steps)) + f" || {{ {mark_bad(layout, act, release)}; "
-               "exit 1; }")
+             *migrate_steps(databases, destructive)]
+    script.raw("manage " + q(json.dumps(steps)) + " || { status=$?; [ \"$status\" = 3 ] || "
+               f"{mark_bad(layout, act, release)}; exit 1; }}")
     if databases and record:
         history.append(script, layout, {**record, "databases": list(databases)})
     return script
+
+
+def migrate_steps(databases: dict[str, str], destructive: str | None = None) -> list:
+    """managesteps' ``migrate`` of each logical database (name -> the act's Django alias),
+    under the policy ``destructive`` (None: none, no plan said)."""
+    return [[f"migrate {database}", "migrate", {
+        "interactive": False, "database": alias,
+        **({"backstage": {"database": database, "destructive": destructive}}
+           if destructive else {})}] for database, alias in databases.items()]
 
 
 def migrate(script: Script, databases: dict[str, str], on_failure: str = "") -> Script:
@@ -207,7 +219,13 @@ def migrate(script: Script, databases: dict[str, str], on_failure: str = "") -> 
 
 
 def migrate_shared(script: Script, layout: Layout, act: str, release: str, manage: Manage,
-                   databases: dict[str, str], run_as: RunAs | None = None) -> Script:
-    """Migrate the shared databases with a release's code (once per deploy, on one host)."""
-    script.raw(manage_function(layout, act, release, manage, run_as))
-    return migrate(script, databases)
+                   databases: dict[str, str], run_as: RunAs | None = None,
+                   destructive: str | None = None) -> Script:
+    """Migrate the shared databases with a release's code (once per deploy, on one host);
+    with a ``destructive`` policy, through managesteps, each plan said first."""
+    if destructive is None:
+        script.raw(manage_function(layout, act, release, manage, run_as))
+        return migrate(script, databases)
+    script.raw(manage_function(layout, act, release, manage, run_as,
+                               program=standalone("managesteps")))
+    return script.raw("manage " + q(json.dumps(migrate_steps(databases, destructive))))

@@ -62,6 +62,7 @@ class DeployInputs:
     per_host: Callable[[object, Observed], "DeployInputs"] | None = None
     certificates: dict = field(default_factory=dict)  # acme gig -> (full chain, key)
     resumed: str | None = None  # an abandoned rollout's release of this code, taken up again
+    allow_destructive: bool = False  # --allow-destructive: apply destructive migrations too
 
     @property
     def release(self) -> str:
@@ -347,7 +348,7 @@ class HostDeploy:
             script, layout, act, release, self.manage(), migrated_here(self.production, act,
                                                                        shared=False),
             {"time": self.inputs.time, "event": "migrate", "act": act, "release": release,
-             "by": self.inputs.by}, run_as, self.act.static)
+             "by": self.inputs.by}, run_as, self.act.static, self.destructive())
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
         return Step("release", f"upload release {release} ({upload.describe()}), "
@@ -517,7 +518,14 @@ class HostDeploy:
         if not shared:
             return None
         script = release_cmd.migrate_shared(Script(), self.layout, self.act_name, self.release,
-                                            self.manage(), shared, self.run_as)
+                                            self.manage(), shared, self.run_as,
+                                            self.destructive())
         self.history(script, "migrate", release=self.release, databases=list(shared))
         return Step("migrate", f"migrate {', '.join(shared)} once, on {self.host}",
                     script.text())
+
+    def destructive(self) -> str:
+        """Whether this deploy's migrations may be destructive or irreversible: the act's
+        ``allow_destructive`` or ``--allow-destructive`` say ``allow``; else ``refuse``."""
+        allowed = self.act.allow_destructive or self.inputs.allow_destructive
+        return "allow" if allowed else "refuse"

@@ -19,10 +19,15 @@ def _source(name: str) -> str:
     return resources.files(__name__).joinpath(f"{name}.py").read_text(encoding="utf-8")
 
 
+MIGRATIONS_IMPORT = re.compile(r"^from backstage\.remote\.migrations import [^\n]*\n",
+                               re.MULTILINE)
+
+
 @cache
 def standalone(name: str) -> str:
-    """The text of a host-side program that uses nothing of the core (``managesteps``)."""
-    return _source(name)
+    """The text of a host-side program that uses nothing of the core (``managesteps``), with
+    the classification of migrations (``migrations.py``) joined in where it imports it."""
+    return MIGRATIONS_IMPORT.sub(lambda _: _source("migrations") + "\n\n", _source(name))
 
 
 @cache

@@ -11,13 +11,27 @@ Starting Django once instead of once per command saves its start (a third of a s
 more each on a loaded host) for every step after the first. A ``migrate`` with nothing to apply
 is skipped and its step named ``migrate DB: skipped (unchanged)``. Standard library and Django
 only.
+
+Before each ``migrate``, the migrations it would apply are described and classified
+(:mod:`backstage.remote.migrations`) and said on stderr as one ``::migrations <json>`` line;
+with the policy ``refuse``, a plan with a destructive or irreversible operation ends the
+process with status 3 before anything is migrated, in one line naming the migration and the
+operation. Three steps of Backstage's own (not Django commands) read without writing or undo
+migrations: ``plan-migrations`` (what ``plan`` shows), ``unknown-migrations`` (run in an older
+release: the applied migrations its code does not know, and the migration of each app it
+knows last) and ``migrate-back`` (run in the live release: unapply those, refused with status 3
+when one cannot be reversed).
 """
 
 import json
 import os
 import sys
 
+from backstage.remote.migrations import IRREVERSIBLE, classify, worst
+
 STEP_MARKER = "::step "
+PLAN_MARKER = "::migrations "
+REFUSED = 3  # the exit status of a refusal by policy (not a failure of the release)
 
 
 def main():
@@ -26,6 +40,18 @@ def main():
     sys.argv = [manage]
     for number, (name, command, options) in enumerate(steps):
         sys.stdout.flush()
+        if command in OWN_STEPS:
+            print(STEP_MARKER + name, file=sys.stderr, flush=True)
+            setup()
+            OWN_STEPS[command](**options)
+            continue
+        if command == "migrate" and "backstage" in options:
+            options = dict(options)
+            if planned(name, options.pop("backstage"), options["database"]):
+                run(command, options)
+            else:
+                print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
+            continue
         if number and command == "migrate" and nothing_to_apply(options["database"]):
             print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
             continue
@@ -35,10 +61,17 @@ def main():
             continue
         print(STEP_MARKER + name, file=sys.stderr, flush=True)
         if number == 0:  # in the first step: an app that fails to import fails there
-            import django
-
-            django.setup()
+            setup()
         run(command, options)
+
+
+def setup(done=[]) -> None:  # noqa: B006 (once per process)
+    """Set Django up, once."""
+    if not done:
+        import django
+
+        django.setup()
+        done.append(True)
 
 
 def static_files_installed() -> bool:
@@ -59,6 +92,140 @@ def nothing_to_apply(database: str) -> bool:
 
     executor = MigrationExecutor(connections[database])
     return not executor.migration_plan(executor.loader.graph.leaf_nodes())
+
+
+def planned(name: str, policy: dict, alias: str) -> bool:
+    """Say the migrations ``migrate`` would apply to the database (``policy``: its logical
+    ``database`` and ``refuse`` or ``allow`` for destructive operations); end the process
+    with status 3 when the policy refuses them, under the step's name. Whether there is
+    anything to apply."""
+    setup()
+    plan = migration_plan(alias)
+    say_plan(policy["database"], plan)
+    if not plan:
+        return False
+    print(STEP_MARKER + name, file=sys.stderr, flush=True)
+    blocking = [(m["migration"], op) for m in plan for op in m["operations"]
+                if op["kind"] != "additive"]
+    if blocking and policy.get("destructive") != "allow":
+        migration, op = blocking[0]
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        print(f"{policy['database']}: {migration}: {op['description']} is {op['kind']} "
+              f"({op['why']}){more}: nothing migrated; deploy with --allow-destructive "
+              "(or allow_destructive = true in the act's inventory) to apply it",
+              file=sys.stderr, flush=True)
+        sys.exit(REFUSED)
+    return True
+
+
+def say_plan(database: str, plan: list) -> None:
+    print(PLAN_MARKER + json.dumps({"database": database, "migrations": plan,
+                                    "kind": worst(op["kind"] for m in plan
+                                                  for op in m["operations"]) if plan else None}),
+          file=sys.stderr, flush=True)
+
+
+def migration_plan(alias: str, targets=None) -> list:
+    """The migrations ``migrate`` would apply (or unapply, toward ``targets``), each with its
+    operations described and classified; reads the database, writes nothing."""
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connections[alias])
+    loader = executor.loader
+    plan = executor.migration_plan(targets or loader.graph.leaf_nodes())
+    described = []
+    for migration, backwards in plan:
+        state = loader.project_state((migration.app_label, migration.name), at_end=False)
+        operations = []
+        for operation in migration.operations:
+            facts = describe(operation, state, migration.app_label)
+            kind, why = classify(facts)
+            operations.append({"description": facts["description"], "operation":
+                               facts["operation"], "kind": kind, "why": why})
+            operation.state_forwards(migration.app_label, state)
+        described.append({"migration": f"{migration.app_label}.{migration.name}",
+                          "backwards": backwards, "operations": operations})
+    return described
+
+
+def describe(operation, state, app: str) -> dict:
+    """What :func:`backstage.remote.migrations.classify` reads of an operation."""
+    name = type(operation).__name__
+    facts = {"operation": name, "description": operation.describe(),
+             "reversible": bool(getattr(operation, "reversible", True))}
+    if name in ("AddField", "AlterField"):
+        facts["field"] = field_facts(operation.field)
+    if name == "AlterField":
+        model = state.models.get((app, operation.model_name_lower))
+        old = model.fields.get(operation.name) if model else None
+        facts["old_field"] = field_facts(old) if old is not None else {}
+    if name == "SeparateDatabaseAndState":
+        facts["database_operations"] = [describe(part, state, app)
+                                        for part in operation.database_operations]
+    return facts
+
+
+def field_facts(field) -> dict:
+    from django.db.models import NOT_PROVIDED
+
+    return {"null": bool(field.null), "many_to_many": bool(field.many_to_many),
+            "default": field.has_default()
+            or getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED,
+            "type": type(field).__name__, "column": field.db_column,
+            **{key: getattr(field, key, None)
+               for key in ("max_length", "max_digits", "decimal_places")}}
+
+
+def plan_migrations(databases: dict) -> None:
+    """``plan``: say what ``migrate`` would apply to each database (logical -> alias)."""
+    for database, alias in databases.items():
+        say_plan(database, migration_plan(alias))
+
+
+def unknown_migrations(databases: dict) -> None:
+    """Run in an older release's code: per database, the applied migrations this code does not
+    know, and per app of theirs the last migration it knows (None: none), as JSON on stdout."""
+    from django.db import connections
+    from django.db.migrations.loader import MigrationLoader
+
+    found = {}
+    for database, alias in databases.items():
+        loader = MigrationLoader(connections[alias])
+        known = set(loader.graph.nodes)
+        unknown = sorted(node for node in loader.applied_migrations if node not in known
+                         and node[0] in loader.migrated_apps)
+        apps = sorted({app for app, _ in unknown})
+        leaves = {app: max((n for n in loader.graph.leaf_nodes() if n[0] == app),
+                           default=(app, None))[1] for app in apps}
+        found[database] = {"alias": alias, "unknown": [f"{a}.{n}" for a, n in unknown],
+                           "targets": leaves}
+    print(json.dumps(found))
+
+
+def migrate_back(database: str, alias: str, targets: dict) -> None:
+    """Run in the live release's code: unapply the migrations after each app's target
+    (None: all of the app's), refused with status 3 before any is unapplied when one cannot
+    be reversed."""
+    from django.core.management import call_command
+
+    nodes = [(app, target) for app, target in sorted(targets.items())]
+    plan = migration_plan(alias, nodes)
+    stuck = [(m["migration"], op) for m in plan for op in m["operations"]
+             if op["kind"] == IRREVERSIBLE]
+    if stuck:
+        migration, op = stuck[0]
+        print(f"{database}: {migration}: {op['description']} cannot be reversed: nothing "
+              "migrated back; bring the data back with restore instead", file=sys.stderr,
+              flush=True)
+        sys.exit(REFUSED)
+    say_plan(database, plan)
+    for app, target in nodes:
+        call_command("migrate", app, target or "zero", database=alias, interactive=False)
+
+
+OWN_STEPS = {"plan-migrations": plan_migrations, "unknown-migrations": unknown_migrations,
+             "migrate-back": migrate_back}
 
 
 def run(command: str, options: dict) -> None:

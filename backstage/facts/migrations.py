@@ -1,0 +1,36 @@
+"""The migration plans a host's management steps said (``::migrations <json>`` lines on
+stderr, :mod:`backstage.remote.managesteps`), read into dicts, and said in words."""
+
+import json
+
+PLAN_MARKER = "::migrations "
+
+
+def said_plans(stderr: str) -> list[dict]:
+    """Each database's plan, in the order said: ``{"database", "kind", "migrations": [
+    {"migration": "app.name", "backwards", "operations": [{"description", "operation",
+    "kind", "why"}]}]}``; a line that is not JSON is left out."""
+    plans = []
+    for line in stderr.splitlines():
+        if line.startswith(PLAN_MARKER):
+            try:
+                plans.append(json.loads(line[len(PLAN_MARKER):]))
+            except ValueError:
+                continue
+    return plans
+
+
+def plan_lines(plans: list[dict]) -> list[str]:
+    """Per database, the migrations to apply and each operation with its kind, in words."""
+    lines = []
+    for plan in plans:
+        if not plan.get("migrations"):
+            lines.append(f"{plan.get('database')}: no migrations to apply")
+            continue
+        lines.append(f"{plan.get('database')}: {len(plan['migrations'])} migration(s), "
+                     f"{plan.get('kind')}")
+        for migration in plan["migrations"]:
+            lines.append(f"  {migration.get('migration')}")
+            lines += [f"    {op.get('kind')}: {op.get('description')} ({op.get('why')})"
+                      for op in migration.get("operations", [])]
+    return lines
