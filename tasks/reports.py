@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backstage.errors import BackstageError
+from backstage.facts.migrations import plan_lines
 from backstage.model import release_of_link
 from backstage.reports import (
     CommandReport,
@@ -131,8 +132,13 @@ def print_summary(report: RolloutReport) -> None:
     console.print(table)
     if report.migrations:
         console.print(f"migrations: {report.migrations['step']}")
+    for host, plans in report.migration_plans.items():
+        console.print("\n".join(f"{host}: {line}" for line in plan_lines(plans)),
+                      markup=False)
     if report.stopped:
         console.print(f"[red]rollout stopped:[/] {report.stopped}")
+    if report.schema:
+        console.print(f"[red]schema:[/] {report.schema}")
     for host, outcome in report.outcomes.items():
         if outcome.result in ("deployed", "repaired", "unchanged"):
             print(f"{host}: {report.act} release {outcome.release_after}")

@@ -175,7 +175,8 @@ def mark_bad(layout: Layout, act: str, release: str) -> str:
 def prepare_release(script: Script, layout: Layout, act: str, release: str, manage: Manage,
                     databases: dict[str, str], record: dict | None = None,
                     run_as: RunAs | None = None, static: bool = True,
-                    destructive: str | None = None) -> Script:
+                    destructive: str | None = None, checked: dict[str, str] | None = None
+                    ) -> Script:
     """``check --deploy``, ``collectstatic`` (``static``; skipped where the act has no
     ``django.contrib.staticfiles``), then ``migrate`` each logical database (``databases``:
     logical name -> the act's Django alias for it), all in one Python process
@@ -185,14 +186,17 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
     ``record``: the history entry that says the databases were migrated (written once they are).
     ``destructive``: ``refuse`` or ``allow`` migrations with destructive or irreversible
     operations (each plan is said first; see :mod:`backstage.remote.managesteps`); a refusal
-    fails the step without marking the release bad.
+    fails the step without marking the release bad. ``checked``: databases migrated later
+    (shared ones, once per deploy) whose plans are checked here too, so a refusal comes before
+    any database is migrated.
     """
     script.raw(manage_function(layout, act, release, manage, run_as,
                                program=standalone("managesteps")))
     steps = [["check", "check", {"deploy": True, "fail_level": "ERROR"}],
              *([["collectstatic", "collectstatic", {"interactive": False, "clear": True,
                                                      "verbosity": 0}]] if static else []),
-             *migrate_steps(databases, destructive)]
+             *migrate_steps(databases, destructive),
+             *migrate_steps(checked or {}, destructive, check_only=True)]
     script.raw("manage " + q(json.dumps(steps)) + " || { status=$?; [ \"$status\" = 3 ] || "
                f"{mark_bad(layout, act, release)}; exit 1; }}")
     if databases and record:
@@ -200,13 +204,16 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
     return script
 
 
-def migrate_steps(databases: dict[str, str], destructive: str | None = None) -> list:
+def migrate_steps(databases: dict[str, str], destructive: str | None = None,
+                  check_only: bool = False) -> list:
     """managesteps' ``migrate`` of each logical database (name -> the act's Django alias),
-    under the policy ``destructive`` (None: none, no plan said)."""
-    return [[f"migrate {database}", "migrate", {
+    under the policy ``destructive`` (None: none, no plan said); ``check_only``: databases
+    migrated by another step, only planned and checked against the policy."""
+    return [[f"{'check' if check_only else 'migrate'} {database}", "migrate", {
         "interactive": False, "database": alias,
-        **({"backstage": {"database": database, "destructive": destructive}}
-           if destructive else {})}] for database, alias in databases.items()]
+        **({"backstage": {"database": database, "destructive": destructive,
+                          "check_only": check_only}} if destructive else {})}]
+        for database, alias in databases.items()]
 
 
 def migrate(script: Script, databases: dict[str, str], on_failure: str = "") -> Script:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from backstage.engine.executor import in_parallel
 from backstage.engine.hosts import HostRun, Options
+from backstage.engine.schema import record_migrations
 from backstage.errors import BackstageError, HostUnreachable, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
@@ -67,6 +68,8 @@ class RolloutReport:
     stopped: str | None = None  # why the rollout stopped early, if it did
     migrations: dict | None = None
     batches: list[list[str]] = field(default_factory=list)
+    migration_plans: dict[str, list[dict]] = field(default_factory=dict)  # host -> per database
+    schema: str | None = None  # old code left on a schema it predates (see engine.schema)
 
     @property
     def exit_code(self) -> int:
@@ -81,6 +84,7 @@ class RolloutReport:
         return {"production": self.production, "act": self.act, "release": self.release,
                 "exit_code": self.exit_code, "stopped": self.stopped,
                 "migrations": self.migrations, "batches": self.batches,
+                "migration_plans": self.migration_plans, "schema": self.schema,
                 "hosts": {h: o.as_dict() for h, o in self.outcomes.items()}}
 
 
@@ -279,6 +283,7 @@ class Rollout:
             self._stop("interrupted", self.switched)
             raise
         finally:
+            record_migrations(self.report, self.runs)
             for run in self.runs.values():
                 self.options.stats[run.name] = run.counters()
                 run.close()

@@ -4,20 +4,22 @@ stderr, :mod:`backstage.remote.managesteps`), read into dicts, and said in words
 import json
 
 PLAN_MARKER = "::migrations "
+MIGRATED_MARKER = "::migrated "
 
 
-def said_plans(stderr: str) -> list[dict]:
+def said_plans(stderr: str, marker: str = PLAN_MARKER) -> list[dict]:
     """Each database's plan, in the order said: ``{"database", "kind", "migrations": [
     {"migration": "app.name", "backwards", "operations": [{"description", "operation",
-    "kind", "why"}]}]}``; a line that is not JSON is left out."""
-    plans = []
+    "kind", "why"}]}]}``; a line that is not JSON is left out. With ``MIGRATED_MARKER``:
+    what was migrated, ``{"database", "migrations": ["app.name", ...]}``."""
+    found = []
     for line in stderr.splitlines():
-        if line.startswith(PLAN_MARKER):
+        if line.startswith(marker):
             try:
-                plans.append(json.loads(line[len(PLAN_MARKER):]))
+                found.append(json.loads(line[len(marker):]))
             except ValueError:
                 continue
-    return plans
+    return found
 
 
 def plan_lines(plans: list[dict]) -> list[str]:

@@ -348,7 +348,8 @@ class HostDeploy:
             script, layout, act, release, self.manage(), migrated_here(self.production, act,
                                                                        shared=False),
             {"time": self.inputs.time, "event": "migrate", "act": act, "release": release,
-             "by": self.inputs.by}, run_as, self.act.static, self.destructive())
+             "by": self.inputs.by}, run_as, self.act.static, self.destructive(),
+            migrated_here(self.production, act, shared=True))
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
         return Step("release", f"upload release {release} ({upload.describe()}), "

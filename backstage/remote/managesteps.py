@@ -31,6 +31,7 @@ from backstage.remote.migrations import IRREVERSIBLE, classify, worst
 
 STEP_MARKER = "::step "
 PLAN_MARKER = "::migrations "
+MIGRATED_MARKER = "::migrated "
 REFUSED = 3  # the exit status of a refusal by policy (not a failure of the release)
 
 
@@ -38,19 +39,18 @@ def main():
     manage, steps = sys.argv[1], json.loads(sys.argv[2])
     sys.path.insert(0, os.path.dirname(os.path.abspath(manage)))
     sys.argv = [manage]
-    for number, (name, command, options) in enumerate(steps):
+    policed = [step for step in steps if step[1] == "migrate" and "backstage" in step[2]]
+    for number, step in enumerate(steps):
+        name, command, options = step
         sys.stdout.flush()
+        if step in policed:
+            if step is policed[0]:
+                migrate_under_policy(policed)
+            continue
         if command in OWN_STEPS:
             print(STEP_MARKER + name, file=sys.stderr, flush=True)
             setup()
             OWN_STEPS[command](**options)
-            continue
-        if command == "migrate" and "backstage" in options:
-            options = dict(options)
-            if planned(name, options.pop("backstage"), options["database"]):
-                run(command, options)
-            else:
-                print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
             continue
         if number and command == "migrate" and nothing_to_apply(options["database"]):
             print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
@@ -94,28 +94,43 @@ def nothing_to_apply(database: str) -> bool:
     return not executor.migration_plan(executor.loader.graph.leaf_nodes())
 
 
-def planned(name: str, policy: dict, alias: str) -> bool:
-    """Say the migrations ``migrate`` would apply to the database (``policy``: its logical
-    ``database`` and ``refuse`` or ``allow`` for destructive operations); end the process
-    with status 3 when the policy refuses them, under the step's name. Whether there is
-    anything to apply."""
+def migrate_under_policy(steps: list) -> None:
+    """The ``migrate`` steps with a policy (``options["backstage"]``: the logical
+    ``database``, ``destructive``: ``refuse`` or ``allow``, ``check_only``: a database
+    migrated elsewhere, only checked): every plan is said and checked first; a destructive or
+    irreversible operation that the policy refuses ends the process with status 3 before any
+    database is migrated, in one line naming the migration and the operation."""
     setup()
-    plan = migration_plan(alias)
-    say_plan(policy["database"], plan)
-    if not plan:
-        return False
-    print(STEP_MARKER + name, file=sys.stderr, flush=True)
-    blocking = [(m["migration"], op) for m in plan for op in m["operations"]
-                if op["kind"] != "additive"]
-    if blocking and policy.get("destructive") != "allow":
-        migration, op = blocking[0]
-        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
-        print(f"{policy['database']}: {migration}: {op['description']} is {op['kind']} "
-              f"({op['why']}){more}: nothing migrated; deploy with --allow-destructive "
-              "(or allow_destructive = true in the act's inventory) to apply it",
+    plans = [(name, options, migration_plan(options["database"]))
+             for name, _, options in steps]
+    for _, options, plan in plans:
+        say_plan(options["backstage"]["database"], plan)
+    for name, options, plan in plans:
+        blocking = [(m["migration"], op) for m in plan for op in m["operations"]
+                    if op["kind"] != "additive"]
+        if blocking and options["backstage"].get("destructive") != "allow":
+            print(STEP_MARKER + name, file=sys.stderr, flush=True)
+            refuse(options["backstage"]["database"], blocking)
+    for name, options, plan in plans:
+        if options["backstage"].get("check_only"):
+            continue
+        if not plan:
+            print(f"{STEP_MARKER}{name}: skipped (unchanged)", file=sys.stderr, flush=True)
+            continue
+        print(STEP_MARKER + name, file=sys.stderr, flush=True)
+        run("migrate", {k: v for k, v in options.items() if k != "backstage"})
+        print(MIGRATED_MARKER + json.dumps({"database": options["backstage"]["database"],
+                                            "migrations": [m["migration"] for m in plan]}),
               file=sys.stderr, flush=True)
-        sys.exit(REFUSED)
-    return True
+
+
+def refuse(database: str, blocking: list) -> None:
+    migration, op = blocking[0]
+    more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+    print(f"{database}: {migration}: {op['description']} is {op['kind']} ({op['why']}){more}: "
+          "nothing migrated; deploy with --allow-destructive (or allow_destructive = true in "
+          "the act's inventory) to apply it", file=sys.stderr, flush=True)
+    sys.exit(REFUSED)
 
 
 def say_plan(database: str, plan: list) -> None:
