@@ -37,12 +37,13 @@ from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
 from backstage.errors import BackstageError, UsageError, known_hint
+from backstage.facts.migrations import plan_lines
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
-from backstage.operations import certs, checks, dns, history
+from backstage.operations import certs, checks, dns, history, schema
 from backstage.operations.certs import acme_gigs, challenge_patches, due
 from backstage.operations.deploy import act_environment, plan_deploy, require_act
 from backstage.operations.env import compare_env, env_spec, plain_keys
@@ -51,6 +52,7 @@ from backstage.operations.lock import lock_scope, new_lock, plan_lock, plan_unlo
 from backstage.operations.logs import plan_logs
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
+from backstage.operations.releases import rollback_target
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
 from backstage.operations.stage import plan_stage
@@ -340,41 +342,63 @@ class Production:
         wheels = PlatformWheels(self.inventory, options, compile=False)
         template = platform_inputs(self.inventory, act, wheels)
         renderer = Renderer(self.inventory)
+        migrations: dict[str, list[dict]] = {}
 
         def on_host(run: HostRun):
             observed = run.probe(install=False)
             inputs = template.per_host(run, observed)
+            env_text = act_environment(self.inventory, act, run.layout)
             plan = plan_deploy(self.inventory, run.name, run.layout, observed, renderer, inputs,
-                               act_environment(self.inventory, act, run.layout), dry_run=True)
+                               env_text, dry_run=True)
             paths = plan.changes.replaced
             texts = read_texts(run.helper("read", "probe", {"texts": paths}, install=False)) \
                 if paths else {}
             holders = list(observed.held_locks(inputs.locks).values())
-            return describe(run.name, act, plan, texts, holders[0] if holders else None)
+            text = describe(run.name, act, plan, texts, holders[0] if holders else None)
+            step = None if plan.noop or plan.repair else schema.plan_step(
+                self.inventory, run.name, run.layout, observed, renderer, inputs, env_text)
+            if step:
+                run.execute(step)
+                migrations[run.name] = run.migration_plans
+            return text + migration_text(plan, step, run.migration_plans)
 
         try:
             results = self._on_hosts(options, on_host, act)
         finally:
             wheels.close()
         records = self._records(self.inventory.gigs_of(act), check=False)
-        return PlanReport(self.name, results, act=act, dns=dns_lines(records))
+        return PlanReport(self.name, results, act=act, dns=dns_lines(records),
+                          migrations=migrations)
 
-    def rollback(self, act: str, *, to: str | None = None, hosts=None) -> RollbackReport:
+    def rollback(self, act: str, *, to: str | None = None, hosts=None,
+                 migrate_back: bool = False, force: bool = False) -> RollbackReport:
         """Switch ``act`` back to its previous good release, or to release ``to``; per host,
-        ``{"release": now live, "previous": live before}``."""
+        ``{"release": now live, "previous": live before, "schema": what happened to migrations
+        the release does not know}``. A release that predates applied migrations is refused
+        unless ``migrate_back`` (unapply them first) or ``force`` (go back anyway)."""
         to = not_empty(to, "--to")
         self._act(act)
+        if migrate_back and force:
+            raise UsageError("--migrate-back and --force: give one of them")
         holder = new_lock("rollback", act)
+        options = self._options(hosts, 1 if migrate_back else None)  # shared databases: once
 
         def on_host(run: HostRun):
             observed = run.probe()
+            target = rollback_target(run.name, observed, act, to)
+            step = schema.unknown_step(self.inventory, run.name, run.layout, observed, act, target)
+            unknown = schema.read_unknown(run.execute(step)) if step else {}
+            note = schema.decide(run.name, act, target, unknown, migrate_back, force)
+            back = (lambda script: schema.migrate_back(
+                script, self.inventory, run.layout, act, observed.current_release(act), unknown,
+                schema.run_as_of(self.inventory, run.name, run.layout, observed, act))) \
+                if migrate_back and unknown else None
             target, steps = plan_rollback(self.inventory, run.name, run.layout, observed, act,
-                                          to, holder)
+                                          target, holder, back)
             run.run_locked(steps, holder["token"], lock_scope(self.inventory, run.name, act))
-            return {"release": target, "previous": observed.current_release(act)}
+            return {"release": target, "previous": observed.current_release(act), "schema": note}
 
-        return RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
-                              act=act)
+        return RollbackReport(self.name, self._on_hosts(options, on_host, act), act=act)
 
     def _sess(self, action: str, act: str, hosts) -> SessReport:
         """``start``, ``stop`` or ``restart`` the live release of ``act``, under its lock."""
@@ -746,3 +770,13 @@ def dns_lines(records) -> list[str]:
         return []
     _, plan = records
     return [c.line for c in plan.changes] + [f"refused: {c}" for c in plan.conflicts]
+
+
+def migration_text(plan, step, plans: list[dict]) -> str:
+    """The plan's lines on migrations: what the new release would apply to each database,
+    or why that is not known yet."""
+    if plan.noop or plan.repair:
+        return ""
+    if step is None:
+        return "  migrations: not known until the venue is built (or none to migrate)\n"
+    return "".join(f"  migrate  {line}\n" for line in plan_lines(plans))

@@ -84,6 +84,8 @@ def _(report: PlanReport, as_json: bool = False) -> None:
 def _(report: RollbackReport, as_json: bool = False) -> None:
     for host, result in report.done.items():
         print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
+        if result.get("schema"):
+            print(f"{host}: {result['schema']}")
     if report.split():
         print(f"{report.split()}: deploy-act or rollback --to brings them to one")
     report.check()

@@ -233,6 +233,34 @@ def migrate_shared(script: Script, layout: Layout, act: str, release: str, manag
     if destructive is None:
         script.raw(manage_function(layout, act, release, manage, run_as))
         return migrate(script, databases)
+    return manage_steps(script, layout, act, release, manage,
+                        migrate_steps(databases, destructive), run_as)
+
+
+def manage_steps(script: Script, layout: Layout, act: str, release: str, manage: Manage,
+                 steps: list, run_as: RunAs | None = None) -> Script:
+    """Run management steps (``[name, command, options]``, Django's commands or
+    managesteps' own) in one Python process in a release, as its vassal runs the app."""
     script.raw(manage_function(layout, act, release, manage, run_as,
                                program=standalone("managesteps")))
-    return script.raw("manage " + q(json.dumps(migrate_steps(databases, destructive))))
+    return script.raw("manage " + q(json.dumps(steps)))
+
+
+def plan_migrations(script: Script, layout: Layout, act: str, scratch: str, manage: Manage,
+                    env_size: int, modules: dict[str, str], databases: dict[str, str],
+                    run_as: RunAs | None = None) -> Script:
+    """Ask a release's code, unpacked into a scratch release (``scratch``, named so the next
+    deploy removes it if this is cut short), which migrations it would apply to each
+    database; the scratch release and its env file are removed when the command ends.
+    Stdin: the env file (``env_size`` bytes), then the whole tree's tar.gz."""
+    folder, env = layout.release(act, scratch), layout.env_file(act, scratch)
+    script.step("plan migrations").remove(folder, env)
+    script.raw("trap " + q(argv("rm", "-rf", "--", folder, env)) + " EXIT")
+    script.mkdirs([folder, layout.env_dir(act)]).receive_file(env, env_size)
+    script.run("tar", "-xzf", "-", "-C", folder, "--no-same-owner")
+    write_settings_modules(script, layout, act, scratch, modules)
+    if run_as:
+        script.run("chown", run_as.user, env)
+    return manage_steps(script, layout, act, scratch, manage,
+                        [["plan migrations", "plan-migrations", {"databases": databases}]],
+                        run_as)
