@@ -189,8 +189,8 @@ def test_an_older_release_names_what_it_does_not_know_and_migrate_back_unapplies
     found = json.loads(asked.stdout)["greetings"]
     assert found == {"alias": "greetings", "unknown": ["greetings.0002_mood"],
                      "targets": {"greetings": "0001_initial"}}
-    back = managesteps(new, env, [["migrate back", "migrate-back", {
-        "database": "greetings", "alias": "greetings", "targets": found["targets"]}]])
+    back = managesteps(new, env, [["migrate back", "migrate-back", {"databases": {
+        "greetings": {"alias": "greetings", "targets": found["targets"]}}}]])
     assert back.returncode == 0, back.stderr
     assert "mood" not in columns(tmp_path)
 
@@ -200,8 +200,8 @@ def test_migrate_back_is_refused_before_anything_when_a_migration_has_no_reverse
     add_migration(new, "0002_mood", "0001_initial", ADD_MOOD)
     add_migration(new, "0003_data", "0002_mood", NO_WAY_BACK)
     assert migrate(new, env, "allow").returncode == 0
-    back = managesteps(new, env, [["migrate back", "migrate-back", {
-        "database": "greetings", "alias": "greetings", "targets": {"greetings": "0001_initial"}}]])
+    back = managesteps(new, env, [["migrate back", "migrate-back", {"databases": {
+        "greetings": {"alias": "greetings", "targets": {"greetings": "0001_initial"}}}}]])
     assert back.returncode == 3
     assert "greetings.0003_data" in back.stderr and "restore" in back.stderr
     assert "mood" in columns(tmp_path)  # nothing unapplied

@@ -72,7 +72,7 @@ def decide(host: str, act: str, target: str, unknown: dict, migrate_back: bool,
     ``force``; what the report says about the schema (None: nothing to say)."""
     if not unknown:
         return None
-    names = ", ".join(m for entry in unknown.values() for m in entry["unknown"])
+    names = ", ".join(dict.fromkeys(m for entry in unknown.values() for m in entry["unknown"]))
     if migrate_back:
         return f"migrated back: {names} unapplied"
     if force:
@@ -88,11 +88,12 @@ def migrate_back(script: Script, production: Production, layout: Layout, act: st
     """Unapply, with the live release's code (which has them), the migrations the target does
     not know, each database to the target's last migration per app."""
     snapshot_before_migrate_back(script, production, layout, act, list(unknown))
-    steps = [[f"migrate back {database}", "migrate-back",
-              {"database": database, "alias": entry["alias"], "targets": entry["targets"]}]
-             for database, entry in unknown.items()]
-    return release_cmd.manage_steps(script.step("migrate back"), layout, act, current,
-                                    manage_in(production, layout, act, current), steps, run_as)
+    databases = {database: {"alias": entry["alias"], "targets": entry["targets"]}
+                 for database, entry in unknown.items()}
+    return release_cmd.manage_steps(script, layout, act, current,
+                                    manage_in(production, layout, act, current),
+                                    [["migrate back", "migrate-back", {"databases": databases}]],
+                                    run_as)
 
 
 def snapshot_before_migrate_back(script: Script, production: Production, layout: Layout,

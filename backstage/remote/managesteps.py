@@ -27,7 +27,7 @@ import json
 import os
 import sys
 
-from backstage.remote.migrations import IRREVERSIBLE, classify, worst
+from backstage.remote.migrations import classify, worst
 
 STEP_MARKER = "::step "
 PLAN_MARKER = "::migrations "
@@ -154,14 +154,27 @@ def migration_plan(alias: str, targets=None) -> list:
         state = loader.project_state((migration.app_label, migration.name), at_end=False)
         operations = []
         for operation in migration.operations:
-            facts = describe(operation, state, migration.app_label)
-            kind, why = classify(facts)
-            operations.append({"description": facts["description"], "operation":
-                               facts["operation"], "kind": kind, "why": why})
+            if applies(operation, alias, migration.app_label):
+                facts = describe(operation, state, migration.app_label)
+                kind, why = classify(facts)
+                operations.append({"description": facts["description"], "operation":
+                                   facts["operation"], "kind": kind, "why": why})
             operation.state_forwards(migration.app_label, state)
         described.append({"migration": f"{migration.app_label}.{migration.name}",
                           "backwards": backwards, "operations": operations})
     return described
+
+
+def applies(operation, alias: str, app: str) -> bool:
+    """Whether the operation changes this database: the database routers decide, as the
+    operation itself asks them when it runs (elsewhere it is only recorded as applied)."""
+    from django.db import router
+
+    model = getattr(operation, "model_name", None) or getattr(operation, "name", None)
+    hints = getattr(operation, "hints", {}) or {}
+    model = model.lower() if isinstance(model, str) and not hasattr(operation, "code") \
+        and not hasattr(operation, "sql") else None
+    return router.allow_migrate(alias, app, model_name=model, **hints) is not False
 
 
 def describe(operation, state, app: str) -> dict:
@@ -218,25 +231,28 @@ def unknown_migrations(databases: dict) -> None:
     print(json.dumps(found))
 
 
-def migrate_back(database: str, alias: str, targets: dict) -> None:
-    """Run in the live release's code: unapply the migrations after each app's target
-    (None: all of the app's), refused with status 3 before any is unapplied when one cannot
-    be reversed."""
+def migrate_back(databases: dict) -> None:
+    """Run in the live release's code: per database (logical -> ``{"alias", "targets"}``),
+    unapply the migrations after each app's target (None: all of the app's). Refused with
+    status 3 before any is unapplied when one cannot be reversed (Django refuses it on every
+    database it is recorded in, whatever the routers say)."""
     from django.core.management import call_command
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
 
-    nodes = [(app, target) for app, target in sorted(targets.items())]
-    plan = migration_plan(alias, nodes)
-    stuck = [(m["migration"], op) for m in plan for op in m["operations"]
-             if op["kind"] == IRREVERSIBLE]
-    if stuck:
-        migration, op = stuck[0]
-        print(f"{database}: {migration}: {op['description']} cannot be reversed: nothing "
-              "migrated back; bring the data back with restore instead", file=sys.stderr,
-              flush=True)
-        sys.exit(REFUSED)
-    say_plan(database, plan)
-    for app, target in nodes:
-        call_command("migrate", app, target or "zero", database=alias, interactive=False)
+    for database, entry in databases.items():
+        executor = MigrationExecutor(connections[entry["alias"]])
+        for migration, _ in executor.migration_plan(sorted(entry["targets"].items())):
+            stuck = [op for op in migration.operations if not getattr(op, "reversible", True)]
+            if stuck:
+                print(f"{database}: {migration.app_label}.{migration.name}: "
+                      f"{stuck[0].describe()} cannot be reversed: nothing migrated back; "
+                      "bring the data back with restore instead", file=sys.stderr, flush=True)
+                sys.exit(REFUSED)
+    for database, entry in databases.items():
+        for app, target in sorted(entry["targets"].items()):
+            call_command("migrate", app, target or "zero", database=entry["alias"],
+                         interactive=False)
 
 
 OWN_STEPS = {"plan-migrations": plan_migrations, "unknown-migrations": unknown_migrations,
