@@ -178,6 +178,17 @@ def test_additive_migrations_run_and_destructive_ones_are_refused_unless_allowed
     assert "mood" not in columns(tmp_path)
 
 
+def test_a_database_new_to_an_app_takes_its_whole_history_whatever_it_removed(tmp_path):
+    source, env = storefront(tmp_path), act_env(tmp_path)
+    add_migration(source, "0002_mood", "0001_initial", ADD_MOOD)
+    add_migration(source, "0003_no_mood", "0002_mood", REMOVE_MOOD)
+    done = migrate(source, env, "refuse")
+    assert done.returncode == 0, done.stderr
+    plan = next(p for p in said_plans(done.stderr) if p["database"] == "greetings")
+    assert plan["kind"] == ADDITIVE and all(m["fresh"] for m in plan["migrations"])
+    assert "mood" not in columns(tmp_path)
+
+
 def test_an_older_release_names_what_it_does_not_know_and_migrate_back_unapplies_it(tmp_path):
     old, env = storefront(tmp_path, "old"), act_env(tmp_path)
     new = storefront(tmp_path, "new")

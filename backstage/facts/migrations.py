@@ -32,7 +32,9 @@ def plan_lines(plans: list[dict]) -> list[str]:
         lines.append(f"{plan.get('database')}: {len(plan['migrations'])} migration(s), "
                      f"{plan.get('kind')}")
         for migration in plan["migrations"]:
-            nothing = "" if migration.get("operations") else " (changes nothing here)"
+            nothing = " (its app is new to this database: nothing to lose)" \
+                if migration.get("fresh") else "" if migration.get("operations") \
+                else " (changes nothing here)"
             lines.append(f"  {migration.get('migration')}{nothing}")
             lines += [f"    {op.get('kind')}: {op.get('description')} ({op.get('why')})"
                       for op in migration.get("operations", [])]

@@ -106,8 +106,8 @@ def migrate_under_policy(steps: list) -> None:
     for _, options, plan in plans:
         say_plan(options["backstage"]["database"], plan)
     for name, options, plan in plans:
-        blocking = [(m["migration"], op) for m in plan for op in m["operations"]
-                    if op["kind"] != "additive"]
+        blocking = [(m["migration"], op) for m in plan if not m["fresh"]
+                    for op in m["operations"] if op["kind"] != "additive"]
         if blocking and options["backstage"].get("destructive") != "allow":
             print(STEP_MARKER + name, file=sys.stderr, flush=True)
             refuse(options["backstage"]["database"], blocking)
@@ -135,7 +135,7 @@ def refuse(database: str, blocking: list) -> None:
 
 def say_plan(database: str, plan: list) -> None:
     print(PLAN_MARKER + json.dumps({"database": database, "migrations": plan,
-                                    "kind": worst(op["kind"] for m in plan
+                                    "kind": worst(op["kind"] for m in plan if not m["fresh"]
                                                   for op in m["operations"]) if plan else None}),
           file=sys.stderr, flush=True)
 
@@ -149,6 +149,9 @@ def migration_plan(alias: str, targets=None) -> list:
     executor = MigrationExecutor(connections[alias])
     loader = executor.loader
     plan = executor.migration_plan(targets or loader.graph.leaf_nodes())
+    # An app with nothing applied yet has no table to lose: its history's operations (a field
+    # removed long ago, say) act on tables this very plan creates.
+    started = {app for app, _ in loader.applied_migrations}
     described = []
     for migration, backwards in plan:
         state = loader.project_state((migration.app_label, migration.name), at_end=False)
@@ -161,7 +164,8 @@ def migration_plan(alias: str, targets=None) -> list:
                                    facts["operation"], "kind": kind, "why": why})
             operation.state_forwards(migration.app_label, state)
         described.append({"migration": f"{migration.app_label}.{migration.name}",
-                          "backwards": backwards, "operations": operations})
+                          "backwards": backwards, "operations": operations,
+                          "fresh": migration.app_label not in started})
     return described
 
 
