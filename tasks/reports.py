@@ -76,7 +76,10 @@ def _(report: EnvReport, as_json: bool = False) -> None:
 
 @show.register
 def _(report: PlanReport, as_json: bool = False) -> None:
-    print(report.text, end="")
+    if as_json:  # each host's text, and per host the migrations a deploy would apply
+        print_json(report.as_dict())
+    else:
+        print(report.text, end="")
     report.check()
 
 

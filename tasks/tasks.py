@@ -135,10 +135,11 @@ def deploy_act(p, act=None, all_=False, serial=None, max_fail=None, no_rollback=
              json_)
 
 
-@backstage_task(help=ACT)
-def plan(p, act):
+@backstage_task(help={**ACT, "json": "Print JSON: each host's plan, and the migrations a "
+                                      "deploy would apply, classified."})
+def plan(p, act, json_=False):
     """Show what deploy-act would change per host, with diffs; takes no lock, changes nothing."""
-    show(p.plan(act))
+    show(p.plan(act), json_)
 
 
 def _sess_task(action, doc):

@@ -216,3 +216,29 @@ def test_migrate_back_is_refused_before_anything_when_a_migration_has_no_reverse
     assert back.returncode == 3
     assert "greetings.0003_data" in back.stderr and "restore" in back.stderr
     assert "mood" in columns(tmp_path)  # nothing unapplied
+
+
+# --- what a stopped rollout says ----------------------------------------------------------------
+
+class FakeRun:
+    def __init__(self, plans, migrated):
+        self.migration_plans, self.migrated = plans, migrated
+
+
+def test_a_stopped_rollout_says_old_code_is_left_on_a_schema_it_predates():
+    from backstage.engine.rollout import HostOutcome, RolloutReport
+    from backstage.engine.schema import record_migrations
+
+    plan = {"database": "greetings", "kind": "additive", "migrations": []}
+    report = RolloutReport("p", "storefront", "R2", {
+        "h1": HostOutcome("h1", "not switched", "R1", "R1"),
+        "h2": HostOutcome("h2", "deployed", "R1", "R2")})
+    record_migrations(report, {"h1": FakeRun([plan, plan], [{"database": "greetings",
+                                                             "migrations": ["greetings.0002"]}]),
+                               "h2": FakeRun([], [])})
+    assert report.migration_plans == {"h1": [plan]}
+    assert report.schema == ("h1: the previous release serves on a schema it predates: "
+                             "greetings.0002 stay applied and it does not know them")
+    quiet = RolloutReport("p", "storefront", "R2", {"h1": HostOutcome("h1", "not switched")})
+    record_migrations(quiet, {"h1": FakeRun([plan], [])})  # refused: nothing migrated
+    assert quiet.schema is None

@@ -70,6 +70,11 @@ def test_a_removed_field_stops_the_deploy_before_it_migrates_or_switches(stage):
     plan = stage.cli("plan", "storefront").stdout
     assert "greetings: 1 migration(s), destructive" in plan
     assert "destructive: Remove field mood from greeting (removes a column)" in plan
+    dry = json.loads(stage.cli("deploy-act", "storefront", "--dry-run", "--json").stdout)
+    (greetings,) = [p for p in dry["migrations"]["h1"] if p["database"] == "greetings"]
+    assert greetings["kind"] == "destructive"
+    assert [op["operation"] for m in greetings["migrations"] for op in m["operations"]] \
+        == ["RemoveField"]
     refused = stage.cli("deploy-act", "storefront", check=False)
     assert refused.returncode == 1
     assert ("greetings: greetings.0003_no_mood: Remove field mood from greeting is destructive "
@@ -114,3 +119,23 @@ def test_migrate_back_is_refused_for_an_irreversible_migration_and_force_goes_ba
     forced = stage.cli("rollback", "storefront", "--force")
     assert "FORCED: storefront@" in forced.stdout and "greetings.0004_data" in forced.stdout
     assert serving(stage) != newest
+
+
+def test_a_rollout_stopped_after_migrating_says_the_old_code_is_on_a_newer_schema(stage):
+    live = serving(stage)
+    add_migration(stage.source, "0005_tone", "0004_data", ADD_MOOD.replace("mood", "tone"))
+    views = stage.source / "greetings" / "views.py"
+    text = views.read_text()
+    views.write_text(text.replace("    for model in (Person, Greeting):",
+                                  "    return HttpResponse('broken', status=500)\n"
+                                  "    for model in (Person, Greeting):"))
+    try:
+        done = stage.cli("deploy-act", "storefront", "--json", check=False)
+    finally:
+        views.write_text(text)
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["hosts"]["h1"]["result"] == "failed"  # its new release failed to start
+    assert report["schema"] == ("h1: the previous release serves on a schema it predates: "
+                                "greetings.0005_tone stay applied and it does not know them")
+    assert "tone" in database(stage)["columns"] and serving(stage) == live
