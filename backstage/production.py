@@ -360,7 +360,8 @@ class Production:
             if step:
                 run.execute(step)
                 migrations[run.name] = run.migration_plans
-            return text + migration_text(plan, step, run.migration_plans)
+            return text + migration_text(plan, step, run.migration_plans,
+                                         bool(schema.databases_of(self.inventory, act)))
 
         try:
             results = self._on_hosts(options, on_host, act)
@@ -772,11 +773,11 @@ def dns_lines(records) -> list[str]:
     return [c.line for c in plan.changes] + [f"refused: {c}" for c in plan.conflicts]
 
 
-def migration_text(plan, step, plans: list[dict]) -> str:
-    """The plan's lines on migrations: what the new release would apply to each database,
-    or why that is not known yet."""
-    if plan.noop or plan.repair:
+def migration_text(plan, step, plans: list[dict], migrates: bool) -> str:
+    """The plan's lines on migrations: what the new release would apply to each database
+    (``migrates``: the act migrates any), or why that is not known yet."""
+    if plan.noop or plan.repair or not migrates:
         return ""
     if step is None:
-        return "  migrations: not known until the venue is built (or none to migrate)\n"
+        return "  migrate  not known until the venue is built (the deploy checks them)\n"
     return "".join(f"  migrate  {line}\n" for line in plan_lines(plans))
