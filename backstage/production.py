@@ -36,7 +36,7 @@ from backstage.engine.executor import run_on_hosts, select_hosts
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
-from backstage.errors import BackstageError, UsageError, known_hint
+from backstage.errors import BackstageError, StepFailed, UsageError, known_hint
 from backstage.facts.migrations import plan_lines
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
@@ -358,7 +358,10 @@ class Production:
             step = None if plan.noop or plan.repair else schema.plan_step(
                 self.inventory, run.name, run.layout, observed, renderer, inputs, env_text)
             if step:
-                run.execute(step)
+                try:
+                    run.execute(step)
+                except StepFailed as exc:  # the new code's own error: the rest of the plan holds
+                    return text + f"  migrate  not known: {exc}\n"
                 migrations[run.name] = run.migration_plans
             return text + migration_text(plan, step, run.migration_plans,
                                          bool(schema.databases_of(self.inventory, act)))
