@@ -334,8 +334,10 @@ class Production:
 
     def plan(self, act: str, *, hosts=None) -> PlanReport:
         """What deploying ``act`` would change on each host, with diffs; takes no lock and
-        writes nothing, not even the host helper: a probe, and at most one more command to
-        read the files the deploy would replace."""
+        changes nothing, not even the host helper: a probe, at most one more command to read
+        the files the deploy would replace, and for an act with databases one to ask the new
+        code, in a scratch copy removed after, which migrations it would apply
+        (``PlanReport.migrations``)."""
         return self._plan(act, self._options(hosts))
 
     def _plan(self, act: str, options: Options) -> PlanReport:
