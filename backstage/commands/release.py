@@ -252,11 +252,19 @@ def plan_migrations(script: Script, layout: Layout, act: str, scratch: str, mana
     """Ask a release's code, unpacked into a scratch release (``scratch``, named so the next
     deploy removes it if this is cut short), which migrations it would apply to each
     database; the scratch release and its env file are removed when the command ends.
-    Stdin: the env file (``env_size`` bytes), then the whole tree's tar.gz."""
+    Stdin: the env file (``env_size`` bytes), then the whole tree's tar.gz. The folders they
+    are made in get their modification times back (kept on a private temporary file), so
+    the host is left as it was."""
     folder, env = layout.release(act, scratch), layout.env_file(act, scratch)
-    script.step("plan migrations").remove(folder, env)
-    script.raw("trap " + q(argv("rm", "-rf", "--", folder, env)) + " EXIT")
-    script.mkdirs([folder, layout.env_dir(act)]).receive_file(env, env_size)
+    parents = {"releases": layout.releases(act), "env": layout.env_dir(act)}
+    script.step("plan migrations").mkdirs(parents.values())
+    script.raw('kept=$(mktemp -d) && ' + " && ".join(
+        f'touch -r {q(path)} "$kept/{name}"' for name, path in parents.items()))
+    undo = [argv("rm", "-rf", "--", folder, env),
+            *(f'touch -r "$kept/{name}" {q(path)}' for name, path in parents.items()),
+            'rm -rf -- "$kept"']
+    script.raw("trap " + q("; ".join(undo)) + " EXIT")
+    script.remove(folder, env).mkdirs([folder]).receive_file(env, env_size)
     script.run("tar", "-xzf", "-", "-C", folder, "--no-same-owner")
     write_settings_modules(script, layout, act, scratch, modules)
     if run_as:
