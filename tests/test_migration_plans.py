@@ -242,3 +242,29 @@ def test_a_stopped_rollout_says_old_code_is_left_on_a_schema_it_predates():
     quiet = RolloutReport("p", "storefront", "R2", {"h1": HostOutcome("h1", "not switched")})
     record_migrations(quiet, {"h1": FakeRun([plan], [])})  # refused: nothing migrated
     assert quiet.schema is None
+
+
+# --- deciding a rollback ------------------------------------------------------------------------
+
+def test_a_rollback_onto_migrations_its_release_does_not_know_is_refused_unless_told():
+    import pytest
+
+    from backstage.errors import BackstageError
+    from backstage.operations.schema import decide, read_unknown
+
+    answer = json.dumps({
+        "users": {"alias": "users", "unknown": ["greetings.0003_x"], "targets": {}},
+        "greetings": {"alias": "default", "unknown": ["greetings.0003_x"],
+                      "targets": {"greetings": "0002_y"}},
+        "other": {"alias": "other", "unknown": [], "targets": {}}})
+    unknown = read_unknown("Django said something\n" + answer + "\n")
+    assert sorted(unknown) == ["greetings", "users"]
+    assert decide("h1", "shop", "R1", {}, False, False) is None
+    with pytest.raises(BackstageError, match=r"^h1: shop@R1 predates migrations applied to its "
+                                             r"databases: greetings\.0003_x; rollback "
+                                             r"--migrate-back .* --force"):
+        decide("h1", "shop", "R1", unknown, False, False)
+    assert decide("h1", "shop", "R1", unknown, True, False) \
+        == "migrated back: greetings.0003_x unapplied"
+    assert decide("h1", "shop", "R1", unknown, False, True).startswith(
+        "FORCED: shop@R1 runs on a schema it predates: greetings.0003_x stay applied")

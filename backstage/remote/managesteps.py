@@ -65,13 +65,16 @@ def main():
         run(command, options)
 
 
-def setup(done=[]) -> None:  # noqa: B006 (once per process)
-    """Set Django up, once."""
-    if not done:
+READY = []  # holds True once Django is set up
+
+
+def setup() -> None:
+    """Set Django up, once per process."""
+    if not READY:
         import django
 
         django.setup()
-        done.append(True)
+        READY.append(True)
 
 
 def static_files_installed() -> bool:
