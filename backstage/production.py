@@ -37,7 +37,6 @@ from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, RolloutReport, limits
 from backstage.errors import BackstageError, StepFailed, UsageError, known_hint
-from backstage.facts.migrations import plan_lines
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
@@ -365,8 +364,8 @@ class Production:
                 except StepFailed as exc:  # the new code's own error: the rest of the plan holds
                     return text + f"  migrate  not known: {exc}\n"
                 migrations[run.name] = run.migration_plans
-            return text + migration_text(plan, step, run.migration_plans,
-                                         bool(schema.databases_of(self.inventory, act)))
+            return text + schema.plan_text(plan, step, run.migration_plans,
+                                           bool(schema.databases_of(self.inventory, act)))
 
         try:
             results = self._on_hosts(options, on_host, act)
@@ -776,13 +775,3 @@ def dns_lines(records) -> list[str]:
         return []
     _, plan = records
     return [c.line for c in plan.changes] + [f"refused: {c}" for c in plan.conflicts]
-
-
-def migration_text(plan, step, plans: list[dict], migrates: bool) -> str:
-    """The plan's lines on migrations: what the new release would apply to each database
-    (``migrates``: the act migrates any), or why that is not known yet."""
-    if plan.noop or plan.repair or not migrates:
-        return ""
-    if step is None:
-        return "  migrate  not known until the venue is built (the deploy checks them)\n"
-    return "".join(f"  migrate  {line}\n" for line in plan_lines(plans))

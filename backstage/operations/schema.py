@@ -15,6 +15,7 @@ from backstage.commands import release as release_cmd
 from backstage.commands.release import Manage
 from backstage.commands.shell import Script
 from backstage.errors import BackstageError
+from backstage.facts.migrations import plan_lines
 from backstage.facts.observed import Observed
 from backstage.model import Layout, Production, RunAs
 from backstage.operations import checks
@@ -122,3 +123,13 @@ def plan_step(production: Production, host: str, layout: Layout, observed: Obser
         run_as_of(production, host, layout, observed, inputs.act))
     return Step("migrations", f"ask {inputs.act}@{inputs.release} which migrations it would "
                 "apply", script.text(), lambda: env + inputs.bundle.full())
+
+
+def plan_text(plan, step: Step | None, plans: list[dict], migrates: bool) -> str:
+    """The plan's lines on migrations: what the new release would apply to each database
+    (``migrates``: the act migrates any), or why that is not known yet."""
+    if plan.noop or plan.repair or not migrates:
+        return ""
+    if step is None:
+        return "  migrate  not known until the venue is built (the deploy checks them)\n"
+    return "".join(f"  migrate  {line}\n" for line in plan_lines(plans))
