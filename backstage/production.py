@@ -40,13 +40,13 @@ from backstage.engine.hooks import run_hook
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.report import Reporter
 from backstage.engine.rollout import Rollout, limits
-from backstage.errors import BackstageError, UsageError, known_hint
+from backstage.errors import BackstageError, StepFailed, UsageError, known_hint
 from backstage.facts.status import read_status, read_texts, status_spec, workers_of
 from backstage.model import Production as Inventory
 from backstage.model import load_production
 from backstage.model.inventory import check_modules
 from backstage.model.locate import find_inventory
-from backstage.operations import certs, checks, dns, history, hooks
+from backstage.operations import certs, checks, dns, history, hooks, schema
 from backstage.operations import snapshots as snapshots_op
 from backstage.operations.certs import acme_gigs, challenge_patches, due, http01_answers
 from backstage.operations.converge import decide, plan_back
@@ -58,6 +58,7 @@ from backstage.operations.logs import plan_logs
 from backstage.operations.maintenance import SWITCHES, plan_maintenance
 from backstage.operations.manage import command_hosts, command_words, plan_command
 from backstage.operations.preview import describe
+from backstage.operations.releases import rollback_target
 from backstage.operations.remove import plan_remove
 from backstage.operations.rollback import plan_rollback
 from backstage.operations.sess import live_release, plan_sess
@@ -300,10 +301,12 @@ class Production:
 
     def deploy(self, act: str, *, hosts=None, serial: int | str | None = None,
                max_fail: int | str | None = None, rollback: bool = True,
-               parallel: int | None = None, dry_run: bool = False):
+               parallel: int | None = None, dry_run: bool = False,
+               allow_destructive: bool = False):
         """Roll ``act`` out (``deploy-act``): a RolloutReport. ``serial``/``max_fail``: a
         number of hosts or ``"N%"``. ``dry_run``: check the same arguments and return
-        :meth:`plan`'s report instead, changing nothing."""
+        :meth:`plan`'s report instead, changing nothing. ``allow_destructive``: apply
+        destructive or irreversible migrations (else the rollout stops before migrating)."""
         options = self._options(hosts, parallel)
         serial, max_fail = not_empty(serial, "--serial"), not_empty(max_fail, "--max-fail")
         limits(serial, max_fail, 1)  # as the rollout will, before anything is built
@@ -311,6 +314,7 @@ class Production:
             return self._plan(act, options)
         wheels = PlatformWheels(self.inventory, options)
         inputs = platform_inputs(self.inventory, act, wheels)  # before any host is contacted
+        inputs.allow_destructive = allow_destructive
         names = select_hosts(self.inventory, options.hosts, act)
         records = self._records(self.inventory.gigs_of(act))  # the Producer, read first
         inputs.certificates = self._certificates(acme_gigs(self.inventory, act))
@@ -364,49 +368,78 @@ class Production:
 
     def plan(self, act: str, *, hosts=None) -> PlanReport:
         """What deploying ``act`` would change on each host, with diffs; takes no lock and
-        writes nothing, not even the host helper: a probe, and at most one more command to
-        read the files the deploy would replace."""
+        changes nothing, not even the host helper: a probe, at most one more command to read
+        the files the deploy would replace, and for an act with databases one to ask the new
+        code, in a scratch copy removed after, which migrations it would apply
+        (``PlanReport.migrations``)."""
         return self._plan(act, self._options(hosts))
 
     def _plan(self, act: str, options: Options) -> PlanReport:
         wheels = PlatformWheels(self.inventory, options, compile=False)
         template = platform_inputs(self.inventory, act, wheels)
         renderer = Renderer(self.inventory)
+        migrations: dict[str, list[dict]] = {}
 
         def on_host(run: HostRun):
             observed = run.probe(install=False)
             inputs = template.per_host(run, observed)
+            env_text = act_environment(self.inventory, act, run.layout)
             plan = plan_deploy(self.inventory, run.name, run.layout, observed, renderer, inputs,
-                               act_environment(self.inventory, act, run.layout), dry_run=True)
+                               env_text, dry_run=True)
             paths = plan.changes.replaced
             texts = read_texts(run.helper("read", "probe", {"texts": paths}, install=False)) \
                 if paths else {}
             holders = list(observed.held_locks(inputs.locks).values())
-            return describe(run.name, act, plan, texts, holders[0] if holders else None)
+            text = describe(run.name, act, plan, texts, holders[0] if holders else None)
+            step = None if plan.noop or plan.repair else schema.plan_step(
+                self.inventory, run.name, run.layout, observed, renderer, inputs, env_text)
+            if step:
+                try:
+                    run.execute(step)
+                except StepFailed as exc:  # the new code's own error: the rest of the plan holds
+                    return text + f"  migrate  not known: {exc}\n"
+                migrations[run.name] = run.migration_plans
+            return text + schema.plan_text(plan, step, run.migration_plans,
+                                           bool(schema.databases_of(self.inventory, act)))
 
         try:
             results = self._on_hosts(options, on_host, act)
         finally:
             wheels.close()
         records = self._records(self.inventory.gigs_of(act), check=False)
-        return PlanReport(self.name, results, act=act, dns=dns_lines(records))
+        return PlanReport(self.name, results, act=act, dns=dns_lines(records),
+                          migrations=migrations)
 
-    def rollback(self, act: str, *, to: str | None = None, hosts=None) -> RollbackReport:
+    def rollback(self, act: str, *, to: str | None = None, hosts=None,
+                 migrate_back: bool = False, force: bool = False) -> RollbackReport:
         """Switch ``act`` back to its previous good release, or to release ``to``; per host,
-        ``{"release": now live, "previous": live before}``."""
+        ``{"release": now live, "previous": live before, "schema": what happened to migrations
+        the release does not know}``. A release that predates applied migrations is refused
+        unless ``migrate_back`` (unapply them first) or ``force`` (go back anyway)."""
         to = not_empty(to, "--to")
         self._act(act)
+        if migrate_back and force:
+            raise UsageError("--migrate-back and --force: give one of them")
         holder = new_lock("rollback", act)
+        options = self._options(hosts, 1 if migrate_back else None)  # shared databases: once
 
         def on_host(run: HostRun):
             observed = run.probe()
+            target = rollback_target(run.name, observed, act, to)
+            step = schema.unknown_step(self.inventory, run.name, run.layout, observed, act, target)
+            unknown = schema.read_unknown(run.execute(step)) if step else {}
+            note = schema.decide(run.name, act, target, unknown, migrate_back, force)
+            back = (lambda script: schema.migrate_back(
+                script, self.inventory, run.layout, act, observed.current_release(act), unknown,
+                schema.run_as_of(self.inventory, run.name, run.layout, observed, act))) \
+                if migrate_back and unknown else None
             target, steps = plan_rollback(self.inventory, run.name, run.layout, observed, act,
-                                          to, holder)
+                                          target, holder, back)
             run.run_locked(steps, holder["token"], lock_scope(self.inventory, run.name, act))
-            return {"release": target, "previous": observed.current_release(act)}
+            return {"release": target, "previous": observed.current_release(act), "schema": note}
 
         started = time.monotonic()
-        report = RollbackReport(self.name, self._on_hosts(self._options(hosts), on_host, act),
+        report = RollbackReport(self.name, self._on_hosts(options, on_host, act),
                                 act=act)
         done = report.done.values()
         release = ",".join(sorted({r["release"] for r in done}))

@@ -111,9 +111,11 @@ class PlanReport(HostsReport):
 
     act: str = ""
     dns: list[str] = field(default_factory=list)  # the records the Producer would change
+    # host -> per database, the migrations a deploy would apply (facts.migrations.said_plans)
+    migrations: dict[str, list[dict]] = field(default_factory=dict)
 
     def about(self) -> dict:
-        return {"act": self.act, "dns": self.dns}
+        return {"act": self.act, "dns": self.dns, "migrations": self.migrations}
 
     def entry(self, result: object) -> dict:
         return {"plan": result}

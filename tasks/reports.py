@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backstage.errors import BackstageError
+from backstage.facts.migrations import plan_lines
 from backstage.model import release_of_link
 from backstage.reports import (
     CommandReport,
@@ -79,7 +80,10 @@ def _(report: EnvReport, as_json: bool = False) -> None:
 
 @show.register
 def _(report: PlanReport, as_json: bool = False) -> None:
-    print(report.text, end="")
+    if as_json:  # each host's text, and per host the migrations a deploy would apply
+        print_json(report.as_dict())
+    else:
+        print(report.text, end="")
     report.check()
 
 
@@ -90,6 +94,8 @@ def _(report: RollbackReport, as_json: bool = False) -> None:
         return report.check()
     for host, result in report.done.items():
         print(f"{host}: {report.act} release {result['release']} (was {result['previous']})")
+        if result.get("schema"):
+            print(f"{host}: {result['schema']}")
     if report.split():
         print(f"{report.split()}: deploy-act or rollback --to brings them to one")
     report.check()
@@ -161,8 +167,13 @@ def print_summary(report: RolloutReport) -> None:
     if report.migrations:
         console.print(f"migrations: {report.migrations['step']}")
     print_bakes(console, report)
+    for host, plans in report.migration_plans.items():
+        console.print("\n".join(f"{host}: {line}" for line in plan_lines(plans)),
+                      markup=False)
     if report.stopped:
         console.print(f"[red]rollout stopped:[/] {report.stopped}")
+    if report.schema:
+        console.print(f"[red]schema:[/] {report.schema}")
     for host, outcome in report.outcomes.items():
         if outcome.result in ("deployed", "repaired", "unchanged"):
             print(f"{host}: {report.act} release {outcome.release_after}")

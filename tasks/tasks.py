@@ -123,19 +123,23 @@ def setup_stage(p, dry_run=False):
     "parallel": "Hosts worked on at once while preparing (default 32).",
     "json": "Print one JSON document (schema: backstage/rollout.schema.json) on stdout.",
     "dry-run": "Only show what would change, as the plan task does; change nothing.",
+    "allow-destructive": "Apply migrations with destructive or irreversible operations "
+                         "(refused otherwise, before anything is migrated).",
 })
 def deploy_act(p, act=None, all_=False, serial=None, max_fail=None, no_rollback=False,
-               parallel=None, json_=False, dry_run=False):
+               parallel=None, json_=False, dry_run=False, allow_destructive=False):
     """Deploy an act: prepare on all hosts, migrate once, switch in health-checked batches."""
     for name in p.acts_to_deploy(act, all_):  # a failed one stops the rest (show exits)
         show(p.deploy(name, serial=serial, max_fail=max_fail, rollback=not no_rollback,
-                      parallel=parallel, dry_run=dry_run), json_)
+                      parallel=parallel, dry_run=dry_run, allow_destructive=allow_destructive),
+             json_)
 
 
-@backstage_task(help=ACT)
-def plan(p, act):
+@backstage_task(help={**ACT, "json": "Print JSON: each host's plan, and the migrations a "
+                                      "deploy would apply, classified."})
+def plan(p, act, json_=False):
     """Show what deploy-act would change per host, with diffs; takes no lock, changes nothing."""
-    show(p.plan(act))
+    show(p.plan(act), json_)
 
 
 def _sess_task(action, doc):
@@ -158,10 +162,13 @@ def status(p, act=None, json_=False):
     show(p.status(act), json_)
 
 
-@backstage_task(help={**ACT, "to": "Release id to go back to (default: the previous good one)."})
-def rollback(p, act, to=None):
+@backstage_task(help={**ACT, "to": "Release id to go back to (default: the previous good one).",
+                      "migrate-back": "Unapply the migrations the release does not know first "
+                                      "(refused when one cannot be reversed).",
+                      "force": "Roll the code back even onto a schema it does not know."})
+def rollback(p, act, to=None, migrate_back=False, force=False):
     """Switch an act back to its previous good release; nothing is rebuilt."""
-    show(p.rollback(act, to=to))
+    show(p.rollback(act, to=to, migrate_back=migrate_back, force=force))
 
 
 @backstage_task(help={**ACT, "json": "Print JSON (forward: the rollout's report)."})

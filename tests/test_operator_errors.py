@@ -33,6 +33,8 @@ NEGATIVE_RUNS = [
     ("hosts-typo", ["status", "--hosts", "wbe1"], r"unknown host 'wbe1'.*did you mean 'web1'"),
     ("inventory-empty", ["status", "--inventory", ""], r"--inventory: .*empty"),
     ("to-empty", ["rollback", "storefront", "--to", ""], r"--to: .*empty"),
+    ("migrate-back-and-force", ["rollback", "storefront", "--migrate-back", "--force"],
+     r"--migrate-back and --force: give one of them"),
     # finding 7: numbers are parsed by Backstage, with the option named
     ("parallel-abc", ["deploy-act", "storefront", "--parallel", "abc"], r"--parallel: .*'abc'"),
     ("parallel-zero", ["deploy-act", "storefront", "--parallel", "0"], r"--parallel: .*'0'"),

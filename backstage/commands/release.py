@@ -177,7 +177,8 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
                     databases: dict[str, str], record: dict | None = None,
                     run_as: RunAs | None = None, static: bool = True,
                     snapshots: dict[str, str] | None = None, keep: int = 5,
-                    own_sqlite: bool = False) -> Script:
+                    own_sqlite: bool = False, destructive: str | None = None,
+                    checked: dict[str, str] | None = None) -> Script:
     """``check --deploy``, ``collectstatic`` (``static``; skipped where the act has no
     ``django.contrib.staticfiles``), then ``migrate`` each logical database (``databases``:
     logical name -> the act's Django alias for it), all in one Python process
@@ -190,14 +191,19 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
     there if their migrate fails.
     ``own_sqlite``: also migrate the project's own ``default`` database when it is a sqlite
     file (the act names no logical database; see ``Act.migrates_own_sqlite``).
+    ``destructive``: ``refuse`` or ``allow`` migrations with destructive or irreversible
+    operations (each plan is said first; see :mod:`backstage.remote.managesteps`); a refusal
+    fails the step without marking the release bad. ``checked``: databases migrated later
+    (shared ones, once per deploy) whose plans are checked here too, so a refusal comes before
+    any database is migrated.
     """
     script.raw(manage_function(layout, act, release, manage, run_as,
                                program=standalone("managesteps")))
     steps = [["check", "check", {"deploy": True, "fail_level": "ERROR"}],
              *([["collectstatic", "collectstatic", {"interactive": False, "clear": True,
                                                      "verbosity": 0}]] if static else []),
-             *([f"migrate {database}", "migrate", {"interactive": False, "database": alias}]
-               for database, alias in databases.items()),
+             *migrate_steps(databases, destructive),
+             *migrate_steps(checked or {}, destructive, check_only=True),
              *([["migrate default", "migrate", {"interactive": False, "database": "default",
                                                 "backstage_sqlite_only": True}]]
                if own_sqlite else [])]
@@ -205,12 +211,26 @@ def prepare_release(script: Script, layout: Layout, act: str, release: str, mana
     steps = snapshots_cmd.with_snapshots(steps, files)
     redirections = snapshots_cmd.local_descriptors(script, layout, act, list(files.values()))
     kept = snapshots_cmd.keep_finished(layout, act, list(files.values()), keep)
+    # Status 3: a migration the policy refuses; the release itself is not bad.
     script.raw("manage " + q(json.dumps(steps)) + redirections
-               + f" || {{ {kept}; {mark_bad(layout, act, release)}; exit 1; }}")
+               + f" || {{ status=$?; {kept}; [ \"$status\" = 3 ] || "
+               f"{mark_bad(layout, act, release)}; exit 1; }}")
     script.raw(kept)
     if databases and record:
         history.append(script, layout, {**record, "databases": list(databases)})
     return script
+
+
+def migrate_steps(databases: dict[str, str], destructive: str | None = None,
+                  check_only: bool = False) -> list:
+    """managesteps' ``migrate`` of each logical database (name -> the act's Django alias),
+    under the policy ``destructive`` (None: none, no plan said); ``check_only``: databases
+    migrated by another step, only planned and checked against the policy."""
+    return [[f"{'check' if check_only else 'migrate'} {database}", "migrate", {
+        "interactive": False, "database": alias,
+        **({"backstage": {"database": database, "destructive": destructive,
+                          "check_only": check_only}} if destructive else {})}]
+        for database, alias in databases.items()]
 
 
 def migrate(script: Script, databases: dict[str, str], on_failure: str = "") -> Script:
@@ -223,7 +243,49 @@ def migrate(script: Script, databases: dict[str, str], on_failure: str = "") -> 
 
 
 def migrate_shared(script: Script, layout: Layout, act: str, release: str, manage: Manage,
-                   databases: dict[str, str], run_as: RunAs | None = None) -> Script:
-    """Migrate the shared databases with a release's code (once per deploy, on one host)."""
-    script.raw(manage_function(layout, act, release, manage, run_as))
-    return migrate(script, databases)
+                   databases: dict[str, str], run_as: RunAs | None = None,
+                   destructive: str | None = None) -> Script:
+    """Migrate the shared databases with a release's code (once per deploy, on one host);
+    with a ``destructive`` policy, through managesteps, each plan said first."""
+    if destructive is None:
+        script.raw(manage_function(layout, act, release, manage, run_as))
+        return migrate(script, databases)
+    return manage_steps(script, layout, act, release, manage,
+                        migrate_steps(databases, destructive), run_as)
+
+
+def manage_steps(script: Script, layout: Layout, act: str, release: str, manage: Manage,
+                 steps: list, run_as: RunAs | None = None) -> Script:
+    """Run management steps (``[name, command, options]``, Django's commands or
+    managesteps' own) in one Python process in a release, as its vassal runs the app."""
+    script.raw(manage_function(layout, act, release, manage, run_as,
+                               program=standalone("managesteps")))
+    return script.raw("manage " + q(json.dumps(steps)))
+
+
+def plan_migrations(script: Script, layout: Layout, act: str, scratch: str, manage: Manage,
+                    env_size: int, modules: dict[str, str], databases: dict[str, str],
+                    run_as: RunAs | None = None) -> Script:
+    """Ask a release's code, unpacked into a scratch release (``scratch``, named so the next
+    deploy removes it if this is cut short), which migrations it would apply to each
+    database; the scratch release and its env file are removed when the command ends.
+    Stdin: the env file (``env_size`` bytes), then the whole tree's tar.gz. The folders they
+    are made in get their modification times back (kept on a private temporary file), so
+    the host is left as it was."""
+    folder, env = layout.release(act, scratch), layout.env_file(act, scratch)
+    parents = {"releases": layout.releases(act), "env": layout.env_dir(act)}
+    script.step("plan migrations").mkdirs(parents.values())
+    script.raw('kept=$(mktemp -d) && ' + " && ".join(
+        f'touch -r {q(path)} "$kept/{name}"' for name, path in parents.items()))
+    undo = [argv("rm", "-rf", "--", folder, env),
+            *(f'touch -r "$kept/{name}" {q(path)}' for name, path in parents.items()),
+            'rm -rf -- "$kept"']
+    script.raw("trap " + q("; ".join(undo)) + " EXIT")
+    script.remove(folder, env).mkdirs([folder]).receive_file(env, env_size)
+    script.run("tar", "-xzf", "-", "-C", folder, "--no-same-owner")
+    write_settings_modules(script, layout, act, scratch, modules)
+    if run_as:
+        script.run("chown", run_as.user, env)
+    return manage_steps(script, layout, act, scratch, manage,
+                        [["plan migrations", "plan-migrations", {"databases": databases}]],
+                        run_as)

@@ -16,6 +16,7 @@ from backstage.commands import (
 from backstage.commands.shell import Script, become, failed_step, skipped_steps, step_output
 from backstage.engine.report import Reporter
 from backstage.errors import BackstageError, ConnectionLost, LockHeld, StepFailed
+from backstage.facts.migrations import MIGRATED_MARKER, said_plans
 from backstage.facts.observed import Observed, probe_spec
 from backstage.model import Layout, Production
 from backstage.model.secrets import Redactor
@@ -56,6 +57,8 @@ class HostRun:
         self.host = production.hosts[name]
         self.layout = Layout.for_host(production.name, self.host)
         self.helper_missing = False  # the host lacks this version's helper (see helper())
+        self.migration_plans: list[dict] = []  # what its steps' migrate said they would apply
+        self.migrated: list[dict] = []  # and what they applied
         self.transport = transport or SSHTransport(
             name, self.host.address or name, user=self.host.user, port=self.host.port,
             ssh_config=production.ssh.config, known_hosts=production.ssh.known_hosts,
@@ -118,6 +121,8 @@ class HostRun:
         except ConnectionLost as exc:  # say which step the host may have left half done
             reason = str(exc).removeprefix(f"{self.name}: ")
             raise ConnectionLost(f"{self.name}: step '{step.name}' cut short: {reason}") from None
+        self.migration_plans += said_plans(result.stderr)
+        self.migrated += said_plans(result.stderr, MIGRATED_MARKER)
         held = lock.held(result.stderr) if result.exit_code == lock.LOCKED_EXIT else None
         if held:  # taken by another command since the probe: say whose, as the probe would
             name, holder = held

@@ -28,6 +28,7 @@ from backstage.commands.sess import NOT_BACKWARDS_COMPATIBLE
 from backstage.engine.executor import in_parallel
 from backstage.engine.hosts import HostRun, Options
 from backstage.engine.lease import LeaseKeeper
+from backstage.engine.schema import record_migrations
 from backstage.errors import BackstageError, HostUnreachable, StepFailed, UsageError
 from backstage.facts.observed import Observed
 from backstage.model import Production
@@ -74,6 +75,8 @@ class RolloutReport:
     stopped: str | None = None  # why the rollout stopped early, if it did
     migrations: dict | None = None
     batches: list[list[str]] = field(default_factory=list)
+    migration_plans: dict[str, list[dict]] = field(default_factory=dict)  # host -> per database
+    schema: str | None = None  # old code left on a schema it predates (see engine.schema)
 
     @property
     def exit_code(self) -> int:
@@ -89,6 +92,7 @@ class RolloutReport:
                 "exit_code": self.exit_code, "stopped": self.stopped,
                 "migrations": self.migrations, "batches": self.batches,
                 "bakes": self.bakes(),
+                "migration_plans": self.migration_plans, "schema": self.schema,
                 "hosts": {h: o.as_dict() for h, o in self.outcomes.items()}}
 
     def bakes(self) -> list[dict | None]:
@@ -311,6 +315,7 @@ class Rollout:
             self._stop("interrupted", self.switched)
             raise
         finally:
+            record_migrations(self.report, self.runs)
             for run in self.runs.values():
                 self.options.stats[run.name] = run.counters()
                 run.close()

@@ -196,6 +196,9 @@ class Act(Section):
     user: UnixUser | None = None  # system layout: the unix user it runs as (default: derived)
     # Past this size each deploy rotates the act's log into one backup (<log>.1).
     log_max_size: Annotated[str, AfterValidator(names.log_size)] = "50m"
+    # Deploys may apply destructive or irreversible migrations (as --allow-destructive).
+    allow_destructive: Annotated[bool, Strict()] = False
+
     hooks: Hooks = Hooks()
 
     # The application server (backstage.model.servers) and what it runs.

@@ -65,6 +65,7 @@ class DeployInputs:
     certificates: dict = field(default_factory=dict)  # acme gig -> (full chain, key)
     resumed: str | None = None  # an abandoned rollout's release of this code, taken up again
     hosts: tuple[str, ...] = ()  # the hosts of the rollout (BACKSTAGE_HOSTS of its hooks)
+    allow_destructive: bool = False  # --allow-destructive: apply destructive migrations too
 
     @property
     def release(self) -> str:
@@ -366,7 +367,9 @@ class HostDeploy:
              "by": self.inputs.by}, run_as, self.act.static,
             snapshots.local_files(migrated_here(self.production, act, shared=False), release,
                                   self.inputs.time),
-            self.act.keep_snapshots, own_sqlite=self.act.migrates_own_sqlite)
+            self.act.keep_snapshots, own_sqlite=self.act.migrates_own_sqlite,
+            destructive=self.destructive(),
+            checked=migrated_here(self.production, act, shared=True))
         if run_as:
             privileges.seal_static(script, layout, act, release, run_as)
         self.hook(script, "after_prepare")
@@ -547,7 +550,7 @@ class HostDeploy:
                                           self.release, self.manage(), shared, self.run_as,
                                           self.inputs.time)
         release_cmd.migrate_shared(script, self.layout, self.act_name, self.release,
-                                   self.manage(), shared, self.run_as)
+                                   self.manage(), shared, self.run_as, self.destructive())
         self.history(script, "migrate", release=self.release, databases=list(shared))
         return Step("migrate", f"migrate {', '.join(shared)} once, on {self.host}",
                     script.text())
@@ -569,3 +572,9 @@ class HostDeploy:
             sess_cmd.live_check(script, self.layout, self.python, self.act_name, self.current,
                                 health_spec(self.production, self.act_name))
         return script
+
+    def destructive(self) -> str:
+        """Whether this deploy's migrations may be destructive or irreversible: the act's
+        ``allow_destructive`` or ``--allow-destructive`` say ``allow``; else ``refuse``."""
+        allowed = self.act.allow_destructive or self.inputs.allow_destructive
+        return "allow" if allowed else "refuse"

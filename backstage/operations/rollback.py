@@ -4,6 +4,8 @@ Nothing is rebuilt: the release's code, venue and vassal file are still on the h
 vassal file kept as ``*.ini.retired`` when the release was retired).
 """
 
+from collections.abc import Callable
+
 from backstage.commands import history, lock
 from backstage.commands import sess as sess_cmd
 from backstage.commands.shell import Script
@@ -16,14 +18,19 @@ from backstage.operations.steps import Step
 
 
 def plan_rollback(production: Production, host: str, layout: Layout, observed: Observed,
-                  act: str, wanted: str | None, lock_info: dict) -> tuple[str, list[Step]]:
-    """The release to go back to, and the one step that does it."""
+                  act: str, wanted: str | None, lock_info: dict,
+                  before_switch: Callable[[Script], Script] | None = None
+                  ) -> tuple[str, list[Step]]:
+    """The release to go back to, and the one step that does it (``before_switch``: what
+    it does first, under the lock: migrating back, see :mod:`backstage.operations.schema`)."""
     locks = [lock.act_lock(act)]
     checks.stage_ready(host, observed)
     checks.not_locked(host, observed, locks)
     target = rollback_target(host, observed, act, wanted)
     current = observed.current_release(act)
     script = lock.acquire(Script(), layout, locks, lock_info)
+    if before_switch:
+        before_switch(script)
     switch_back(script, production, host, layout, act, target)
     sess_cmd.retire(script, layout, act, [r for r in observed.vassal_releases(act) if r != target])
     history.append(script, layout, {"time": lock_info["time"], "event": "rollback", "act": act,

@@ -19,14 +19,20 @@ def _source(name: str) -> str:
     return resources.files(__name__).joinpath(f"{name}.py").read_text(encoding="utf-8")
 
 
-MIGRATING_IMPORT = re.compile(r"^from backstage\.remote\.migrating import [^\n]*\n", re.MULTILINE)
+# Modules a standalone program imports, joined into its text where it imports them.
+JOINED = {name: re.compile(rf"^from backstage\.remote\.{name} import [^\n]*\n", re.MULTILINE)
+          for name in ("migrating", "migrations")}
 
 
 @cache
 def standalone(name: str) -> str:
     """The text of a host-side program that uses nothing of the core (``managesteps``), with
-    ``migrating.py`` joined in where it imports it."""
-    return MIGRATING_IMPORT.sub(lambda _: _source("migrating") + "\n\n", _source(name))
+    ``migrating.py`` (what it asks of Django and sqlite) and ``migrations.py`` (the
+    classification of migrations) joined in where it imports them."""
+    text = _source(name)
+    for module, line in JOINED.items():
+        text = line.sub(lambda _, module=module: _source(module) + "\n\n", text)
+    return text
 
 
 @cache

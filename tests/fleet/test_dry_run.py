@@ -92,8 +92,10 @@ def test_changed_templates_show_diffs_and_change_nothing(stage):
         assert "+; planned vassal change\n" in out
         assert f"  retire   storefront@{live}\n" in out
         assert "DJANGO_SECRET_KEY" not in out and "test-secret-key" not in out
-    # Read-only: the inline probe and one read of the two files, nothing else.
-    assert re.search(r"^h1\s+3 remote commands", planned.stderr, re.MULTILINE), planned.stderr
+    # Read-only: the inline probe, one read of the two files, and the new code asked about
+    # its migrations (in a scratch copy, gone after: the snapshot above), nothing else.
+    assert re.search(r"^h1\s+4 remote commands", planned.stderr, re.MULTILINE), planned.stderr
+    assert "  migrate  users: no migrations to apply\n" in planned.stdout
 
     stage.cli("deploy-act", "storefront")
     gig = stage.fleet.run("h1", ["cat", GIG]).stdout

@@ -190,7 +190,7 @@ class Migration(migrations.Migration):
     dependencies = [("greetings", "0001_initial")]
     operations = [
         migrations.AddField("greeting", "mood", models.CharField(max_length=10, default="")),
-        migrations.RunPython(fail),
+        migrations.RunPython(fail, migrations.RunPython.noop),  # reversible: not refused
     ]
 """
 

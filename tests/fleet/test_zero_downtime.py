@@ -120,7 +120,8 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [("greetings", "0001_initial")]
-    operations = [migrations.RunPython(lambda apps, schema_editor: time.sleep(8))]
+    operations = [migrations.RunPython(lambda apps, schema_editor: time.sleep(8),
+                                       migrations.RunPython.noop)]  # reversible: not refused
 """
 
 
