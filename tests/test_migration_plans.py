@@ -133,8 +133,8 @@ def add_migration(source, name: str, after: str, operations: str) -> None:
 def managesteps(source, env, steps) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", standalone("managesteps"),
                            str(source / "manage.py"), json.dumps(steps)],
-                          cwd=source, env=env | {"PYTHONPATH": str(source),
-                                                "DJANGO_SETTINGS_MODULE": "storefront.settings"},
+                          cwd=source, env=env | {"PYTHONPATH": env["PYTHONPATH"].replace(
+                                                    str(EXAMPLE), str(source))},
                           capture_output=True, text=True, timeout=120, check=False)
 
 
