@@ -113,3 +113,13 @@ def test_a_producer_fault_is_one_line_and_changes_nothing(dns_stage, powerdns, f
         assert powerdns.dig(DOMAIN) == [] and powerdns.dig(HAND_MADE) == ["198.51.100.25"]
     finally:
         with_producer(stage, powerdns)
+
+
+def test_remove_act_takes_its_gigs_records_and_leaves_a_hand_made_one(dns_stage, powerdns):
+    """Issue 21: ``remove-act`` is the other way a gig's records go (after ``cancel-gig``)."""
+    stage = dns_stage
+    stage.cli("book-gig", "shop")
+    assert powerdns.dig(DOMAIN) == sorted(ADDRESSES.values())
+    stage.cli("remove-act", "storefront")
+    assert powerdns.dig(DOMAIN) == [] and powerdns.dig(WWW) == []
+    assert powerdns.dig(HAND_MADE) == ["198.51.100.25"]
