@@ -823,7 +823,7 @@ class Production:
     def _zones(self, records: dict) -> tuple[PowerDNS, dict]:
         """The Producer's client, and the zones these records are in as it has them."""
         inventory = self.inventory
-        client = PowerDNS(inventory.producer, inventory.producer.api_key())
+        client = PowerDNS(inventory.producer, inventory.producer.api_key(inventory.path))
         return client, {z: dns.read_zone(inventory, client.rrsets(z))
                         for z in dns.zones_of(inventory, records)}
 
@@ -862,7 +862,7 @@ class Production:
         if inventory.acme.challenge == "http-01":
             publish = self._http01_answers(inventory.gigs[gig].act)
         else:
-            client = PowerDNS(inventory.producer, inventory.producer.api_key())
+            client = PowerDNS(inventory.producer, inventory.producer.api_key(inventory.path))
 
             def publish(records, remove=False):
                 for zone, rrsets in challenge_patches(inventory, records, remove).items():

@@ -26,7 +26,7 @@ from pydantic import (
 
 from backstage.errors import InventoryError, did_you_mean, known_hint
 from backstage.model import names, servers
-from backstage.model.envfile import read_env_file, read_secrets
+from backstage.model.envfile import read_env_file, read_secrets, read_secrets_command
 from backstage.model.secrets import Redactor, Secret
 
 Name = Annotated[str, AfterValidator(names.name)]
@@ -174,6 +174,9 @@ class Act(Section):
     threads: Int = Field(1, ge=1, le=256)
     env: dict[EnvKey, EnvValue] = {}
     secrets: Path | None = None
+    # Instead of a file: a command printing KEY=value lines on the workstation ("pass show
+    # shop/storefront", "op read ..."), run by bash in the inventory's folder when needed.
+    secrets_command: Annotated[str, Field(min_length=1)] | None = None
     http_port: Port | None = None
     roles: tuple[Name, ...] = ()
     databases: tuple[Name, ...] | dict[DatabaseAlias, Name] = ()
@@ -373,7 +376,8 @@ class Producer(Section):
     api_url: HttpUrl
     server_id: str = Field("localhost", pattern=r"^[A-Za-z0-9_.-]+$")
     zones: tuple[Domain, ...] = Field(min_length=1)
-    secrets: Path
+    secrets: Path | None = None
+    secrets_command: Annotated[str, Field(min_length=1)] | None = None  # as an act's
     api_key_secret: Annotated[str, AfterValidator(names.env_key)]
     ttl: Int = Field(300, ge=1, le=604800)
     timeout: float = Field(10.0, gt=0, le=300)
@@ -383,11 +387,24 @@ class Producer(Section):
         matches = [z for z in self.zones if domain == z or domain.endswith("." + z)]
         return max(matches, key=len) if matches else None
 
-    def api_key(self) -> Secret:
-        key = read_secrets(self.secrets).get(self.api_key_secret)
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.secrets is None) == (self.secrets_command is None):
+            raise ValueError("give secrets (a file) or secrets_command, one of them")
+        return self
+
+    def api_key(self, inventory: Path) -> Secret:
+        """The API key, from the secrets file or command (``inventory``: the file naming it)."""
+        if self.secrets_command:
+            values = read_secrets_command(self.secrets_command, inventory,
+                                          "producer.secrets_command")
+        else:
+            values = read_secrets(self.secrets)
+        key = values.get(self.api_key_secret)
         if key is None:
-            raise InventoryError(self.secrets, self.api_key_secret, "not in the secrets file "
-                                 "(producer.api_key_secret names it)")
+            raise InventoryError(self.secrets or inventory, self.api_key_secret,
+                                 "not in the producer's secrets (producer.api_key_secret "
+                                 "names it)")
         return key
 
 
@@ -481,8 +498,11 @@ class Production(Section):
 
     def secrets_of(self, act: str) -> dict[str, Secret]:
         """The act's secrets, read from its secrets file now (values masked when shown)."""
-        path = self.acts[act].secrets
-        return read_secrets(path) if path else {}
+        given = self.acts[act]
+        if given.secrets_command:
+            return read_secrets_command(given.secrets_command, self.path,
+                                        f"acts.{act}.secrets_command")
+        return read_secrets(given.secrets) if given.secrets else {}
 
     def redactor(self) -> Redactor:
         """Redacts the values of this production's secrets (and no one else's)."""
@@ -668,6 +688,9 @@ def _check_files(production, fail):
             _check_inside(act.source, relative, kind, f"acts.{name}.{key}", fail)
         if act.settings_file is not None and not act.settings_file.is_file():
             fail(f"acts.{name}.settings_file", f"no such file: {act.settings_file}")
+        if act.secrets is not None and act.secrets_command is not None:
+            fail(f"acts.{name}.secrets_command", "give secrets (a file) or secrets_command, "
+                 "one of them")
         if act.secrets is not None:
             if not act.secrets.is_file():
                 fail(f"acts.{name}.secrets", f"no such file: {act.secrets}")
@@ -723,7 +746,8 @@ def _check_references(production, fail):
             if database not in production.databases:
                 fail(f"acts.{name}.databases", _unknown("database", database, production.databases))
             secret = production.databases[database].password_secret
-            if secret and (act.secrets is None or secret not in read_env_file(act.secrets)):
+            if secret and act.secrets_command is None and (  # a command runs when needed
+                    act.secrets is None or secret not in read_env_file(act.secrets)):
                 fail(f"databases.{database}.password_secret",
                      f"{secret} is not in the secrets file of act {name!r}")
     for name, database in production.databases.items():
