@@ -35,7 +35,7 @@ def load(project, data):
 def test_a_producer_inventory_loads_and_reads_its_key_from_the_secrets_file(project):
     production = load(project, producer_inventory(project))
     assert production.producer.zone_of("www.shop.test") == "shop.test"
-    assert production.producer.api_key().get_secret_value() == "s3cret-key"
+    assert production.producer.api_key(production.path).get_secret_value() == "s3cret-key"
     assert "s3cret" not in repr(production.producer)
 
 
