@@ -20,6 +20,7 @@ import os
 import pwd
 import socket
 import sys
+import time
 import traceback
 
 LISTEN_FD = 3
@@ -79,6 +80,28 @@ def load_app(spec):
     return get_internal_wsgi_application()
 
 
+# After an app that cannot be imported: how long the launcher waits before it exits (and
+# uWSGI starts it again), so that its error stays the last line of the log while the health
+# check retries.
+FAILED_LOAD_PAUSE = 60
+
+
+def check_app(spec):
+    """Import the act's app once before the server starts. When it cannot be imported, the
+    log ends with its traceback and then the error's own line (not buried under the server's
+    worker frames, or a respawn's), and the socket closes, so the health check fails fast."""
+    try:
+        load_app(spec)
+    except Exception as exc:  # noqa: BLE001  (any error of the app)
+        traceback.print_exc()
+        while exc.__cause__ or exc.__context__:
+            exc = exc.__cause__ or exc.__context__
+        print(traceback.format_exception_only(exc)[-1].strip(), file=sys.stderr, flush=True)
+        os.close(LISTEN_FD)
+        time.sleep(FAILED_LOAD_PAUSE)
+        sys.exit(1)
+
+
 def serve_gunicorn(spec):
     from gunicorn.app.base import BaseApplication
 
@@ -98,15 +121,7 @@ def serve_gunicorn(spec):
                 self.cfg.set(key, value)
 
         def load(self):
-            try:
-                return load_app(spec)
-            except Exception as exc:  # noqa: BLE001  (any error of the app: shown last)
-                traceback.print_exc()
-                while exc.__cause__ or exc.__context__:
-                    exc = exc.__cause__ or exc.__context__
-                print(traceback.format_exception_only(exc)[-1].strip(), file=sys.stderr,
-                      flush=True)
-                sys.exit(4)  # gunicorn's "App failed to load": the server stops
+            return load_app(spec)
 
     # Socket activation: gunicorn serves descriptor 3 and never unlinks the socket's path.
     os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
@@ -145,4 +160,5 @@ if __name__ == "__main__":
         bind(SPEC, sys.argv[2])
     else:
         sys.path[:] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
+        check_app(SPEC)
         {"gunicorn": serve_gunicorn, "granian": serve_granian}[SPEC["server"]](SPEC)
