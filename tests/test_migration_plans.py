@@ -268,3 +268,18 @@ def test_a_rollback_onto_migrations_its_release_does_not_know_is_refused_unless_
         == "migrated back: greetings.0003_x unapplied"
     assert decide("h1", "shop", "R1", unknown, False, True).startswith(
         "FORCED: shop@R1 runs on a schema it predates: greetings.0003_x stay applied")
+
+
+def test_an_operation_naming_its_model_in_its_hints_is_planned(tmp_path):
+    """Django's own contrib migrations give RunPython ``hints={"model_name": ...}``; asking
+    the routers about them once raised "got multiple values for keyword argument
+    'model_name'" and failed a startproject's first deploy."""
+    source, env = storefront(tmp_path), act_env(tmp_path)
+    assert migrate(source, env, "refuse").returncode == 0
+    add_migration(source, "0002_hinted", "0001_initial",
+                  'migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop, '
+                  'hints={"model_name": "greeting"})')
+    done = migrate(source, env, "refuse")
+    assert done.returncode == 0, done.stderr
+    (plan,) = said_plans(done.stderr)
+    assert [m["migration"] for m in plan["migrations"]] == ["greetings.0002_hinted"]

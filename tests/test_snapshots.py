@@ -35,7 +35,7 @@ def fail(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("people", "0002_colour")]
     operations = [migrations.CreateModel("Badge", [("id", models.AutoField(primary_key=True))]),
-                  migrations.RunPython(fail)]
+                  migrations.RunPython(fail, migrations.RunPython.noop)]
 """
 
 

@@ -250,9 +250,11 @@ def applies(operation, alias: str, app: str) -> bool:
     from django.db import router
 
     model = getattr(operation, "model_name", None) or getattr(operation, "name", None)
-    hints = getattr(operation, "hints", {}) or {}
+    hints = dict(getattr(operation, "hints", {}) or {})
     model = model.lower() if isinstance(model, str) and not hasattr(operation, "code") \
         and not hasattr(operation, "sql") else None
+    # RunPython/RunSQL may name their model in their hints (Django's own contrib migrations).
+    model = hints.pop("model_name", model)
     return router.allow_migrate(alias, app, model_name=model, **hints) is not False
 
 

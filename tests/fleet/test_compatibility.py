@@ -46,8 +46,8 @@ def compat(tmp_path_factory):
         stage.fleet.stop()
 
 
-def deploy(stage, code: int) -> dict:
-    done = stage.cli("deploy-act", "storefront", "--json", check=False)
+def deploy(stage, code: int, *options: str) -> dict:
+    done = stage.cli("deploy-act", "storefront", "--json", *options, check=False)
     assert done.returncode == code, done.stderr
     return json.loads(done.stdout)
 
@@ -91,7 +91,7 @@ def test_a_column_rename_the_live_release_reads_stops_the_rollout_before_the_swi
         "text = models.CharField(max_length=200)",
         'text = models.CharField(max_length=200, db_column="message")'))
 
-    report = deploy(stage, 1)
+    report = deploy(stage, 1, "--allow-destructive")  # a rename: refused by default
     assert "not backwards compatible" in report["stopped"]
     assert "before any switch" in report["stopped"]
     outcome = report["hosts"]["h1"]

@@ -54,7 +54,7 @@ def fail(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("greetings", "0003_badge")]
     operations = [migrations.CreateModel("Ribbon", [("id", models.AutoField(primary_key=True))]),
-                  migrations.RunPython(fail)]
+                  migrations.RunPython(fail, migrations.RunPython.noop)]
 """
 DUMP = "import sqlite3, sys; print('\\n'.join(sqlite3.connect(sys.argv[1]).iterdump()))"
 COUNT = ("import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
