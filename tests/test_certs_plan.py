@@ -123,3 +123,16 @@ def test_dns01_still_needs_a_producer(tmp_path):
     path = http01_production(tmp_path, challenge="dns-01")
     with pytest.raises(InventoryError, match=r"gigs\.shop\.tls: .*\[producer\] too"):
         load_production(path)
+
+
+def test_a_gig_files_backup_is_a_dot_file_nginx_does_not_include(tmp_path):
+    """A gig's copy kept during ``nginx -t`` was ``<gig>.conf.backstage-old`` beside it, which
+    ``include sites-enabled/*`` read too: with the gig's own ``log_format`` twice, nginx
+    refused every rewrite of a gig (a certificate renewed, a domain added)."""
+    prod = production(tmp_path)
+    layout = Layout.for_host(prod.name, prod.hosts["web1"])
+    conf = layout.gig_conf("shop")
+    text = install_gigs(Script(), layout, {conf: "server {}\n"}, [], Services()).text()
+    folder, _, name = conf.rpartition("/")
+    assert f"{folder}/.{name}.backstage-old" in text
+    assert f"{conf}.backstage-old" not in text

@@ -17,6 +17,14 @@ def private_payload(files: dict[str, str], private: tuple[str, ...]) -> bytes | 
     return data or None
 
 
+def backup(path: str) -> str:
+    """Where a file is kept while ``nginx -t`` judges its replacement: a dot file beside it,
+    which nginx's ``include sites-enabled/*`` does not read (a second copy of a gig there
+    would define its ``log_format`` twice, which nginx refuses)."""
+    folder, _, name = path.rpartition("/")
+    return f"{folder}/.{name}.backstage-old"
+
+
 def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed: list[str],
                  services: Services, private: tuple[str, ...] = ()) -> Script:
     """Write (or remove) gig files, run ``nginx -t``, and reload only if it passes.
@@ -32,7 +40,7 @@ def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed:
     for folder in dict.fromkeys(path.rpartition("/")[0] for path in private if path in files):
         script.run("install", "-d", "-m", "700", folder)
     for path in paths:
-        script.raw(f"if [ -e {q(path)} ]; then {argv('cp', '-p', path, path + '.backstage-old')}; fi")
+        script.raw(f"if [ -e {q(path)} ]; then {argv('cp', '-p', path, backup(path))}; fi")
     for path, content in files.items():
         if path in private:
             script.receive_file(path, len(content.encode()))
@@ -40,12 +48,12 @@ def install_gigs(script: Script, layout: Layout, files: dict[str, str], removed:
             script.write_file(path, content)
     script.run("rm", "-f", *removed)
     restore = "; ".join(
-        f"if [ -e {q(p + '.backstage-old')} ]; then {argv('mv', '-f', p + '.backstage-old', p)}; "
+        f"if [ -e {q(backup(p))} ]; then {argv('mv', '-f', backup(p), p)}; "
         f"else {argv('rm', '-f', p)}; fi"
         for p in paths
     )
     script.raw(f"if ! {nginx_command(layout, services, '-t', '-q')}; then {restore}; "
                "echo 'nginx -t refused the new configuration; the previous one is kept' >&2; "
                "exit 1; fi")
-    script.run("rm", "-f", *(p + ".backstage-old" for p in paths))
+    script.run("rm", "-f", *(backup(p) for p in paths))
     return script.raw(reload_nginx(layout, services))
