@@ -129,6 +129,7 @@ def hostile_env_stage(tmp_path_factory):
 # The act's own folder (its working directory is the release's project root, root's).
 SHARED = "/srv/backstage/hostile/acts/storefront/shared/"
 SEEN_ENV = f'''
+import json
 import sys as _sys
 _who = "manage" if _sys.argv and _sys.argv[0].endswith("manage.py") else "vassal"
 with open(f"{SHARED}seen-env-{{_who}}.json", "w") as _f:  # the bytes, whatever the locale
