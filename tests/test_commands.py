@@ -596,6 +596,25 @@ def test_health_check_failure_marks_the_release_bad(tmp_path):
     assert not (tmp_path / "not-reached").exists()
 
 
+def test_a_failed_health_checks_log_tail_leaves_out_request_and_daemon_lines(tmp_path):
+    """Under load the act's log is mostly request lines: the tail shown on failure leaves
+    them out (and the attached servers' daemon lines), so the vassal's startup error shows.
+    Adding the daemon lines to the pattern once made it match nothing (grep's basic syntax
+    read its "|" literally): "Address already in use" fell out of the tail."""
+    layout = made(user_layout(tmp_path))
+    Path(layout.vassal("storefront", R2)).write_text("x\n")
+    Path(layout.act_dir("storefront")).mkdir(parents=True)
+    requests = "".join(f"[pid: 346|app: 0|req: {i}/{i}] 127.0.0.1 () GET / => 200\n"
+                       for i in range(100))
+    Path(layout.act_log("storefront")).write_text(
+        "bind(): Address already in use [core/socket.c line 769]\n" + requests
+        + "[uwsgi-daemons] spawning the server\n" + requests)
+    check = {**HEALTH, "retries": 1, "timeout": 0.2}
+    stderr = run(sess.health_check(Script(), layout, PY, "storefront", R2, check)).stderr.decode()
+    assert "Address already in use" in stderr
+    assert "GET / => 200" not in stderr and "[uwsgi-daemons]" not in stderr
+
+
 def test_health_check_passes_through_the_release_socket(short_tmp):
     layout = made(Layout("shop", "user", str(short_tmp), 8080))
     Path(layout.vassal("storefront", R2)).write_text("x\n")

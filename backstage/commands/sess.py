@@ -11,7 +11,9 @@ LOG_TAIL_LINES = 30
 # uWSGI's request log lines (and its respawns of a failing server). Releases share the act's
 # log: under load the live release's requests would push the new vassal's startup errors out
 # of the tail shown on failure.
-REQUEST_LOG_LINE = r"^\[pid: [0-9]*|app: |^\[uwsgi-daemons\] "
+# An extended regular expression (grep -E) of the act log's lines a failure's tail leaves out:
+# uWSGI's request lines and the attached server daemons' own.
+REQUEST_LOG_LINE = r"^\[pid: [0-9]+\|app: |^\[uwsgi-daemons\] "
 STOPPED_SUFFIX = ".stopped"
 RETIRED_SUFFIX = ".retired"
 # After the switch, an old vassal keeps serving what nginx queued on its socket just before.
@@ -52,7 +54,7 @@ def release_check(script: Script, layout: Layout, python: str, act: str, release
     script.step(verb)
     spec = {"socket": layout.socket(act, release), "http": servers.marker(layout, act, release),
             **check}
-    log_tail = (f"{{ grep -av {q(REQUEST_LOG_LINE)} {q(layout.act_log(act))} 2>/dev/null || true; }} "
+    log_tail = (f"{{ grep -avE {q(REQUEST_LOG_LINE)} {q(layout.act_log(act))} 2>/dev/null || true; }} "
                 f"| tail -n {LOG_TAIL_LINES} >&2")
     on_failure = "; ".join([
         argv("rm", "-f", layout.vassal(act, release)),
