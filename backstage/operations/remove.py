@@ -5,7 +5,7 @@ Under the act's lock (never while a deploy of it runs): its gigs' server blocks 
 removed, and then its releases, env files, sockets, log, maintenance page and locks; its venue
 when no other act on the host uses it; its unix user (system layout) when no other act on
 the host runs as it. Its media, working folder (``shared/``) and the sqlite files only it
-uses are kept, unless ``purge``.
+uses, its own ``data/<act>/`` and its database snapshots are kept, unless ``purge``.
 """
 
 from posixpath import join
@@ -86,8 +86,10 @@ def plan_remove(production: Production, host: str, layout: Layout, observed: Obs
     script.step("remove")
     script.remove(*made_paths(layout, act, {*observed.releases(act), *stopped}),
                   *venue_paths(production, host, layout, observed, act))
-    kept = [layout.media(act), layout.shared(act), *own_sqlite_files(production, host, layout,
-                                                                      act)]
+    # Its data: uploads, working folder, sqlite files, and the snapshots taken before its
+    # migrations (the way back to that data).
+    kept = [layout.media(act), layout.shared(act), layout.act_data(act),
+            layout.act_backups(act), *own_sqlite_files(production, host, layout, act)]
     user = production.act_user(act)
     user_goes = layout.kind == "system" and all(production.act_user(a) != user
                                                  for a in others(production, host, act))

@@ -87,7 +87,8 @@ def test_the_api_deploys_plans_rolls_back_and_reads_status_silently(stage, capfd
 
     back = p.rollback("storefront")
     assert isinstance(back, RollbackReport) and back.exit_code == 0
-    assert back.as_dict()["hosts"] == {h: {"release": first.release, "previous": second.release}
+    assert back.as_dict()["hosts"] == {h: {"release": first.release, "previous": second.release,
+                                              "schema": None}
                                        for h in HOSTS}
     status = p.status("storefront")
     assert isinstance(status, StatusReport) and status.exit_code == 0
