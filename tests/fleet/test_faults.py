@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from backstage.model import release_of_link
-from tests.support.deploying import EXAMPLE, REPO, Load, make_stage
+from tests.support.deploying import EXAMPLE, REPO, Load, interruptible, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "faults"
@@ -298,9 +298,9 @@ def deploy_in_background(live: Live, phase: str) -> subprocess.Popen:
     edit(live.stage, VIEWS, "    for model in (Person, Greeting):",
          "    __import__('time').sleep(1)\n    for model in (Person, Greeting):")
     deploy = subprocess.Popen(
-        [sys.executable, "-m", "backstage", "deploy-act", "storefront", "--inventory",
-         str(live.stage.inventory)], cwd=live.stage.work, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        interruptible([sys.executable, "-m", "backstage", "deploy-act", "storefront",
+                       "--inventory", str(live.stage.inventory)]), cwd=live.stage.work,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     reached = PHASES[phase].format(live=live.before.release)
     deadline = time.monotonic() + 120
     while live.stage.fleet.run("h1", reached, check=False).returncode != 0:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support.deploying import Load, deployed, make_stage
+from tests.support.deploying import Load, deployed, interruptible, make_stage
 
 pytestmark = pytest.mark.fleet
 PRODUCTION = "zd"
@@ -97,9 +97,9 @@ def test_rollback_refuses_a_bad_release(stage):
 
 def deploy_in_background(stage) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "backstage", "deploy-act", "storefront", "--inventory",
-         str(stage.inventory)], cwd=stage.work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        interruptible([sys.executable, "-m", "backstage", "deploy-act", "storefront",
+                       "--inventory", str(stage.inventory)]), cwd=stage.work,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_lock(stage) -> None:

@@ -1,5 +1,6 @@
 """Test helpers around :mod:`tests.support.testbed`: skip where fleets cannot run."""
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,3 +55,14 @@ def settled(stage: Stage, production: str, act: str = "storefront", host: str = 
         time.sleep(0.1)
     link = stage.fleet.run(host, ["readlink", f"{root}/acts/{act}/current"]).stdout
     return link.strip().rsplit("/", 1)[1]
+
+
+
+def interruptible(argv: list[str]) -> list[str]:
+    """A command a test interrupts with SIGINT, started with Ctrl-C's default handling even
+    when the test run itself inherited SIGINT ignored (a background job of a shell without job
+    control does, and Python then installs no KeyboardInterrupt handler): a small Python
+    resets it, then becomes the command (an ignored signal stays ignored across exec)."""
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset, *argv]
