@@ -24,28 +24,10 @@ from pathlib import Path
 
 from benchlib import edit, machine, table, timed
 
-from tests.support.postgres import HOST_SOCKET_DIR, start_postgres
+from tests.support.postgres import ADD_MOOD, GREETINGS_ON_POSTGRES, start_postgres
 from tests.support.testbed import make_stage
 
 HOME = "greetings/templates/greetings/home.html"
-DATABASES = f"""
-[databases.users]
-[databases.greetings]
-engine = "postgresql"
-name = "greetings"
-host = "{HOST_SOCKET_DIR}"
-user = "storefront"
-password_secret = "GREETINGS_PASSWORD"
-"""
-ADD_MOOD = """
-from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    dependencies = [("greetings", "0001_initial")]
-    operations = [migrations.AddField("greeting", "mood", models.CharField(max_length=10,
-                                                                          null=True))]
-"""
 ROW_BYTES = 180  # about what one row below takes on disk, header and index entry included
 
 
@@ -68,7 +50,8 @@ def main() -> None:
     try:
         work = Path(tempfile.mkdtemp(prefix="bs-bench-snapshot-"))
         stage = make_stage(work, "bench", {"h1": 'roles = ["web"]'}, prefix="bsbench",
-                           databases=DATABASES, secrets={"GREETINGS_PASSWORD": postgres.password},
+                           databases=GREETINGS_ON_POSTGRES,
+                           secrets={"GREETINGS_PASSWORD": postgres.password},
                            requirements=("psycopg[binary]>=3.1",), shared=postgres.shared)
         try:
             stage.cli("setup-stage")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.deploying import Stage, make_stage, settled
-from tests.support.postgres import HOST_SOCKET_DIR, Postgres, start_postgres
+from tests.support.postgres import GREETINGS_ON_POSTGRES, Postgres, start_postgres
 from tests.test_migration_plans import ADD_MOOD, NO_WAY_BACK, REMOVE_MOOD, add_migration
 
 PRODUCTION = "schema"
@@ -26,15 +26,6 @@ print(json.dumps({
     "texts": [r[0] for r in db.execute("SELECT text FROM greetings_greeting ORDER BY id")],
     "applied": [r[0] for r in db.execute(
         "SELECT name FROM django_migrations WHERE app = 'greetings' ORDER BY id")]}))
-"""
-POSTGRES = f"""
-[databases.users]
-[databases.greetings]
-engine = "postgresql"
-name = "greetings"
-host = "{HOST_SOCKET_DIR}"
-user = "storefront"
-password_secret = "GREETINGS_PASSWORD"
 """
 
 pytestmark = pytest.mark.fleet
@@ -67,7 +58,8 @@ def bed(request, tmp_path_factory):
     try:
         stage = make_stage(work, PRODUCTION, {"h1": 'roles = ["web"]'}) if postgres is None \
             else make_stage(work, PRODUCTION, {h: 'roles = ["web"]' for h in ("h1", "h2")},
-                            databases=POSTGRES, secrets={"GREETINGS_PASSWORD": postgres.password},
+                            databases=GREETINGS_ON_POSTGRES,
+                            secrets={"GREETINGS_PASSWORD": postgres.password},
                             requirements=("psycopg[binary]>=3.1",), shared=postgres.shared)
         try:
             stage.cli("setup-stage")

@@ -9,21 +9,12 @@ import jsonschema
 import pytest
 
 from tests.support.deploying import REPO, make_stage
-from tests.support.postgres import HOST_SOCKET_DIR, start_postgres
+from tests.support.postgres import GREETINGS_ON_POSTGRES, start_postgres
 
 pytestmark = pytest.mark.fleet
 HOSTS = ["h1", "h2", "h3", "h4"]
 SCHEMA = json.loads((REPO / "backstage" / "rollout.schema.json").read_text())
 HOME = "greetings/templates/greetings/home.html"
-DATABASES = f"""
-[databases.users]
-[databases.greetings]
-engine = "postgresql"
-name = "greetings"
-host = "{HOST_SOCKET_DIR}"
-user = "storefront"
-password_secret = "GREETINGS_PASSWORD"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +22,7 @@ def fleet4(tmp_path_factory):
     postgres = start_postgres(["greetings"])
     try:
         stage = make_stage(tmp_path_factory.mktemp("rollout"), "fleet",
-                           {h: 'roles = ["web"]' for h in HOSTS}, databases=DATABASES,
+                           {h: 'roles = ["web"]' for h in HOSTS}, databases=GREETINGS_ON_POSTGRES,
                            secrets={"GREETINGS_PASSWORD": postgres.password},
                            requirements=("psycopg[binary]>=3.1",), shared=postgres.shared)
         try:

@@ -10,30 +10,12 @@ import re
 import pytest
 
 from tests.support.deploying import Load, make_stage
-from tests.support.postgres import HOST_SOCKET_DIR, start_postgres
+from tests.support.postgres import ADD_MOOD, GREETINGS_ON_POSTGRES, start_postgres
 from tests.test_snapshots import ADD_COLOUR, FAILING
 
 pytestmark = pytest.mark.fleet
 HOSTS = ["h1", "h2"]
 ROOT = "/srv/backstage/snaps"
-DATABASES = f"""
-[databases.users]
-[databases.greetings]
-engine = "postgresql"
-name = "greetings"
-host = "{HOST_SOCKET_DIR}"
-user = "storefront"
-password_secret = "GREETINGS_PASSWORD"
-"""
-ADD_MOOD = """
-from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    dependencies = [("greetings", "0001_initial")]
-    operations = [migrations.AddField("greeting", "mood", models.CharField(max_length=10,
-                                                                          null=True))]
-"""
 BADGE = """
 from django.db import migrations, models
 
@@ -68,7 +50,7 @@ def snaps(tmp_path_factory):
     postgres = start_postgres(["greetings"])
     try:
         stage = make_stage(tmp_path_factory.mktemp("snapshots"), "snaps",
-                           {h: 'roles = ["web"]' for h in HOSTS}, databases=DATABASES,
+                           {h: 'roles = ["web"]' for h in HOSTS}, databases=GREETINGS_ON_POSTGRES,
                            secrets={"GREETINGS_PASSWORD": postgres.password},
                            requirements=("psycopg[binary]>=3.1",), shared=postgres.shared)
         try:

@@ -12,6 +12,26 @@ from pathlib import Path
 import pytest
 
 HOST_SOCKET_DIR = "/run/fleet-shared/pg"
+# The example act's databases with "greetings" on this PostgreSQL (its password a secret).
+GREETINGS_ON_POSTGRES = f"""
+[databases.users]
+[databases.greetings]
+engine = "postgresql"
+name = "greetings"
+host = "{HOST_SOCKET_DIR}"
+user = "storefront"
+password_secret = "GREETINGS_PASSWORD"
+"""
+# A migration of the example adding a nullable field: additive, quick, and snapshotted first.
+ADD_MOOD = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("greetings", "0001_initial")]
+    operations = [migrations.AddField("greeting", "mood", models.CharField(max_length=10,
+                                                                          null=True))]
+"""
 
 
 def postgres_bin() -> Path | None:
